@@ -1,0 +1,261 @@
+// The site model shared by the allocator, the cycle engine and the device drivers.
+// Units inside the core: mA, W, Wh, V and ms (see DESIGN §4). Phases are indexed 0..2 = L1..L3.
+
+/** One value per phase, L1..L3. */
+export type Phases3 = readonly [number, number, number];
+
+/** Meter roles as the vendor numbers them (api-spec §5.5). */
+export const MeterRole = {
+    display: 0,
+    consumption: 1,
+    production: 2,
+    gridDemand: 3,
+    evConsumption: 4,
+    storageHome: 5,
+    storageAll: 6,
+} as const;
+export type MeterRole = (typeof MeterRole)[keyof typeof MeterRole];
+
+/** disable_policy: what a wallbox gets when the manager gives up control of it. */
+export type DisablePolicy = -1 | 0 | 1;
+
+/** Phase rotation of a wallbox against the building: wallbox L1 sits on building L1, L2 or L3. */
+export type PhaseRotation = 0 | 120 | 240;
+
+export interface SiteParams {
+    /** Current the grid connection may supply per phase (mA), all consumers included. */
+    maxTotalCurrent: number;
+    /** Kept free below maxTotalCurrent (mA). */
+    reserveCurrent: number;
+    /** Limit of the sum of all wallboxes per phase (mA); 0 = no separate limit. */
+    maxTotalEvseCurrent: number;
+    /** Temporary share of maxTotalCurrent in percent (1..100). */
+    maxTotalCurPrc: number;
+    /** Largest allowed difference between the most and least loaded phase (mA); 0 = off. */
+    maxImbalance: number;
+    /** true: the imbalance includes every load; false: wallboxes only. */
+    imbalanceAdd: boolean;
+    /** A paused wallbox stays paused at least this long (ms). */
+    minPauseTimeMs: number;
+    /** false = observe mode: read everything, command nothing. */
+    lbEnabled: boolean;
+    disablePolicy: DisablePolicy;
+    /** After any reduction, no wallbox is raised for this long: cars take seconds to follow (ms). */
+    increaseHoldMs: number;
+    /** Largest raise of one wallbox in one cycle (mA); starting from 0 may jump to the minimum. */
+    maxIncreasePerCycle: number;
+    /** How long the available current stays cut by a detected overdraw (ms). */
+    overdrawPenaltyMs: number;
+    /** A car drawing clearly less than it is given for this long is counted at its draw (ms). */
+    underdrawAfterMs: number;
+    /** Margin above an under-drawing car's draw that it keeps (mA). */
+    underdrawMargin: number;
+    /** Nominal phase voltage (V), for converting power to current. */
+    voltage: number;
+}
+
+export interface EvseConfig {
+    /** `E<n>` */
+    id: string;
+    enabled: boolean;
+    /** Parent group id (`E<n>` of an evse_group) or '' for the main group. */
+    group: string;
+    /** Higher first. */
+    prio: number;
+    /** ≥ 6000 mA (IEC 61851). */
+    minCurrent: number;
+    maxCurrent: number;
+    phaseRotation: PhaseRotation;
+    /** Wallbox-side phases the car uses (bit0 L1, bit1 L2, bit2 L3); 0 = learn from the meter. */
+    usedPhases: number;
+    /** Current while the site's measurements are stale: 0 = pause, else within [min, max]. */
+    failSafeCurrent: number;
+    /** A reading older than this counts as missing (ms). */
+    staleAfterMs: number;
+    /** dev_id of a role-4 meter that measures this wallbox, if any. */
+    attach?: string;
+}
+
+export interface GroupConfig {
+    /** `E<n>`: groups share the EVSE id space, as with the vendor. */
+    id: string;
+    group: string;
+    /** Limit per phase of the group's feeder (mA). */
+    maxCurrent: number;
+    /** dev_id of a meter on the group's feeder; it then limits EVSEs and other loads together. */
+    meter?: string;
+    /** Phase rotation of the feeder against the building. */
+    phaseRotation: PhaseRotation;
+}
+
+export interface MeterConfig {
+    /** `M<n>` */
+    id: string;
+    enabled: boolean;
+    role: MeterRole;
+    phaseRotation: PhaseRotation;
+    staleAfterMs: number;
+}
+
+export interface SiteConfig {
+    params: SiteParams;
+    evses: readonly EvseConfig[];
+    groups: readonly GroupConfig[];
+    meters: readonly MeterConfig[];
+}
+
+// ---- readings ----
+
+export interface MeterReading {
+    /** Signed phase currents (mA): positive = import (consumption; production for role 2). */
+    currents?: Phases3;
+    /** Signed active power (W). */
+    powerW: number;
+    importWh?: number;
+    exportWh?: number;
+    /** Phase voltages (V). */
+    voltages?: Phases3;
+    /** Time the value was measured, when the device says so (pushed values); else the read time. */
+    takenAt?: number;
+}
+
+/** IEC 61851 states as the vendor numbers them: 1 A, 2 B, 3 C, 4 D, 5 error, 6 offline. */
+export type EvseState = 1 | 2 | 3 | 4 | 5 | 6;
+
+export interface EvseReading {
+    state: EvseState;
+    /** Currents the car draws on wallbox phases L1..L3 (mA), when the wallbox has a meter. */
+    currents?: Phases3;
+    powerW?: number;
+    totalEnergyWh?: number;
+    /** RFID or PIN presented at the wallbox, if any. */
+    rfid?: string;
+    takenAt?: number;
+}
+
+/** What the engine knows about one device at snapshot time. */
+export interface DeviceSample<R> {
+    /** Newest good reading, if any. */
+    reading?: R;
+    /** When that reading was taken (ms). */
+    takenAt?: number;
+    /** Message of the last failed read, while the device is failing. */
+    error?: string;
+}
+
+export interface Snapshot {
+    now: number;
+    meters: ReadonlyMap<string, DeviceSample<MeterReading>>;
+    evses: ReadonlyMap<string, DeviceSample<EvseReading>>;
+    /** Extra per-wallbox caps for this cycle from rules, overrides and budgets (mA; 0 = must not charge). */
+    limits?: ReadonlyMap<string, number>;
+    /** maxTotalCurrent for this cycle when it comes from a formula. */
+    maxTotalCurrent?: number;
+}
+
+// ---- allocator memory and results ----
+
+export interface EvseMemory {
+    /** Last commanded current (mA); 0 = not charging. */
+    setpoint: number;
+    /** Start of a pause for lack of power, or null. */
+    pausedSince: number | null;
+    /** Start of the current charging run (for rotation), or null. */
+    startedAt: number | null;
+    /** When the present car arrived (first come, first served), or null. */
+    pluggedAt: number | null;
+    /** Wallbox-side phases seen in use since plug-in; 0 = not known yet. */
+    learnedPhases: number;
+    /** Since when the car draws clearly less than it is given, or null. */
+    underdrawSince: number | null;
+    /** Newest draw per wallbox phase (mA) and when it was seen. */
+    lastDraw: Phases3;
+    lastDrawAt: number | null;
+}
+
+export interface AllocatorMemory {
+    evses: ReadonlyMap<string, EvseMemory>;
+    /** Time of the last reduction of any wallbox. */
+    lastReductionAt: number;
+    /** Active overdraw penalty (mA) and when it ends. */
+    penalty: number;
+    penaltyUntil: number;
+    /** Largest overdraw seen (overdraft_cur). */
+    overdraftMax: number;
+    /** Last non-EVSE load computed from fresh data, per node (site = ''), building phases. */
+    lastLoad: ReadonlyMap<string, Phases3>;
+}
+
+export type SetpointState =
+    | 'charging'
+    | 'paused'
+    | 'idle'
+    | 'failsafe'
+    | 'disabled'
+    | 'released'
+    | 'observe'
+    | 'unreachable';
+
+export interface EvseCommand {
+    /** mA the car may draw per phase; 0 = no charging. */
+    current: number;
+    chargingEnabled: boolean;
+    /** Control given up with disable_policy −1: the wallbox may remove its limit. */
+    released: boolean;
+}
+
+export interface EvseSetpoint extends EvseCommand {
+    state: SetpointState;
+    /** Building phases this wallbox is counted on (bit0 L1 …). */
+    phases: number;
+    /** Whether the manager sends this command (false in observe mode and for unreachable wallboxes). */
+    write: boolean;
+}
+
+export interface SiteSummary {
+    /** Budget per phase: share of max_total_current − reserve − penalty (mA). */
+    budget: Phases3;
+    /** Non-EVSE load per phase used in this decision (mA). */
+    nonEvseLoad: Phases3;
+    /** Sum of EVSE setpoints (and fixed EVSE loads) per phase (mA). */
+    evseLoad: Phases3;
+    /** Measured overdraw per phase this cycle (mA). */
+    overdraw: Phases3;
+    penalty: number;
+    overdraftMax: number;
+    /** Meters whose data was stale or missing: their EVSEs run at fail-safe currents. */
+    staleMeters: string[];
+    failSafe: boolean;
+}
+
+export interface AllocationResult {
+    setpoints: ReadonlyMap<string, EvseSetpoint>;
+    memory: AllocatorMemory;
+    site: SiteSummary;
+}
+
+// ---- drivers ----
+
+export interface DriverBase {
+    readonly id: string;
+    /** Releases connections and timers; never rejects. */
+    close(): Promise<void>;
+}
+
+export interface MeterDriver extends DriverBase {
+    readonly kind: 'meter';
+    /** Rejects with an Error that names the device when it cannot read. */
+    read(): Promise<MeterReading>;
+}
+
+export interface EvseDriver extends DriverBase {
+    readonly kind: 'evse';
+    read(): Promise<EvseReading>;
+    /** Sends a command; rejects with an Error that names the device. */
+    apply(command: EvseCommand): Promise<void>;
+    /** The wallbox falls back to its own fail-safe when not written for this long (ms); the
+     *  engine re-writes the command well before that. Undefined: written on change only. */
+    readonly keepAliveMs?: number;
+}
+
+export type DeviceDriver = MeterDriver | EvseDriver;
