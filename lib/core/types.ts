@@ -84,8 +84,6 @@ export interface GroupConfig {
     maxCurrent: number;
     /** dev_id of a meter on the group's feeder; it then limits EVSEs and other loads together. */
     meter?: string;
-    /** Phase rotation of the feeder against the building. */
-    phaseRotation: PhaseRotation;
 }
 
 export interface MeterConfig {

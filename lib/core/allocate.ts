@@ -1,0 +1,623 @@
+// The decision of one control cycle: allocate(snapshot, config, memory) → setpoints and new memory.
+// Pure: no I/O, no clock, no randomness. Every safety rule of DESIGN §3 is decided here.
+import { NEW_EVSE_MEMORY, PHASE_LEARN_THRESHOLD } from './defaults';
+import { admit, ancestry, fill, type FillEvse, type FillNode } from './fill';
+import { add3, max3, onPhases, rotateMask, rotatePhases, sub3, ZERO3 } from './phases';
+import {
+    MeterRole,
+    type AllocationResult,
+    type AllocatorMemory,
+    type DeviceSample,
+    type EvseCommand,
+    type EvseConfig,
+    type EvseMemory,
+    type EvseSetpoint,
+    type MeterConfig,
+    type MeterReading,
+    type Phases3,
+    type SiteConfig,
+    type Snapshot,
+} from './types';
+
+// ---- topology: the site and its groups as an array, parents first ----
+
+interface Topology {
+    ids: string[];
+    nodes: { parent: number; maxCurrent: number; meter?: MeterConfig }[];
+    chains: number[][];
+    /** Node index of each wallbox (by config position). */
+    evseNode: number[];
+    meters: Map<string, MeterConfig>;
+    gridMeters: MeterConfig[];
+    /** Consumption, production and storage meters, used when there is no grid meter. */
+    houseMeters: MeterConfig[];
+}
+
+const topologies = new WeakMap<SiteConfig, Topology>();
+
+function compile(config: SiteConfig): Topology {
+    const cached = topologies.get(config);
+    if (cached) return cached;
+    const meters = new Map(config.meters.filter((m) => m.enabled).map((m) => [m.id, m]));
+    const groups = new Map(config.groups.map((g) => [g.id, g]));
+    const ids = [''];
+    const nodes: Topology['nodes'] = [{ parent: -1, maxCurrent: Infinity }];
+    const index = new Map<string, number>([['', 0]]);
+    // A group whose parent is unknown or part of a loop hangs from the site.
+    const parentOf = (id: string): string => {
+        const seen = new Set([id]);
+        let p = groups.get(id)!.group;
+        for (let q = p; q && groups.has(q); q = groups.get(q)!.group) {
+            if (seen.has(q)) return '';
+            seen.add(q);
+        }
+        if (p && !groups.has(p)) p = '';
+        return p;
+    };
+    const visit = (id: string): number => {
+        const known = index.get(id);
+        if (known !== undefined) return known;
+        const g = groups.get(id)!;
+        const parent = visit(parentOf(id));
+        const i = nodes.length;
+        nodes.push({
+            parent,
+            maxCurrent: g.maxCurrent,
+            ...(g.meter && meters.has(g.meter) ? { meter: meters.get(g.meter)! } : {}),
+        });
+        ids.push(id);
+        index.set(id, i);
+        return i;
+    };
+    for (const g of config.groups) visit(g.id);
+    const chains = nodes.map((_, i) => ancestry(nodes, i));
+    const topo: Topology = {
+        ids,
+        nodes,
+        chains,
+        evseNode: config.evses.map((e) => index.get(e.group) ?? 0),
+        meters,
+        gridMeters: [...meters.values()].filter((m) => m.role === MeterRole.gridDemand),
+        houseMeters: [...meters.values()].filter(
+            (m) =>
+                m.role === MeterRole.consumption ||
+                m.role === MeterRole.production ||
+                m.role === MeterRole.storageHome ||
+                m.role === MeterRole.storageAll,
+        ),
+    };
+    topologies.set(config, topo);
+    return topo;
+}
+
+// ---- readings ----
+
+function freshReading<R>(
+    sample: DeviceSample<R> | undefined,
+    now: number,
+    staleAfterMs: number,
+): R | undefined {
+    if (!sample?.reading || sample.takenAt === undefined) return undefined;
+    return now - sample.takenAt <= staleAfterMs ? sample.reading : undefined;
+}
+
+/** Building-phase currents of a meter; a meter that reports only power is taken as balanced. */
+function meterPhases(reading: MeterReading, meter: MeterConfig, voltage: number): Phases3 {
+    if (reading.currents) return rotatePhases(reading.currents, meter.phaseRotation);
+    const perPhase = Math.round((reading.powerW * 1000) / voltage / 3);
+    return [perPhase, perPhase, perPhase];
+}
+
+/** Contribution of a house meter to the non-EVSE load (production and discharge subtract). */
+function houseContribution(role: number, phases: Phases3): Phases3 {
+    switch (role) {
+        case MeterRole.production:
+            return [-phases[0], -phases[1], -phases[2]];
+        case MeterRole.storageHome: // its discharge never offsets other loads
+            return [Math.max(0, phases[0]), Math.max(0, phases[1]), Math.max(0, phases[2])];
+        default:
+            return phases;
+    }
+}
+
+// ---- per-wallbox view of this cycle ----
+
+type EvseKind = 'control' | 'disabled' | 'unreachable';
+
+interface EvseView {
+    cfg: EvseConfig;
+    mem: EvseMemory;
+    kind: EvseKind;
+    plugged: boolean;
+    charging: boolean;
+    /** Wallbox-side currents measured this cycle, if any. */
+    measured?: Phases3;
+    learned: number;
+    /** Building phases it is counted on. */
+    mask: number;
+    /** Building-phase draw used to separate wallboxes from other loads on a meter. */
+    draw: Phases3;
+    /** Load that cannot be controlled this cycle (disabled or unreachable wallboxes). */
+    fixed: Phases3;
+    command?: EvseCommand;
+}
+
+function viewEvse(
+    cfg: EvseConfig,
+    mem: EvseMemory,
+    snapshot: Snapshot,
+    topo: Topology,
+    config: SiteConfig,
+): EvseView {
+    const now = snapshot.now;
+    const reading = freshReading(snapshot.evses.get(cfg.id), now, cfg.staleAfterMs);
+    const attached = cfg.attach ? topo.meters.get(cfg.attach) : undefined;
+    const attachedReading = attached
+        ? freshReading(snapshot.meters.get(attached.id), now, attached.staleAfterMs)
+        : undefined;
+    const measured = attachedReading?.currents ?? reading?.currents;
+    const plugged = !!reading && reading.state >= 2 && reading.state <= 4;
+    const charging = !!reading && (reading.state === 3 || reading.state === 4);
+    let learned = reading ? (plugged ? mem.learnedPhases : 0) : mem.learnedPhases;
+    if (cfg.usedPhases === 0 && charging && measured) {
+        for (let p = 0; p < 3; p++) if (measured[p]! >= PHASE_LEARN_THRESHOLD) learned |= 1 << p;
+    }
+    // Until the phases are known the car is taken as single-phase on wallbox L1, as the vendor does.
+    const mask = rotateMask(cfg.usedPhases || learned || 1, cfg.phaseRotation);
+    const base = { cfg, mem, plugged, charging, learned, mask };
+
+    if (!cfg.enabled) {
+        const policy = config.params.disablePolicy;
+        const current = policy === 1 ? cfg.minCurrent : policy === -1 ? cfg.maxCurrent : 0;
+        const fixed = onPhases(mask, current);
+        const draw = measured ? rotatePhases(measured, cfg.phaseRotation) : fixed;
+        const command = { current, chargingEnabled: policy !== 0, released: policy === -1 };
+        return { ...base, kind: 'disabled', draw, fixed, command, ...(measured && { measured }) };
+    }
+    if (!reading) {
+        // Cannot be commanded: count it at the most it may still draw.
+        const last = mem.lastDrawAt === null ? 0 : max3(mem.lastDraw);
+        const fixed = onPhases(mask, Math.max(mem.setpoint, last));
+        return { ...base, kind: 'unreachable', draw: fixed, fixed };
+    }
+    // Without its own meter a wallbox is assumed to draw what it was given (static management).
+    const draw = measured
+        ? rotatePhases(measured, cfg.phaseRotation)
+        : onPhases(mask, mem.setpoint);
+    return { ...base, kind: 'control', draw, fixed: ZERO3, ...(measured && { measured }) };
+}
+
+// ---- the decision ----
+
+export function allocate(
+    snapshot: Snapshot,
+    config: SiteConfig,
+    memory: AllocatorMemory,
+): AllocationResult {
+    const { params } = config;
+    const now = snapshot.now;
+    const topo = compile(config);
+    const nodeCount = topo.nodes.length;
+
+    const views = config.evses.map((cfg) =>
+        viewEvse(cfg, memory.evses.get(cfg.id) ?? NEW_EVSE_MEMORY, snapshot, topo, config),
+    );
+
+    // Wallbox draws and fixed loads summed per node (each wallbox counts on its whole chain).
+    const drawBelow: [number, number, number][] = topo.nodes.map(() => [0, 0, 0]);
+    const fixedBelow: [number, number, number][] = topo.nodes.map(() => [0, 0, 0]);
+    views.forEach((v, i) => {
+        for (const n of topo.chains[topo.evseNode[i]!]!) {
+            for (let p = 0; p < 3; p++) {
+                drawBelow[n]![p]! += v.draw[p]!;
+                fixedBelow[n]![p]! += v.fixed[p]!;
+            }
+        }
+    });
+
+    // Non-EVSE load per node from its meters; stale meters keep the last good value and put the
+    // wallboxes below into fail-safe.
+    const staleMeters: string[] = [];
+    const stale = new Uint8Array(nodeCount);
+    const lastLoad = new Map(memory.lastLoad);
+    const load: Phases3[] = topo.nodes.map(() => ZERO3);
+    let measuredSite: Phases3 | undefined;
+    const readMeter = (m: MeterConfig): Phases3 | undefined => {
+        const r = freshReading(snapshot.meters.get(m.id), now, m.staleAfterMs);
+        if (!r) staleMeters.push(m.id);
+        return r && meterPhases(r, m, params.voltage);
+    };
+    for (let n = 0; n < nodeCount; n++) {
+        let raw: Phases3 | undefined = ZERO3;
+        let includesEvses = true;
+        if (n === 0 && topo.gridMeters.length) {
+            for (const m of topo.gridMeters) {
+                const ph = readMeter(m);
+                raw = raw && ph ? add3(raw, ph) : undefined;
+            }
+        } else if (n === 0 && topo.houseMeters.length) {
+            includesEvses = false;
+            for (const m of topo.houseMeters) {
+                const ph = readMeter(m);
+                raw = raw && ph ? add3(raw, houseContribution(m.role, ph)) : undefined;
+            }
+        } else if (topo.nodes[n]!.meter) {
+            raw = readMeter(topo.nodes[n]!.meter!);
+        } else {
+            continue; // no meter: only the node's own limit applies
+        }
+        if (raw) {
+            load[n] = includesEvses ? sub3(raw, drawBelow[n]!) : raw;
+            lastLoad.set(topo.ids[n]!, load[n]!);
+            if (n === 0) measuredSite = includesEvses ? raw : add3(raw, drawBelow[0]!);
+        } else {
+            stale[n] = 1;
+            load[n] = memory.lastLoad.get(topo.ids[n]!) ?? ZERO3;
+        }
+    }
+
+    // Budget, overdraw and its penalty. An overdraw is a measured phase current above the limit
+    // itself: the reserve is there to absorb steps of the household load, so only a step larger
+    // than the reserve overdraws, and the fuse then gets its cool-down.
+    const maxTotal = snapshot.maxTotalCurrent ?? params.maxTotalCurrent;
+    const limit = Math.floor((maxTotal * params.maxTotalCurPrc) / 100);
+    const base = limit - params.reserveCurrent;
+    const overdraw: Phases3 = measuredSite
+        ? [
+              Math.max(0, measuredSite[0] - limit),
+              Math.max(0, measuredSite[1] - limit),
+              Math.max(0, measuredSite[2] - limit),
+          ]
+        : ZERO3;
+    const worst = max3(overdraw);
+    let penalty = now < memory.penaltyUntil ? memory.penalty : 0;
+    let penaltyUntil = penalty > 0 ? memory.penaltyUntil : -Infinity;
+    if (worst > 0) {
+        penalty = Math.max(penalty, worst);
+        penaltyUntil = now + params.overdrawPenaltyMs;
+    }
+    const overdraftMax = Math.max(memory.overdraftMax, worst);
+    const budget: Phases3 = [base - penalty, base - penalty, base - penalty];
+
+    // Headroom of every node for controllable wallboxes.
+    const fillNodes: FillNode[] = topo.nodes.map((node, n) => {
+        const limit =
+            n === 0 ? budget : ([node.maxCurrent, node.maxCurrent, node.maxCurrent] as const);
+        const cap: [number, number, number] = [0, 0, 0];
+        for (let p = 0; p < 3; p++) {
+            const nonEvse = n === 0 || node.meter ? load[n]![p]! : 0;
+            let headroom = limit[p]! - nonEvse - fixedBelow[n]![p]!;
+            if (n === 0 && params.maxTotalEvseCurrent > 0) {
+                headroom = Math.min(headroom, params.maxTotalEvseCurrent - fixedBelow[0]![p]!);
+            }
+            cap[p] = headroom;
+        }
+        return { parent: node.parent, cap };
+    });
+    const failSafe = views.map((_, i) => topo.chains[topo.evseNode[i]!]!.some((n) => stale[n]));
+
+    const siteSummary = (setpoints: Map<string, EvseSetpoint>) => {
+        const evseLoad: [number, number, number] = [...fixedBelow[0]!];
+        for (const sp of setpoints.values()) {
+            if (sp.state === 'disabled' || sp.state === 'released' || sp.state === 'unreachable')
+                continue;
+            for (let p = 0; p < 3; p++) if (sp.phases & (1 << p)) evseLoad[p]! += sp.current;
+        }
+        return {
+            budget,
+            nonEvseLoad: load[0]!,
+            evseLoad: evseLoad as Phases3,
+            overdraw,
+            penalty,
+            overdraftMax,
+            staleMeters,
+            failSafe: !!stale[0],
+        };
+    };
+    const commonMemory = { penalty, penaltyUntil, overdraftMax, lastLoad };
+
+    if (!params.lbEnabled) {
+        // Observe mode: everything is measured and reported, nothing is commanded.
+        const setpoints = new Map<string, EvseSetpoint>();
+        const evses = new Map<string, EvseMemory>();
+        views.forEach((v) => {
+            setpoints.set(v.cfg.id, {
+                current: v.mem.setpoint,
+                chargingEnabled: v.mem.setpoint > 0,
+                released: false,
+                state: 'observe',
+                phases: v.mask,
+                write: false,
+            });
+            evses.set(v.cfg.id, nextMemory(v, v.mem.setpoint, false, now, v.mem.underdrawSince));
+        });
+        return {
+            setpoints,
+            memory: { ...memory, ...commonMemory, evses },
+            site: siteSummary(setpoints),
+        };
+    }
+
+    // Demand of each controllable wallbox for this cycle.
+    const increasesAllowed = now - memory.lastReductionAt >= params.increaseHoldMs;
+    const fillEvses: FillEvse[] = [];
+    const wanted: boolean[] = [];
+    const underdrawSince: (number | null)[] = [];
+    views.forEach((v, i) => {
+        const d = demandOf(v, snapshot, params, failSafe[i]!, increasesAllowed);
+        wanted.push(d.wanted);
+        underdrawSince.push(d.underdrawSince);
+        fillEvses.push({
+            node: topo.evseNode[i]!,
+            phases: v.mask,
+            prio: v.cfg.prio,
+            min: v.cfg.minCurrent,
+            demand: v.kind === 'control' ? d.demand : 0,
+        });
+    });
+
+    const order = admissionOrder(views, params.minPauseTimeMs, now);
+    const decide = (evses: FillEvse[]): Float64Array => {
+        const { admitted, room } = admit(fillNodes, evses, order, topo.chains);
+        const s = fill(fillNodes, evses, admitted, room, topo.chains);
+        if (params.maxImbalance > 0) {
+            const other = params.imbalanceAdd ? add3(load[0]!, fixedBelow[0]!) : fixedBelow[0]!;
+            limitImbalance(s, evses, order, other, params.maxImbalance);
+        }
+        return s;
+    };
+    let s = decide(fillEvses);
+    // Capacity freed by a reduction is not handed on in the same cycle: the reduced car may take
+    // seconds to follow. Keep this cycle's pauses and reductions, hold everyone else where they are.
+    let reduced = false;
+    let raised = false;
+    views.forEach((v, i) => {
+        if (v.kind !== 'control') return;
+        if (s[i]! < v.mem.setpoint) reduced = true;
+        if (s[i]! > v.mem.setpoint) raised = true;
+    });
+    if (reduced && raised) {
+        const first = s;
+        const held = fillEvses.map((e, i) => ({
+            ...e,
+            demand: Math.min(e.demand, first[i]!, views[i]!.mem.setpoint),
+        }));
+        s = decide(held);
+    }
+
+    const setpoints = new Map<string, EvseSetpoint>();
+    const evses = new Map<string, EvseMemory>();
+    views.forEach((v, i) => {
+        const id = v.cfg.id;
+        if (v.kind === 'disabled') {
+            setpoints.set(id, {
+                ...v.command!,
+                state: v.command!.released ? 'released' : 'disabled',
+                phases: v.mask,
+                write: true,
+            });
+            evses.set(id, nextMemory(v, 0, false, now, null));
+            return;
+        }
+        if (v.kind === 'unreachable') {
+            setpoints.set(id, {
+                current: v.mem.setpoint,
+                chargingEnabled: v.mem.setpoint > 0,
+                released: false,
+                state: 'unreachable',
+                phases: v.mask,
+                write: false,
+            });
+            evses.set(id, v.mem);
+            return;
+        }
+        const current = s[i]!;
+        const state =
+            current > 0
+                ? failSafe[i]
+                    ? 'failsafe'
+                    : 'charging'
+                : wanted[i]
+                  ? failSafe[i]
+                      ? 'failsafe'
+                      : 'paused'
+                  : 'idle';
+        setpoints.set(id, {
+            current,
+            chargingEnabled: current > 0,
+            released: false,
+            state,
+            phases: v.mask,
+            write: true,
+        });
+        evses.set(id, nextMemory(v, current, wanted[i]!, now, underdrawSince[i] ?? null));
+    });
+
+    return {
+        setpoints,
+        memory: {
+            ...commonMemory,
+            evses,
+            lastReductionAt: reduced ? now : memory.lastReductionAt,
+        },
+        site: siteSummary(setpoints),
+    };
+}
+
+interface Demand {
+    demand: number;
+    /** The car wants current (plugged, allowed by rules); a 0 setpoint is then a pause. */
+    wanted: boolean;
+    underdrawSince: number | null;
+}
+
+function demandOf(
+    v: EvseView,
+    snapshot: Snapshot,
+    params: SiteConfig['params'],
+    failSafe: boolean,
+    increasesAllowed: boolean,
+): Demand {
+    const { cfg, mem } = v;
+    const now = snapshot.now;
+    const limit = snapshot.limits?.get(cfg.id) ?? Infinity;
+    let demand = v.plugged ? Math.min(cfg.maxCurrent, limit) : 0;
+    if (demand < cfg.minCurrent) demand = 0;
+    const wanted = demand > 0;
+
+    // A car that draws clearly less than it is given is counted at its draw plus a margin; it gets
+    // its full share back once it draws close to what it has (hysteresis: margin vs margin / 2).
+    let underdrawSince: number | null = null;
+    if (v.charging && v.measured && mem.setpoint > 0) {
+        const drawn = max3(v.measured);
+        underdrawSince = mem.underdrawSince;
+        if (underdrawSince === null && drawn < mem.setpoint - params.underdrawMargin) {
+            underdrawSince = now;
+        } else if (underdrawSince !== null && drawn >= mem.setpoint - params.underdrawMargin / 2) {
+            underdrawSince = null;
+        }
+        if (underdrawSince !== null && now - underdrawSince >= params.underdrawAfterMs) {
+            const counted = Math.ceil((drawn + params.underdrawMargin) / 100) * 100;
+            demand = Math.min(demand, Math.max(cfg.minCurrent, counted));
+        }
+    }
+    // Stale site data: fall to the fail-safe current and never rise until fresh data returns.
+    if (failSafe) demand = Math.min(demand, cfg.failSafeCurrent, mem.setpoint);
+    if (mem.pausedSince !== null && now - mem.pausedSince < params.minPauseTimeMs) demand = 0;
+    if (demand > mem.setpoint) {
+        if (!increasesAllowed) demand = mem.setpoint;
+        else if (mem.setpoint > 0)
+            demand = Math.min(demand, mem.setpoint + params.maxIncreasePerCycle);
+        else demand = Math.min(demand, Math.max(cfg.minCurrent, params.maxIncreasePerCycle));
+    }
+    if (demand < cfg.minCurrent) demand = 0;
+    return { demand, wanted, underdrawSince };
+}
+
+/**
+ * Who gets power first: priority, then (within a priority) cars that started less than a pause
+ * length ago, cars that have waited at least a pause length (longest first), cars that have
+ * charged for longer (the one charging longest yields first), and newcomers (first come, first
+ * served). This turns a shortage into a fair, deterministic rotation instead of oscillation.
+ */
+function admissionOrder(views: readonly EvseView[], minPauseMs: number, now: number): number[] {
+    const keys = views.map((v) => {
+        const { mem } = v;
+        const plugged = mem.pluggedAt ?? now;
+        if (mem.setpoint > 0) {
+            const started = mem.startedAt ?? now;
+            return now - started < minPauseMs ? [0, plugged] : [2, -started];
+        }
+        const waiting = mem.pausedSince ?? plugged;
+        return now - waiting >= minPauseMs ? [1, waiting] : [3, waiting];
+    });
+    return views
+        .map((_, i) => i)
+        .sort((a, b) => {
+            const va = views[a]!;
+            const vb = views[b]!;
+            const ka = keys[a]!;
+            const kb = keys[b]!;
+            return (
+                vb.cfg.prio - va.cfg.prio ||
+                ka[0]! - kb[0]! ||
+                ka[1]! - kb[1]! ||
+                (va.mem.pluggedAt ?? now) - (vb.mem.pluggedAt ?? now) ||
+                a - b
+            );
+        });
+}
+
+/**
+ * Lowers single- and two-phase wallboxes on the most loaded phase until the difference to the
+ * least loaded phase is within the limit: the largest are cut first, down to their minimum
+ * (equal share from the top); if that is not enough, they pause, lowest priority and last
+ * admitted first.
+ */
+function limitImbalance(
+    s: Float64Array,
+    evses: readonly FillEvse[],
+    order: readonly number[],
+    other: Phases3,
+    limit: number,
+): void {
+    const yieldOrder = [...order].reverse().sort((a, b) => evses[a]!.prio - evses[b]!.prio);
+    for (let round = 0; round < 6; round++) {
+        const total: [number, number, number] = [...other];
+        evses.forEach((e, i) => {
+            for (let p = 0; p < 3; p++) if (e.phases & (1 << p)) total[p]! += s[i]!;
+        });
+        const hi = total.indexOf(Math.max(...total));
+        const lo = total.indexOf(Math.min(...total));
+        let excess = total[hi]! - total[lo]! - limit;
+        if (excess <= 0) return;
+        const culprits = yieldOrder.filter(
+            (i) => s[i]! > 0 && evses[i]!.phases & (1 << hi) && !(evses[i]!.phases & (1 << lo)),
+        );
+        if (!culprits.length) return;
+        const cutAt = (level: number) =>
+            culprits.reduce(
+                (sum, i) => sum + Math.max(0, s[i]! - Math.max(level, evses[i]!.min)),
+                0,
+            );
+        // Highest common level whose cuts cover the excess (binary search on whole mA).
+        let low = 0;
+        let high = Math.max(...culprits.map((i) => s[i]!));
+        while (low < high) {
+            const mid = Math.ceil((low + high) / 2);
+            if (cutAt(mid) >= excess) low = mid;
+            else high = mid - 1;
+        }
+        excess -= cutAt(low);
+        for (const i of culprits) s[i] = Math.min(s[i]!, Math.max(low, evses[i]!.min));
+        for (const i of culprits) {
+            if (excess <= 0) break;
+            excess -= s[i]!;
+            s[i] = 0;
+        }
+    }
+}
+
+function nextMemory(
+    v: EvseView,
+    setpoint: number,
+    wanted: boolean,
+    now: number,
+    underdrawSince: number | null,
+): EvseMemory {
+    const { mem, plugged } = v;
+    let pausedSince: number | null = null;
+    if (plugged && setpoint === 0) {
+        pausedSince = mem.setpoint > 0 && wanted ? now : mem.pausedSince;
+    }
+    return {
+        setpoint,
+        pausedSince,
+        startedAt:
+            setpoint > 0
+                ? mem.setpoint > 0 && mem.startedAt !== null
+                    ? mem.startedAt
+                    : now
+                : null,
+        pluggedAt: plugged ? (mem.pluggedAt ?? now) : null,
+        learnedPhases: plugged ? v.learned : 0,
+        underdrawSince: plugged ? underdrawSince : null,
+        lastDraw: v.measured ?? mem.lastDraw,
+        lastDrawAt: v.measured ? now : mem.lastDrawAt,
+    };
+}
+
+/** Commands for every wallbox when the manager gives up control (stop, redeploy): disable_policy. */
+export function releaseCommands(config: SiteConfig): Map<string, EvseCommand> {
+    const policy = config.params.disablePolicy;
+    return new Map(
+        config.evses.map((e) => [
+            e.id,
+            {
+                current: policy === 1 ? e.minCurrent : policy === -1 ? e.maxCurrent : 0,
+                chargingEnabled: policy !== 0,
+                released: policy === -1,
+            },
+        ]),
+    );
+}

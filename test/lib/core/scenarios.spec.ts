@@ -1,0 +1,198 @@
+// One table test per scenario, each with the setpoints a person would expect.
+import assert from 'node:assert/strict';
+import { MeterRole } from '../../../lib/core/types';
+import { evse, group, LoopSite, meter, PLAIN, siteConfig } from '../../support/site';
+
+const grid = meter('M1', MeterRole.gridDemand);
+
+describe('allocator scenarios', () => {
+    it('three wallboxes on a 32 A fuse under a changing household load', () => {
+        // 35 A fuse with a 3 A reserve: 32 A for everything, steps up to 3 A are absorbed.
+        const params = { ...PLAIN, maxTotalCurrent: 35000, reserveCurrent: 3000 };
+        const site = new LoopSite(siteConfig(params, [evse('E1'), evse('E2'), evse('E3')], [grid]));
+        site.plug('E1').plug('E2').plug('E3');
+        site.household = [5000, 5000, 5000];
+        site.step();
+        // 27 A left for three cars: 9 A each.
+        assert.deepEqual(site.run(5000), { E1: 9000, E2: 9000, E3: 9000 });
+
+        const steps: [number, Record<string, number>][] = [
+            [8000, { E1: 8000, E2: 8000, E3: 8000 }],
+            [11000, { E1: 7000, E2: 7000, E3: 7000 }],
+            [14000, { E1: 6000, E2: 6000, E3: 6000 }],
+            // 15 A: two cars at their minimum, the last to arrive pauses.
+            [17000, { E1: 6000, E2: 6000, E3: 0 }],
+        ];
+        for (const [household, expected] of steps) {
+            site.household = [household, household, household];
+            assert.deepEqual(site.step(), expected, `down at once at ${household} mA`);
+        }
+        assert.equal(site.last!.setpoints.get('E3')!.state, 'paused');
+        assert.equal(site.last!.site.overdraftMax, 0, 'no step exceeded the reserve');
+
+        site.household = [2000, 2000, 2000];
+        // E3 stays paused for the minimum pause; the others share the 30 A.
+        assert.deepEqual(site.run(60_000), { E1: 15000, E2: 15000, E3: 0 });
+        // After five minutes E3 is back and all three share equally.
+        assert.deepEqual(site.run(300_000), { E1: 10000, E2: 10000, E3: 10000 });
+    });
+
+    it('an overdraw beyond the reserve cuts the available current by it for five minutes', () => {
+        const params = { ...PLAIN, maxTotalCurrent: 35000, reserveCurrent: 3000 };
+        const site = new LoopSite(siteConfig(params, [evse('E1'), evse('E2')], [grid]));
+        site.plug('E1').plug('E2');
+        site.household = [4000, 4000, 4000];
+        assert.deepEqual(site.run(5000), { E1: 14000, E2: 14000 });
+        // A 10 A step: the fuse sees 42 A, 7 A over its 35 A.
+        site.household = [14000, 14000, 14000];
+        // 32 A − 7 A penalty − 14 A household = 11 A: room for one car only.
+        assert.deepEqual(site.step(), { E1: 11000, E2: 0 });
+        assert.equal(site.last!.site.overdraftMax, 7000);
+        assert.equal(site.last!.site.penalty, 7000);
+        assert.deepEqual(site.run(200_000), { E1: 11000, E2: 0 }, 'penalty still active');
+        assert.deepEqual(site.run(110_000), { E1: 9000, E2: 9000 }, 'penalty over');
+        assert.equal(site.last!.site.penalty, 0);
+        assert.equal(site.last!.site.overdraftMax, 7000, 'the record stays');
+    });
+
+    it('a 1-phase car on L1 beside a 3-phase car', () => {
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 25000 },
+                [evse('E1', { usedPhases: 0 }), evse('E2')],
+                [grid],
+            ),
+        );
+        site.plug('E1', 0b001).plug('E2', 0b111);
+        site.household = [10000, 2000, 2000];
+        site.step();
+        // L1 has 15 A for two cars; L2 and L3 have 23 A for the 3-phase car alone.
+        assert.deepEqual(site.run(5000), { E1: 7500, E2: 7500 });
+        // The 1-phase car was learned as such: only L1 is counted for it.
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001);
+        assert.equal(site.last!.setpoints.get('E2')!.phases, 0b111);
+    });
+
+    it('a 1-phase car whose phases are not known yet counts on L1, then on what it uses', () => {
+        const site = new LoopSite(siteConfig(PLAIN, [evse('E1', { usedPhases: 0 })], [grid]));
+        site.plug('E1', 0b111);
+        site.step();
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001, 'assumed single-phase');
+        site.step();
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111, 'learned from its meter');
+        site.unplug('E1').step();
+        site.plug('E1', 0b001).step();
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001, 'forgotten at unplug');
+    });
+
+    it('phase rotation 120°: a 1-phase car on wallbox L1 loads building L2', () => {
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 32000 },
+                [evse('E1', { usedPhases: 1, phaseRotation: 120 }), evse('E2', { usedPhases: 1 })],
+                [grid],
+            ),
+        );
+        site.plug('E1', 0b001).plug('E2', 0b001);
+        site.household = [10000, 24000, 0];
+        site.step();
+        // E1 sits on building L2 (8 A left), E2 on L1 (22 A left, capped at 16 A).
+        assert.deepEqual(site.run(3000), { E1: 8000, E2: 16000 });
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b010);
+    });
+
+    it('four wallboxes behind a 20 A sub-feeder group', () => {
+        const evses = ['E2', 'E3', 'E4', 'E5'].map((id) => evse(id, { group: 'E1' }));
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 63000 },
+                [...evses, evse('E6')],
+                [grid],
+                [group('E1', 20000)],
+            ),
+        );
+        for (const id of ['E2', 'E3', 'E4', 'E5', 'E6']) site.plug(id);
+        site.step();
+        // 20 A for four cars cannot give each 6 A: three share it, one waits; E6 is outside.
+        assert.deepEqual(site.run(3000), { E2: 6666, E3: 6666, E4: 6666, E5: 0, E6: 16000 });
+        site.unplug('E2');
+        assert.deepEqual(site.run(15_000), { E2: 0, E3: 6666, E4: 6666, E5: 6666, E6: 16000 });
+    });
+
+    it('a car that draws 8 A of the 16 A it is given: the rest goes to others', () => {
+        const site = new LoopSite(
+            siteConfig({ ...PLAIN, maxTotalCurrent: 24000 }, [evse('E1'), evse('E2')], [grid]),
+        );
+        site.plug('E1', 7, 8000).plug('E2');
+        site.step();
+        assert.deepEqual(site.run(5000), { E1: 12000, E2: 12000 });
+        // After a minute of drawing 8 A, E1 is counted at 8 A + 2 A margin.
+        assert.deepEqual(site.run(70_000), { E1: 10000, E2: 14000 });
+        // The car wants more again: once it draws close to what it has, it gets its share back.
+        site.cars.get('E1')!.draws = 16000;
+        assert.deepEqual(site.run(30_000), { E1: 12000, E2: 12000 });
+    });
+
+    it('the grid meter goes silent: fail-safe within one cycle, no rise until it is back', () => {
+        const site = new LoopSite(
+            siteConfig(PLAIN, [evse('E1'), evse('E2', { failSafeCurrent: 0 })], [grid]),
+        );
+        site.plug('E1').plug('E2');
+        site.household = [4000, 4000, 4000];
+        assert.deepEqual(site.run(5000), { E1: 14000, E2: 14000 });
+        site.silent.add('M1');
+        // The last reading is 1 s old: still trusted; at 11 s it is stale.
+        site.run(10_000);
+        assert.deepEqual(site.step(), { E1: 6000, E2: 0 });
+        assert.equal(site.last!.site.failSafe, true);
+        assert.deepEqual(site.last!.site.staleMeters, ['M1']);
+        assert.deepEqual(site.run(60_000), { E1: 6000, E2: 0 });
+        site.silent.delete('M1');
+        assert.deepEqual(site.run(400_000), { E1: 14000, E2: 14000 });
+    });
+
+    it('a 20 A (4.6 kVA) imbalance limit between 1-phase cars', () => {
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 63000, maxImbalance: 20000 },
+                [
+                    evse('E1', { usedPhases: 1, maxCurrent: 32000 }),
+                    evse('E2', { usedPhases: 1, maxCurrent: 32000 }),
+                    evse('E3', { usedPhases: 1, maxCurrent: 32000, phaseRotation: 120 }),
+                ],
+                [grid],
+            ),
+        );
+        site.plug('E1', 1).plug('E2', 1);
+        site.step();
+        // Both on L1: together at most 20 A more than L2/L3 (which carry nothing).
+        assert.deepEqual(site.run(3000), { E1: 10000, E2: 10000, E3: 0 });
+        site.plug('E3', 1);
+        // A car on L2 lifts the floor... but L3 stays empty, so L1 still cannot exceed 20 A.
+        assert.deepEqual(site.run(20_000), { E1: 10000, E2: 10000, E3: 20000 });
+    });
+
+    it('a pause that rotates fairly between three cars on a short supply', () => {
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 10000, increaseHoldMs: 5000 },
+                [evse('E1'), evse('E2'), evse('E3')],
+                [grid],
+            ),
+        );
+        site.plug('E1').plug('E2').plug('E3');
+        const charging = () =>
+            Object.entries(site.currents())
+                .filter(([, c]) => c > 0)
+                .map(([id]) => id)
+                .join();
+        site.step();
+        const turns: string[] = [charging()];
+        for (let i = 0; i < 6; i++) {
+            site.run(300_000 + 10_000);
+            turns.push(charging());
+        }
+        assert.deepEqual(turns, ['E1', 'E2', 'E3', 'E1', 'E2', 'E3', 'E1']);
+        assert.equal(site.currents()['E1'], 10000);
+    });
+});
