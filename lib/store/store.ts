@@ -1,0 +1,276 @@
+// The persistent store of one manager (DESIGN §6): a JSON document in one file, loaded once,
+// changed in memory, written back debounced and atomically.
+//
+// - Loading migrates older versions and validates the whole document. A file that cannot be
+//   read, parsed, migrated or validated is renamed aside (`<file>.corrupt-<time>`), reported in
+//   `loadReport`, and the manager starts from an empty document: nothing is lost silently.
+// - A burst of changes becomes one write: the first change starts a timer, later ones ride along.
+// - Writes are serialised: one at a time, never two renames racing.
+// - Energy counters never go down: neither a change nor a save lowers a counter below the value
+//   held in memory or on disk.
+
+import { readFile, rename, stat } from 'node:fs/promises';
+import { z } from 'zod';
+import { removeStaleTempFiles, writeFileAtomic } from './atomic-file';
+import { StoreError } from './errors';
+import { migrateDocument, MIGRATIONS, type Migration } from './migrations';
+import {
+    COUNTER_NAMES,
+    emptyDocument,
+    StoreDocumentSchema,
+    STORE_VERSION,
+    type StoreDocument,
+} from './schema';
+
+export interface StoreOptions {
+    /** Time from the first change of a burst to the write (ms). */
+    readonly debounceMs?: number;
+    /** Clock, for the name of a file moved aside. */
+    readonly now?: () => number;
+    /** Migration steps (tests use their own). */
+    readonly migrations?: Readonly<Record<number, Migration>>;
+}
+
+export const DEFAULT_DEBOUNCE_MS = 500;
+
+export interface LoadReport {
+    /**
+     * new: no file yet; loaded: read as is; migrated: read from an older version;
+     * recovered: the file was unusable, moved aside, and the document starts empty.
+     */
+    readonly status: 'new' | 'loaded' | 'migrated' | 'recovered';
+    /** Version of the file read (loaded / migrated). */
+    readonly fromVersion?: number;
+    /** Why the file was unusable (recovered). */
+    readonly error?: StoreError;
+    /** Where the unusable file now is (recovered), unless it could not be moved. */
+    readonly movedTo?: string;
+}
+
+type Counters = StoreDocument['counters'];
+
+/** Raises every counter of `next` to at least its value in `floor` (devices absent from `next` stay absent). */
+function keepCountersMonotonic(next: Counters, floor: Counters): void {
+    for (const [devId, counters] of Object.entries(next)) {
+        const lower = floor[devId];
+        if (!lower) continue;
+        for (const name of COUNTER_NAMES) {
+            const low = lower[name];
+            if (low !== undefined && (counters[name] === undefined || counters[name] < low)) {
+                counters[name] = low;
+            }
+        }
+    }
+}
+
+function corruptName(file: string, now: number): string {
+    return `${file}.corrupt-${new Date(now).toISOString().replace(/[:.]/g, '-')}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+    return stat(path).then(
+        () => true,
+        () => false,
+    );
+}
+
+/** Moves an unusable file out of the way; returns the new path, or undefined if that failed. */
+async function moveAside(file: string, now: number): Promise<string | undefined> {
+    const base = corruptName(file, now);
+    let target = base;
+    for (let n = 1; await exists(target); n++) target = `${base}-${n}`;
+    try {
+        await rename(file, target);
+        return target;
+    } catch {
+        return undefined;
+    }
+}
+
+async function load(
+    file: string,
+    migrations: Readonly<Record<number, Migration>>,
+): Promise<{ doc: StoreDocument; fromVersion: number } | undefined> {
+    let text: string;
+    try {
+        text = await readFile(file, 'utf8');
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw new StoreError(
+            'STORE_CORRUPT',
+            `store ${file} cannot be read: ${(err as Error).message}`,
+            {
+                cause: err,
+            },
+        );
+    }
+    let raw: unknown;
+    try {
+        raw = JSON.parse(text);
+    } catch (err) {
+        throw new StoreError(
+            'STORE_CORRUPT',
+            `store ${file} is not valid JSON: ${(err as Error).message}`,
+            {
+                cause: err,
+            },
+        );
+    }
+    const { doc, fromVersion } = migrateDocument(raw, migrations, STORE_VERSION);
+    const parsed = StoreDocumentSchema.safeParse(doc);
+    if (!parsed.success) {
+        throw new StoreError(
+            'STORE_CORRUPT',
+            `store ${file} does not match its schema: ${z.prettifyError(parsed.error)}`,
+            { cause: parsed.error },
+        );
+    }
+    return { doc: parsed.data, fromVersion };
+}
+
+export class ManagerStore {
+    private doc: StoreDocument;
+    /** Counters as last read from or written to the file. */
+    private countersOnDisk: Counters;
+    private dirty = false;
+    private closed = false;
+    private closing: Promise<void> | undefined;
+    private timer: ReturnType<typeof setTimeout> | undefined;
+    /** Tail of the write queue; always settles (failures are reported separately). */
+    private writing: Promise<void> = Promise.resolve();
+    private readonly errorListeners = new Set<(err: StoreError) => void>();
+    private readonly debounceMs: number;
+
+    private constructor(
+        readonly file: string,
+        doc: StoreDocument,
+        readonly loadReport: LoadReport,
+        options: StoreOptions,
+    ) {
+        this.doc = doc;
+        this.countersOnDisk = structuredClone(doc.counters);
+        this.debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+    }
+
+    /** Loads (or starts) the store in `file`. Never fails because of the file's content. */
+    static async open(file: string, options: StoreOptions = {}): Promise<ManagerStore> {
+        const now = options.now ?? Date.now;
+        await removeStaleTempFiles(file);
+        try {
+            const loaded = await load(file, options.migrations ?? MIGRATIONS);
+            if (!loaded) return new ManagerStore(file, emptyDocument(), { status: 'new' }, options);
+            const status = loaded.fromVersion === STORE_VERSION ? 'loaded' : 'migrated';
+            return new ManagerStore(
+                file,
+                loaded.doc,
+                { status, fromVersion: loaded.fromVersion },
+                options,
+            );
+        } catch (err) {
+            const error =
+                err instanceof StoreError
+                    ? err
+                    : new StoreError('STORE_CORRUPT', `store ${file} cannot be loaded`, {
+                          cause: err,
+                      });
+            const movedTo = await moveAside(file, now());
+            const report: LoadReport = movedTo
+                ? { status: 'recovered', error, movedTo }
+                : { status: 'recovered', error };
+            return new ManagerStore(file, emptyDocument(), report, options);
+        }
+    }
+
+    /** A copy of the current document. */
+    get document(): StoreDocument {
+        return structuredClone(this.doc);
+    }
+
+    /** True while a change has not reached the disk. */
+    get pending(): boolean {
+        return this.dirty;
+    }
+
+    /**
+     * Changes the document, all or nothing: `change` edits a copy, which must pass the schema
+     * (STORE_INVALID otherwise, and nothing changes). The write follows after the debounce time.
+     */
+    update(change: (doc: StoreDocument) => void): void {
+        if (this.closed) throw new StoreError('STORE_CLOSED', `store ${this.file} is closed`);
+        const draft = structuredClone(this.doc);
+        change(draft);
+        const parsed = StoreDocumentSchema.safeParse(draft);
+        if (!parsed.success) {
+            throw new StoreError(
+                'STORE_INVALID',
+                `invalid store change: ${z.prettifyError(parsed.error)}`,
+                {
+                    cause: parsed.error,
+                },
+            );
+        }
+        keepCountersMonotonic(parsed.data.counters, this.doc.counters);
+        this.doc = parsed.data;
+        this.dirty = true;
+        this.timer ??= setTimeout(() => {
+            this.timer = undefined;
+            this.write().catch((err: unknown) => this.report(err));
+        }, this.debounceMs);
+    }
+
+    /** Resolves once every change made before the call is on disk; rejects with STORE_WRITE. */
+    async flush(): Promise<void> {
+        if (this.timer) {
+            clearTimeout(this.timer);
+            this.timer = undefined;
+        }
+        await this.write();
+    }
+
+    /** Writes what is pending and refuses further changes. */
+    close(): Promise<void> {
+        this.closed = true;
+        this.closing ??= this.flush();
+        return this.closing;
+    }
+
+    /** Failed background writes (the change stays pending and is retried on the next write). */
+    onError(listener: (err: StoreError) => void): () => void {
+        this.errorListeners.add(listener);
+        return () => this.errorListeners.delete(listener);
+    }
+
+    private report(err: unknown): void {
+        const error =
+            err instanceof StoreError
+                ? err
+                : new StoreError('STORE_WRITE', String(err), { cause: err });
+        for (const listener of this.errorListeners) listener(error);
+    }
+
+    /** Queues one write behind any running one; it writes only if something is pending then. */
+    private write(): Promise<void> {
+        const run = this.writing.then(() => this.writeNow());
+        this.writing = run.catch(() => undefined);
+        return run;
+    }
+
+    private async writeNow(): Promise<void> {
+        if (!this.dirty) return;
+        keepCountersMonotonic(this.doc.counters, this.countersOnDisk);
+        const doc = this.doc;
+        this.dirty = false;
+        try {
+            await writeFileAtomic(this.file, JSON.stringify(doc, null, 2) + '\n');
+        } catch (err) {
+            this.dirty = true;
+            throw new StoreError(
+                'STORE_WRITE',
+                `store ${this.file} could not be written: ${(err as Error).message}`,
+                { cause: err },
+            );
+        }
+        // Later changes replace this.doc by a new object, so `doc` is exactly what was written.
+        this.countersOnDisk = structuredClone(doc.counters);
+    }
+}
