@@ -1,0 +1,135 @@
+// The editor/API precedence rule (DESIGN §6): the later intent wins per item. Items are each
+// global parameter (`param:<name>`) and each device's settings (`device:<dev_id>`).
+//
+// The store remembers, per item, a hash of the editor value it last reconciled against
+// (`editorBaseline`). On every start or deploy:
+//   - editor value unchanged since then → a stored API override of the item stays in force;
+//   - editor value changed (including added or removed) → the deploy is the later intent: the
+//     stored override of that item is dropped, and an API deletion of that device is undone;
+//   - no baseline yet (a store from before the item was tracked) → nothing is known to have
+//     changed, so the override stays: nothing a user set is dropped on a guess.
+// Pure: the store document is copied, never modified.
+
+import { createHash } from 'node:crypto';
+import type { DeviceConfig, StoreDocument } from './schema';
+
+type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+export interface EditorConfig {
+    /** Site parameters as set in the editor, by vendor name (`max_total_current`, …). */
+    readonly params: Readonly<Record<string, JsonValue>>;
+    /** Devices as set in the editor, by dev_id, in editor order. */
+    readonly devices: Readonly<Record<string, DeviceConfig>>;
+}
+
+export interface EffectiveConfig {
+    params: Record<string, JsonValue>;
+    /** Editor devices (minus those deleted through the API), then devices added through the API. */
+    devices: Record<string, DeviceConfig>;
+}
+
+export interface ReconcileResult {
+    readonly effective: EffectiveConfig;
+    readonly storeDoc: StoreDocument;
+    /** True when storeDoc differs from the input (the caller should save it). */
+    readonly changed: boolean;
+    /** Items whose stored API change was replaced by the editor's value. */
+    readonly replaced: readonly string[];
+}
+
+/** Baseline marker for an item the editor did not have. */
+const ABSENT = '-';
+
+export const paramItem = (name: string): string => `param:${name}`;
+export const deviceItem = (devId: string): string => `device:${devId}`;
+
+/** JSON with object keys sorted, so that equal values hash equally whatever their key order. */
+function canonicalJson(value: unknown): string {
+    if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
+    if (value !== null && typeof value === 'object') {
+        const entries = Object.entries(value as Record<string, unknown>)
+            .filter(([, v]) => v !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    }
+    return JSON.stringify(value ?? null);
+}
+
+/** Hash of an editor value, independent of key order. */
+export function hashEditorValue(value: unknown): string {
+    return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32);
+}
+
+export function reconcile(editor: EditorConfig, storeDoc: StoreDocument): ReconcileResult {
+    const doc = structuredClone(storeDoc);
+    const baseline = doc.editorBaseline;
+    const replaced: string[] = [];
+    const has = (record: object, key: string): boolean => Object.hasOwn(record, key);
+
+    // Parameters
+    const params: Record<string, JsonValue> = {};
+    const paramNames = new Set([...Object.keys(editor.params), ...Object.keys(doc.params)]);
+    for (const key of Object.keys(baseline)) {
+        if (key.startsWith('param:')) paramNames.add(key.slice('param:'.length));
+    }
+    for (const name of paramNames) {
+        const item = paramItem(name);
+        const inEditor = has(editor.params, name);
+        const hash = inEditor ? hashEditorValue(editor.params[name]) : ABSENT;
+        const before = baseline[item];
+        if (before !== undefined && before !== hash && has(doc.params, name)) {
+            delete doc.params[name];
+            replaced.push(item);
+        }
+        if (inEditor || has(doc.params, name)) baseline[item] = hash;
+        else delete baseline[item];
+
+        if (has(doc.params, name)) params[name] = doc.params[name] as JsonValue;
+        else if (inEditor) params[name] = editor.params[name]!;
+    }
+
+    // Devices
+    const deleted = new Set(doc.deleted);
+    const devIds = new Set([
+        ...Object.keys(editor.devices),
+        ...Object.keys(doc.devices),
+        ...deleted,
+    ]);
+    for (const key of Object.keys(baseline)) {
+        if (key.startsWith('device:')) devIds.add(key.slice('device:'.length));
+    }
+    for (const devId of devIds) {
+        const item = deviceItem(devId);
+        const inEditor = has(editor.devices, devId);
+        const hash = inEditor ? hashEditorValue(editor.devices[devId]) : ABSENT;
+        const entry = doc.devices[devId];
+        // a device added through the API was, by definition, not in the editor then
+        const before = baseline[item] ?? (entry?.added ? ABSENT : undefined);
+        if (before !== undefined && before !== hash) {
+            if (entry) {
+                delete doc.devices[devId];
+                replaced.push(item);
+            }
+            if (deleted.delete(devId) && !entry) replaced.push(item);
+        }
+        // a deletion of a device the editor no longer has hides nothing
+        if (!inEditor) deleted.delete(devId);
+        if (inEditor || has(doc.devices, devId)) baseline[item] = hash;
+        else delete baseline[item];
+    }
+    doc.deleted = doc.deleted.filter((devId) => deleted.has(devId));
+
+    const devices: Record<string, DeviceConfig> = {};
+    for (const [devId, config] of Object.entries(editor.devices)) {
+        if (deleted.has(devId)) continue;
+        const entry = doc.devices[devId];
+        devices[devId] = entry ? { ...config, ...entry.config } : { ...config };
+    }
+    for (const [devId, entry] of Object.entries(doc.devices)) {
+        // an override of a device the editor no longer has is kept, but there is nothing to apply it to
+        if (!has(devices, devId) && entry.added) devices[devId] = { ...entry.config };
+    }
+
+    const changed = canonicalJson(doc) !== canonicalJson(storeDoc);
+    return { effective: { params, devices }, storeDoc: doc, changed, replaced };
+}
