@@ -31,6 +31,7 @@ export class Car {
     private readonly followMs: number;
     private readonly voltage: number;
     private draw = 0; // mA per active phase
+    private activePhases: 1 | 2 | 3;
     private chargedWh = 0;
     private stateOfCharge: number;
 
@@ -43,6 +44,7 @@ export class Car {
         this.stateOfCharge = opts.soc;
         this.maxCurrent = opts.maxCurrent;
         this.phaseCount = opts.phases;
+        this.activePhases = opts.phases;
         this.followMs = Math.max(0, opts.followMs ?? 3000);
         this.voltage = opts.voltage ?? 230;
     }
@@ -55,9 +57,14 @@ export class Car {
         return this.maxCurrent * (TAPER_END + (1 - TAPER_END) * left);
     }
 
-    /** Advances simulated time by dtMs; offered = mA per phase the wallbox allows (0 = none). */
-    step(dtMs: number, offered: number): void {
+    /**
+     * Advances simulated time by dtMs; offered = mA per phase the wallbox allows (0 = none).
+     * `wallboxPhases`: phases the wallbox's contactor connects (1 after a 1p switch; default 3);
+     * the car then charges on L1..L(min(its phases, wallboxPhases)).
+     */
+    step(dtMs: number, offered: number, wallboxPhases: 1 | 2 | 3 = 3): void {
         if (!(dtMs > 0)) return;
+        this.activePhases = Math.min(this.phaseCount, wallboxPhases) as 1 | 2 | 3;
         let target = Math.min(Math.max(0, offered), this.demand());
         if (target < MIN_DRAW) target = 0;
         // Never above what is offered: a reduction is followed at once, a raise with the lag.
@@ -82,11 +89,11 @@ export class Car {
     /** mA drawn on the car's phases L1..L(phases) (wallbox side), 0 elsewhere. */
     get currents(): Phases3 {
         const a = Math.round(this.draw);
-        return [a, this.phaseCount >= 2 ? a : 0, this.phaseCount >= 3 ? a : 0];
+        return [a, this.activePhases >= 2 ? a : 0, this.activePhases >= 3 ? a : 0];
     }
 
     get powerW(): number {
-        return (this.draw / 1000) * this.voltage * this.phaseCount;
+        return (this.draw / 1000) * this.voltage * this.activePhases;
     }
 
     /** Energy charged since plug-in (Wh, fractional). */

@@ -1,0 +1,496 @@
+// One Modbus bus = one physical connection (a serial line or a TCP host:port) with one FIFO.
+// Requests run strictly one at a time; the unit id is set inside that critical section, so
+// devices sharing the bus never see each other's id. The connection is a small state machine:
+//
+//   idle → connecting → connected → (lost) → backoff → connecting → …      close() → closed
+//
+// with one stored timer handle (connect guard or reconnect delay), cleared on every transition.
+// Every attempt uses a fresh client: reusing one after a failure is unreliable in modbus-serial.
+import type { EventEmitter } from 'node:events';
+import ModbusRTU from 'modbus-serial';
+import { z } from 'zod';
+import { type BusAddress, busKey, formatBusAddress } from './address';
+import { ModbusError, normalise } from './errors';
+import type { ReadFunction } from './planner';
+
+export type BusState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
+
+export interface BusOptions {
+    /** Time a device has to answer one request (ms). */
+    timeoutMs?: number;
+    /** Requests waiting beyond this are refused with MODBUS_QUEUE_FULL. */
+    maxQueue?: number;
+    /** Time allowed to open the connection (ms). */
+    connectTimeoutMs?: number;
+    /** Reconnect delay: first wait, doubled per failed attempt up to the cap (ms), ±jitter. */
+    reconnectMinMs?: number;
+    reconnectMaxMs?: number;
+    /** A device that does not answer is skipped for this long, doubled per failure up to the cap. */
+    deviceBackoffMs?: number;
+    deviceBackoffMaxMs?: number;
+    /** Injected for tests. */
+    random?: () => number;
+    now?: () => number;
+}
+
+export interface ReadRequest {
+    /** Name of the device for errors, e.g. `E1` or `SDM630 grid`. */
+    device: string;
+    unit: number;
+    fc?: ReadFunction;
+    address: number;
+    count: number;
+}
+
+export interface WriteRequest {
+    device: string;
+    unit: number;
+    address: number;
+    values: readonly number[];
+}
+
+export interface BusStats {
+    /** Requests sent on the wire. */
+    requests: number;
+    /** Requests that failed (any reason, including ones refused before sending). */
+    failures: number;
+    timeouts: number;
+    /** Successful connects after the first one. */
+    reconnects: number;
+}
+
+interface Job {
+    kind: 'read' | 'write';
+    device: string;
+    unit: number;
+    fc: ReadFunction;
+    address: number;
+    count: number;
+    values?: readonly number[];
+    /** Identical reads waiting in the queue share one request. */
+    mergeKey?: string;
+    promise: Promise<number[]>;
+    resolve: (data: number[]) => void;
+    reject: (e: ModbusError) => void;
+    settled: boolean;
+    guard?: NodeJS.Timeout;
+}
+
+interface DeviceHealth {
+    failures: number;
+    skipUntil: number;
+}
+
+/** A reply's register words: the boundary check against whatever the peer sent. */
+const wordsReply = z.object({ data: z.array(z.number().int().min(0).max(0xffff)) });
+
+const PARITY = { none: 'none', even: 'even', odd: 'odd', mark: 'mark', space: 'space' } as const;
+
+export class Bus {
+    readonly key: string;
+    readonly name: string;
+    readonly stats: BusStats = { requests: 0, failures: 0, timeouts: 0, reconnects: 0 };
+    private current: BusState = 'idle';
+    private client: ModbusRTU | undefined;
+    private timer: NodeJS.Timeout | undefined;
+    private attempts = 0;
+    private connectedOnce = false;
+    private lastError = '';
+    private readonly queue: Job[] = [];
+    private active: Job | undefined;
+    private readonly health = new Map<number, DeviceHealth>();
+    private readonly listeners = new Set<(state: BusState, error?: string) => void>();
+    private closing: Promise<void> | undefined;
+    private readonly opts: Required<BusOptions>;
+
+    constructor(
+        readonly address: BusAddress,
+        options: BusOptions = {},
+    ) {
+        this.key = busKey(address);
+        this.name = formatBusAddress(address);
+        this.opts = {
+            timeoutMs: options.timeoutMs ?? 1000,
+            maxQueue: options.maxQueue ?? 64,
+            connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+            reconnectMinMs: options.reconnectMinMs ?? 500,
+            reconnectMaxMs: options.reconnectMaxMs ?? 30_000,
+            deviceBackoffMs: options.deviceBackoffMs ?? 2000,
+            deviceBackoffMaxMs: options.deviceBackoffMaxMs ?? 60_000,
+            random: options.random ?? Math.random,
+            now: options.now ?? Date.now,
+        };
+    }
+
+    get state(): BusState {
+        return this.current;
+    }
+
+    get queueLength(): number {
+        return this.queue.length;
+    }
+
+    get timeoutMs(): number {
+        return this.opts.timeoutMs;
+    }
+
+    /** Subscribes to state changes; returns the unsubscribe function. */
+    onState(listener: (state: BusState, error?: string) => void): () => void {
+        this.listeners.add(listener);
+        return () => this.listeners.delete(listener);
+    }
+
+    /** Starts connecting (requests do this on their own). */
+    open(): void {
+        if (this.current === 'idle') this.connect();
+    }
+
+    read(request: ReadRequest): Promise<number[]> {
+        const fc = request.fc ?? 3;
+        if (!(request.count >= 1 && request.count <= 125)) {
+            return Promise.reject(
+                this.badRequest(request.device, `cannot read ${request.count} registers`),
+            );
+        }
+        return this.enqueue({
+            kind: 'read',
+            device: request.device,
+            unit: request.unit,
+            fc,
+            address: request.address,
+            count: request.count,
+            mergeKey: `${request.unit}:${fc}:${request.address}:${request.count}`,
+        });
+    }
+
+    async write(request: WriteRequest): Promise<void> {
+        if (!(request.values.length >= 1 && request.values.length <= 123)) {
+            throw this.badRequest(
+                request.device,
+                `cannot write ${request.values.length} registers`,
+            );
+        }
+        if (request.values.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffff)) {
+            throw this.badRequest(request.device, 'register values must be 0..65535');
+        }
+        await this.enqueue({
+            kind: 'write',
+            device: request.device,
+            unit: request.unit,
+            fc: 3,
+            address: request.address,
+            count: request.values.length,
+            values: [...request.values],
+        });
+    }
+
+    /** Rejects everything pending, stops reconnecting and closes the connection. Never rejects. */
+    close(): Promise<void> {
+        if (this.closing) return this.closing;
+        this.setState('closed');
+        this.failAll('MODBUS_CLOSED', 'bus closed');
+        const client = this.client;
+        this.client = undefined;
+        this.closing = closeClient(client, this.address.kind);
+        return this.closing;
+    }
+
+    // ---- queue ----
+
+    private badRequest(device: string, message: string): ModbusError {
+        return new ModbusError('MODBUS_BAD_REQUEST', device, message);
+    }
+
+    private enqueue(
+        spec: Omit<Job, 'promise' | 'resolve' | 'reject' | 'settled'>,
+    ): Promise<number[]> {
+        const refuse = (code: ConstructorParameters<typeof ModbusError>[0], message: string) => {
+            this.stats.failures++;
+            return Promise.reject(new ModbusError(code, spec.device, message));
+        };
+        if (!Number.isInteger(spec.unit) || spec.unit < 0 || spec.unit > 255) {
+            return Promise.reject(this.badRequest(spec.device, `bad unit id ${spec.unit}`));
+        }
+        if (this.current === 'closed') return refuse('MODBUS_CLOSED', 'bus closed');
+        if (this.current === 'idle') this.connect();
+        if (this.current === 'backoff') {
+            return refuse(
+                'MODBUS_NOT_CONNECTED',
+                `not connected to ${this.name}${this.lastError ? ` (${this.lastError})` : ''}`,
+            );
+        }
+        const skip = this.skipping(spec.unit);
+        if (skip > 0)
+            return refuse('MODBUS_BACKOFF', `not answering; next try in ${Math.ceil(skip)} ms`);
+        if (spec.mergeKey) {
+            const same = this.queue.find((j) => j.mergeKey === spec.mergeKey);
+            if (same) return same.promise;
+        }
+        if (this.queue.length >= this.opts.maxQueue) {
+            return refuse(
+                'MODBUS_QUEUE_FULL',
+                `queue of ${this.name} is full (${this.opts.maxQueue})`,
+            );
+        }
+        let resolve!: (data: number[]) => void;
+        let reject!: (e: ModbusError) => void;
+        const promise = new Promise<number[]>((res, rej) => {
+            resolve = res;
+            reject = rej;
+        });
+        this.queue.push({ ...spec, promise, resolve, reject, settled: false });
+        this.pump();
+        return promise;
+    }
+
+    /** ms until a failing device may be tried again; 0 = now. */
+    private skipping(unit: number): number {
+        const h = this.health.get(unit);
+        return h ? Math.max(0, h.skipUntil - this.opts.now()) : 0;
+    }
+
+    private deviceFailed(unit: number): void {
+        const h = this.health.get(unit) ?? { failures: 0, skipUntil: 0 };
+        h.failures++;
+        const wait = Math.min(
+            this.opts.deviceBackoffMaxMs,
+            this.opts.deviceBackoffMs * 2 ** (h.failures - 1),
+        );
+        h.skipUntil = this.opts.now() + wait;
+        this.health.set(unit, h);
+    }
+
+    private settle(job: Job, error?: ModbusError, data?: number[]): void {
+        if (job.settled) return;
+        job.settled = true;
+        if (job.guard) clearTimeout(job.guard);
+        if (this.active === job) this.active = undefined;
+        if (error) {
+            this.stats.failures++;
+            job.reject(error);
+        } else {
+            job.resolve(data ?? []);
+        }
+    }
+
+    private failAll(
+        code: 'MODBUS_CLOSED' | 'MODBUS_DISCONNECTED' | 'MODBUS_CONNECT_FAILED',
+        message: string,
+    ): void {
+        const jobs = this.active ? [this.active, ...this.queue] : [...this.queue];
+        this.queue.length = 0;
+        for (const job of jobs) this.settle(job, new ModbusError(code, job.device, message));
+    }
+
+    private pump(): void {
+        while (this.current === 'connected' && !this.active && this.queue.length > 0) {
+            const job = this.queue.shift()!;
+            const skip = this.skipping(job.unit);
+            if (skip > 0) {
+                this.settle(
+                    job,
+                    new ModbusError(
+                        'MODBUS_BACKOFF',
+                        job.device,
+                        `not answering; next try in ${Math.ceil(skip)} ms`,
+                    ),
+                );
+                continue;
+            }
+            this.active = job;
+            this.send(job, this.client!);
+        }
+    }
+
+    private send(job: Job, client: ModbusRTU): void {
+        const timeoutMs = this.opts.timeoutMs;
+        this.stats.requests++;
+        // The critical section: nothing else uses the client until this job settles.
+        client.setID(job.unit);
+        client.setTimeout(timeoutMs);
+        // modbus-serial enforces the timeout itself; this guard only catches a request it
+        // never settles, which means the connection is unusable.
+        job.guard = setTimeout(() => {
+            if (job.settled || this.client !== client) return;
+            this.stats.timeouts++;
+            this.deviceFailed(job.unit);
+            this.settle(
+                job,
+                new ModbusError('MODBUS_TIMEOUT', job.device, `no answer within ${timeoutMs} ms`),
+            );
+            this.lost(client, 'request never completed');
+        }, timeoutMs + 1000);
+        let request: Promise<unknown>;
+        try {
+            if (job.kind === 'read') {
+                request =
+                    job.fc === 4
+                        ? client.readInputRegisters(job.address, job.count)
+                        : client.readHoldingRegisters(job.address, job.count);
+            } else if (job.values!.length === 1) {
+                request = client.writeRegister(job.address, job.values![0]!);
+            } else {
+                request = client.writeRegisters(job.address, [...job.values!]);
+            }
+        } catch (e) {
+            request = Promise.reject(e);
+        }
+        request.then(
+            (reply) => {
+                if (job.settled) return;
+                this.health.delete(job.unit);
+                if (job.kind === 'write') {
+                    this.settle(job);
+                } else {
+                    const parsed = wordsReply.safeParse(reply);
+                    if (!parsed.success || parsed.data.data.length !== job.count) {
+                        this.settle(
+                            job,
+                            new ModbusError(
+                                'MODBUS_BAD_REPLY',
+                                job.device,
+                                `reply to a read of ${job.count} registers at ${job.address} is malformed`,
+                            ),
+                        );
+                    } else {
+                        this.settle(job, undefined, parsed.data.data.slice(0, job.count));
+                    }
+                }
+                this.pump();
+            },
+            (e: unknown) => {
+                if (job.settled) return;
+                const error = normalise(e, job.device, timeoutMs);
+                if (error.code === 'MODBUS_TIMEOUT') {
+                    this.stats.timeouts++;
+                    this.deviceFailed(job.unit);
+                } else if (error.code === 'MODBUS_EXCEPTION') {
+                    this.health.delete(job.unit); // it answered: alive
+                }
+                this.settle(job, error);
+                if (error.code === 'MODBUS_NOT_CONNECTED' || error.code === 'MODBUS_DISCONNECTED') {
+                    this.lost(client, error.message);
+                } else {
+                    this.pump();
+                }
+            },
+        );
+    }
+
+    // ---- connection ----
+
+    private setState(state: BusState, error?: string): void {
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = undefined;
+        if (this.current === state) return;
+        this.current = state;
+        for (const listener of [...this.listeners]) {
+            try {
+                listener(state, error);
+            } catch {
+                // a listener's failure is its own business
+            }
+        }
+    }
+
+    private connect(): void {
+        this.setState('connecting');
+        const client = new ModbusRTU();
+        this.client = client;
+        // modbus-serial emits 'error' for port errors; without a listener that would throw.
+        client.on('error', (e: unknown) => this.lost(client, normalise(e, '').message));
+        const address = this.address;
+        this.timer = setTimeout(
+            () => failed(new Error(`no connection within ${this.opts.connectTimeoutMs} ms`)),
+            this.opts.connectTimeoutMs,
+        );
+        const failed = (e: unknown): void => {
+            if (this.client !== client) return;
+            this.client = undefined;
+            void closeClient(client, address.kind);
+            const reason = normalise(e, '').message;
+            this.lastError = reason;
+            this.failAll('MODBUS_CONNECT_FAILED', `cannot connect to ${this.name}: ${reason}`);
+            this.scheduleReconnect(reason);
+        };
+        const opening =
+            address.kind === 'tcp'
+                ? client.connectTCP(address.host, { port: address.port })
+                : client.connectRTUBuffered(address.path, {
+                      baudRate: address.baudRate,
+                      dataBits: address.dataBits,
+                      parity: PARITY[address.parity],
+                      stopBits: address.stopBits,
+                  });
+        opening.then(
+            () => {
+                if (this.client !== client) {
+                    void closeClient(client, address.kind);
+                    return;
+                }
+                client.on('close', () => this.lost(client, 'connection closed'));
+                this.attempts = 0;
+                this.lastError = '';
+                if (this.connectedOnce) this.stats.reconnects++;
+                this.connectedOnce = true;
+                this.setState('connected');
+                this.pump();
+            },
+            (e: unknown) => failed(e),
+        );
+    }
+
+    /** The connection broke: reject what is pending, drop the client, reconnect later. */
+    private lost(client: ModbusRTU, reason: string): void {
+        if (this.client !== client || this.current === 'closed') return;
+        this.client = undefined;
+        void closeClient(client, this.address.kind);
+        if (this.active) this.deviceFailed(this.active.unit);
+        this.lastError = reason;
+        this.failAll('MODBUS_DISCONNECTED', `connection to ${this.name} lost: ${reason}`);
+        this.scheduleReconnect(reason);
+    }
+
+    private scheduleReconnect(reason: string): void {
+        const base = Math.min(
+            this.opts.reconnectMaxMs,
+            this.opts.reconnectMinMs * 2 ** this.attempts,
+        );
+        const delay = Math.round(base * (0.5 + 0.5 * this.opts.random()));
+        this.attempts++;
+        this.setState('backoff', reason);
+        this.timer = setTimeout(() => {
+            this.timer = undefined;
+            if (this.current === 'backoff') this.connect();
+        }, delay);
+    }
+}
+
+/** Closes a client and its port completely; never rejects. */
+function closeClient(client: ModbusRTU | undefined, kind: BusAddress['kind']): Promise<void> {
+    if (!client) return Promise.resolve();
+    // Stop modbus-serial's own transaction timers so that nothing outlives the bus.
+    const internal = client as unknown as EventEmitter & {
+        _cancelPendingTransactions?: () => void;
+    };
+    internal._cancelPendingTransactions?.();
+    internal.removeAllListeners('close');
+    // Keep a listener: a late port error must not become an uncaught 'error' event.
+    internal.removeAllListeners('error');
+    internal.on('error', () => undefined);
+    return new Promise<void>((resolve) => {
+        const done = (): void => resolve();
+        try {
+            if (kind === 'tcp') {
+                // destroy() ends the socket at once; close() would wait for the peer's FIN.
+                client.destroy(done);
+            } else if (client.isOpen) {
+                client.close(done);
+            } else {
+                resolve();
+            }
+        } catch {
+            resolve();
+        }
+    });
+}

@@ -1,0 +1,187 @@
+// Register codec: values ⇄ 16-bit register words. Multi-register values are big-endian word
+// order (high word first) unless told otherwise; bytes within a word are always big-endian.
+import { ModbusError } from './errors';
+
+export type DataType =
+    'uint16' | 'int16' | 'uint32' | 'int32' | 'uint64' | 'int64' | 'float32' | 'float64' | 'string';
+
+export type WordOrder = 'big' | 'little';
+
+/** The vendor's `cmd=modbus` suffixes: none = 16-bit, d = 32-bit, q = 64-bit, s = string. */
+export type Suffix = '' | 'd' | 'q' | 's';
+
+const WORDS: Record<Exclude<DataType, 'string'>, number> = {
+    uint16: 1,
+    int16: 1,
+    uint32: 2,
+    int32: 2,
+    uint64: 4,
+    int64: 4,
+    float32: 2,
+    float64: 4,
+};
+
+/** Registers a value of `type` takes (strings: their declared length). */
+export function wordCount(type: DataType, stringWords = 1): number {
+    return type === 'string' ? stringWords : WORDS[type];
+}
+
+/** Suffix → width in registers; a string's width comes from its register definition. */
+export const SUFFIX_WORDS: Record<Exclude<Suffix, 's'>, number> = { '': 1, d: 2, q: 4 };
+
+/**
+ * The data type of a suffixed register. 32- and 64-bit integers are signed (the vendor's
+ * `8062d` reads −1); 16-bit ones are unsigned unless the register is declared signed.
+ */
+export function suffixType(suffix: Suffix, signed16 = false): DataType {
+    switch (suffix) {
+        case '':
+            return signed16 ? 'int16' : 'uint16';
+        case 'd':
+            return 'int32';
+        case 'q':
+            return 'int64';
+        case 's':
+            return 'string';
+    }
+}
+
+export interface RegisterRef {
+    address: number;
+    suffix: Suffix;
+}
+
+/** Parses `8062d`, `8016s`, `8002` as the vendor writes them. */
+export function parseRegisterRef(text: string): RegisterRef {
+    const m = /^\s*(\d{1,5})([dqs]?)\s*$/i.exec(text);
+    const address = m ? Number(m[1]) : NaN;
+    if (!m || address > 65535) {
+        throw new ModbusError('MODBUS_BAD_REQUEST', '', `bad modbus register "${text}"`);
+    }
+    return { address, suffix: m[2]!.toLowerCase() as Suffix };
+}
+
+export function formatRegisterRef(ref: RegisterRef): string {
+    return `${ref.address}${ref.suffix}`;
+}
+
+function ordered(words: readonly number[], order: WordOrder): number[] {
+    return order === 'big' ? [...words] : [...words].reverse();
+}
+
+function toBuffer(words: readonly number[]): Buffer {
+    const buf = Buffer.alloc(words.length * 2);
+    words.forEach((w, i) => buf.writeUInt16BE(w & 0xffff, i * 2));
+    return buf;
+}
+
+/**
+ * Decodes the words of one value. 64-bit integers become numbers (exact up to 2^53, which
+ * covers every energy counter); strings lose their NUL padding and trailing spaces.
+ */
+export function decode(
+    words: readonly number[],
+    type: DataType,
+    order: WordOrder = 'big',
+): number | string {
+    const need = type === 'string' ? words.length : WORDS[type];
+    if (words.length < need) {
+        throw new ModbusError('MODBUS_BAD_REPLY', '', `${type} needs ${need} registers`);
+    }
+    if (type === 'string') {
+        const bytes = toBuffer(words);
+        const end = bytes.indexOf(0);
+        return bytes
+            .subarray(0, end < 0 ? bytes.length : end)
+            .toString('latin1')
+            .replace(/\s+$/, '');
+    }
+    const buf = toBuffer(ordered(words.slice(0, need), order));
+    switch (type) {
+        case 'uint16':
+            return buf.readUInt16BE(0);
+        case 'int16':
+            return buf.readInt16BE(0);
+        case 'uint32':
+            return buf.readUInt32BE(0);
+        case 'int32':
+            return buf.readInt32BE(0);
+        case 'uint64':
+            return Number(buf.readBigUInt64BE(0));
+        case 'int64':
+            return Number(buf.readBigInt64BE(0));
+        case 'float32':
+            return buf.readFloatBE(0);
+        case 'float64':
+            return buf.readDoubleBE(0);
+    }
+}
+
+function badValue(value: unknown, type: DataType): ModbusError {
+    return new ModbusError('MODBUS_BAD_REQUEST', '', `value ${String(value)} does not fit ${type}`);
+}
+
+/** Encodes one value into `wordCount(type, stringWords)` words. */
+export function encode(
+    value: number | string,
+    type: DataType,
+    order: WordOrder = 'big',
+    stringWords = 1,
+): number[] {
+    if (type === 'string') {
+        const bytes = Buffer.alloc(stringWords * 2);
+        const text = Buffer.from(String(value), 'latin1');
+        if (text.length > bytes.length) throw badValue(value, type);
+        text.copy(bytes);
+        return Array.from({ length: stringWords }, (_, i) => bytes.readUInt16BE(i * 2));
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw badValue(value, type);
+    const buf = Buffer.alloc(WORDS[type] * 2);
+    const isInt = Number.isInteger(value);
+    const range = (lo: number, hi: number): void => {
+        if (!isInt || value < lo || value > hi) throw badValue(value, type);
+    };
+    switch (type) {
+        case 'uint16':
+            range(0, 0xffff);
+            buf.writeUInt16BE(value, 0);
+            break;
+        case 'int16':
+            range(-0x8000, 0x7fff);
+            buf.writeInt16BE(value, 0);
+            break;
+        case 'uint32':
+            range(0, 0xffffffff);
+            buf.writeUInt32BE(value, 0);
+            break;
+        case 'int32':
+            range(-0x80000000, 0x7fffffff);
+            buf.writeInt32BE(value, 0);
+            break;
+        case 'uint64':
+            range(0, Number.MAX_SAFE_INTEGER);
+            buf.writeBigUInt64BE(BigInt(value), 0);
+            break;
+        case 'int64':
+            range(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+            buf.writeBigInt64BE(BigInt(value), 0);
+            break;
+        case 'float32':
+            buf.writeFloatBE(value, 0);
+            break;
+        case 'float64':
+            buf.writeDoubleBE(value, 0);
+            break;
+    }
+    const words = Array.from({ length: WORDS[type] }, (_, i) => buf.readUInt16BE(i * 2));
+    return ordered(words, order);
+}
+
+/**
+ * 16-bit writes accept the signed and the unsigned reading of a word (−1 and 65535 are the same
+ * register value), as the vendor's HTTP layer does for raw register writes.
+ */
+export function encodeSuffixed(value: number | string, suffix: Suffix, stringWords = 1): number[] {
+    if (suffix === '' && typeof value === 'number' && value < 0) return encode(value, 'int16');
+    return encode(value, suffixType(suffix), 'big', stringWords);
+}
