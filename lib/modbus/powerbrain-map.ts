@@ -185,3 +185,20 @@ export function readAllObject(
     }
     return out;
 }
+
+/**
+ * The register a suffixed reference (`8044`, `8050q`, `8016s`) names on a unit, checked the way
+ * the vendor's HTTP layer does: an unknown address is "bad modbus register", a suffix whose
+ * width differs from the register's is "bad modbus register size".
+ */
+export function resolveRef(device: PowerBrainName, address: number, suffix: Suffix): RegisterDef {
+    const def = findRegister(device, address);
+    if (!def) throw new ModbusError('MODBUS_BAD_REQUEST', device, 'bad modbus register');
+    const width = suffix === 'd' ? 2 : suffix === 'q' ? 4 : suffix === 's' ? def.words : 1;
+    const sameKind = (suffix === 's') === (def.suffix === 's');
+    // 8004 is 32 bits wide but listed without a suffix; accept both spellings.
+    if (!sameKind || (width !== def.words && !(def.key === String(def.address) && suffix === ''))) {
+        throw new ModbusError('MODBUS_BAD_REQUEST', device, 'bad modbus register size');
+    }
+    return def;
+}

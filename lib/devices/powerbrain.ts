@@ -1,0 +1,282 @@
+// cFos Power Brain drivers: the wallbox (`evse_powerbrain`, unit 1) and its S0 meter inputs
+// (`meter_powerbrain`, units 2 and 3). Registers per the vendor's map (lib/modbus/powerbrain-map).
+import { z } from 'zod';
+import type {
+    EvseCommand,
+    EvseDriver,
+    EvseReading,
+    EvseState,
+    MeterDriver,
+    MeterReading,
+} from '../core/types';
+import { decode } from '../modbus/codec';
+import { ModbusError } from '../modbus/errors';
+import { planReads, type ReadBlock, type RegisterImage } from '../modbus/planner';
+import { PB, PHASE_SWITCH_WHILE_PLUGGED, POWER_BRAIN_VENDOR_ID } from '../modbus/powerbrain-map';
+import { ModbusDevice, type ModbusDeviceOptions } from './modbus-device';
+
+/** Charge-pilot state (8092) → IEC 61851 state as the vendor numbers it (A=1 … error=5). */
+export function cpToState(cp: number): EvseState {
+    return cp >= 0 && cp <= 3 ? ((cp + 1) as EvseState) : 5;
+}
+
+/** mA → the Power Brain's 0.1 A, rounded down so the car never gets more than decided. */
+export function toDeciAmps(mA: number): number {
+    return Math.floor(mA / 100);
+}
+
+const int = z.number().int();
+const phases = z.tuple([int, int, int]);
+const evseReadingSchema = z.object({
+    state: z.union([
+        z.literal(1),
+        z.literal(2),
+        z.literal(3),
+        z.literal(4),
+        z.literal(5),
+        z.literal(6),
+    ]),
+    currents: phases.optional(),
+    powerW: int.optional(),
+    totalEnergyWh: int.min(0).optional(),
+    rfid: z.string().optional(),
+});
+const meterReadingSchema = z.object({
+    currents: phases.optional(),
+    powerW: int,
+    importWh: int.min(0).optional(),
+    voltages: phases.optional(),
+});
+
+/** Attached-meter / S0-meter block 8057..8068: flags, energy, power, three currents. */
+const METER_BLOCK = { address: PB.meterFlags, count: 12 } as const;
+/** Wallbox block 8092..8110: state, limit, enable, current, RFID. */
+const EVSE_BLOCK = { address: PB.cpState, count: PB.lastRfid + 15 - PB.cpState } as const;
+
+function meterValues(image: RegisterImage): {
+    powerW: number;
+    energyWh: number;
+    currents: [number, number, number];
+} {
+    const i32 = (a: number): number => decode(image.get(a, 2), 'int32') as number;
+    return {
+        // −1 means "no value yet" on the device.
+        powerW: Math.max(0, i32(PB.power)),
+        energyWh: decode(image.get(PB.energy, 4), 'int64') as number,
+        currents: [
+            i32(PB.currentL1) * 100,
+            i32(PB.currentL1 + 2) * 100,
+            i32(PB.currentL1 + 4) * 100,
+        ],
+    };
+}
+
+export interface PowerBrainIdentity {
+    vendorId: number;
+    productId: number;
+    serial: string;
+    name: string;
+}
+
+async function readIdentity(
+    read: (a: number, n: number) => Promise<number[]>,
+    label: string,
+): Promise<PowerBrainIdentity> {
+    const words = await read(PB.vendorId, 24); // 8000..8023: ids, versions, serial, name
+    const identity = {
+        vendorId: words[0]!,
+        productId: words[2]!,
+        serial: decode(words.slice(8, 16), 'string') as string,
+        name: decode(words.slice(16, 24), 'string') as string,
+    };
+    if (identity.vendorId !== POWER_BRAIN_VENDOR_ID) {
+        throw new ModbusError(
+            'MODBUS_BAD_REPLY',
+            label,
+            `not a Power Brain (vendor id 0x${identity.vendorId.toString(16)})`,
+        );
+    }
+    return identity;
+}
+
+export interface PowerBrainEvseOptions extends ModbusDeviceOptions {
+    /**
+     * Programmed into 8083/8085 at start (flash; written only when they differ): after this many
+     * seconds without Modbus traffic the wallbox falls back to failSafeCurrent. 0 = off. Default 180.
+     */
+    failSafeDurationS?: number;
+    /** mA during the wallbox's own fail-safe; 0 = stop charging. Default 6000. */
+    failSafeCurrent?: number;
+    /** mA written when control is released (disable_policy −1). Default 32000. */
+    releasedCurrent?: number;
+}
+
+export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
+    readonly kind = 'evse' as const;
+    readonly keepAliveMs: number | undefined;
+    private readonly failSafeDurationS: number;
+    private readonly failSafeCurrent: number;
+    private readonly releasedCurrent: number;
+    private starting: Promise<void> | undefined;
+    private plan: ReadBlock[] = [];
+    private identityValue: PowerBrainIdentity | undefined;
+    private s0Inputs = 0;
+    private lastState: EvseState | undefined;
+
+    constructor(options: PowerBrainEvseOptions) {
+        super(options);
+        this.failSafeDurationS = options.failSafeDurationS ?? 180;
+        this.failSafeCurrent = options.failSafeCurrent ?? 6000;
+        this.releasedCurrent = options.releasedCurrent ?? 32_000;
+        if (!(Number.isInteger(this.failSafeDurationS) && this.failSafeDurationS >= 0)) {
+            throw new ModbusError(
+                'MODBUS_BAD_REQUEST',
+                this.label,
+                'failSafeDurationS must be a whole number ≥ 0',
+            );
+        }
+        if (
+            this.failSafeCurrent !== 0 &&
+            (this.failSafeCurrent < 6000 || this.failSafeCurrent > 63_000)
+        ) {
+            throw new ModbusError(
+                'MODBUS_BAD_REQUEST',
+                this.label,
+                'failSafeCurrent must be 0 or 6000..63000 mA',
+            );
+        }
+        this.keepAliveMs = this.failSafeDurationS > 0 ? this.failSafeDurationS * 1000 : undefined;
+    }
+
+    /** Identity read at start (undefined before the first successful read). */
+    get identity(): PowerBrainIdentity | undefined {
+        return this.identityValue;
+    }
+
+    /** Whether the wallbox allows switching between 1 and 3 phases while a car is plugged in. */
+    get phaseSwitchWhilePlugged(): boolean {
+        return (this.s0Inputs & PHASE_SWITCH_WHILE_PLUGGED) !== 0;
+    }
+
+    /** Read plan of one poll: the registers read() needs, one request per contiguous block. */
+    get readPlan(): readonly ReadBlock[] {
+        return this.plan;
+    }
+
+    /** Identity, capabilities and the fail-safe: once, retried after a failure. */
+    start(): Promise<void> {
+        this.starting ??= this.init().catch((e: unknown) => {
+            this.starting = undefined;
+            throw e;
+        });
+        return this.starting;
+    }
+
+    private async init(): Promise<void> {
+        const identity = await readIdentity((a, n) => this.readWords(a, n), this.label);
+        const caps = await this.readWords(PB.hasMeter, 2); // 8112 has_meter, 8113 s0_inputs
+        const hasMeter = caps[0] === 1;
+        this.s0Inputs = caps[1]!;
+        // Fail-safe registers live in flash: write them only when they differ.
+        const wanted = [
+            (this.failSafeDurationS >>> 16) & 0xffff,
+            this.failSafeDurationS & 0xffff,
+            toDeciAmps(this.failSafeCurrent),
+        ];
+        const present = await this.readWords(PB.failSafeDuration, 3);
+        if (present.some((w, i) => w !== wanted[i]))
+            await this.writeWords(PB.failSafeDuration, wanted);
+        this.plan = planReads(hasMeter ? [METER_BLOCK, EVSE_BLOCK] : [EVSE_BLOCK]);
+        this.identityValue = identity;
+    }
+
+    async read(): Promise<EvseReading> {
+        await this.start();
+        const image = await this.readBlocks(this.plan);
+        const state = cpToState(image.get(PB.cpState, 1)[0]!);
+        const rfid = decode(image.get(PB.lastRfid, 15), 'string') as string;
+        const reading: EvseReading = { state };
+        if (rfid) reading.rfid = rfid;
+        if (image.has(METER_BLOCK.address, METER_BLOCK.count)) {
+            const m = meterValues(image);
+            reading.currents = m.currents;
+            reading.powerW = m.powerW;
+            reading.totalEnergyWh = m.energyWh;
+        }
+        const parsed = evseReadingSchema.safeParse(reading);
+        if (!parsed.success)
+            throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
+        this.lastState = state;
+        return reading;
+    }
+
+    /** Writes 8093 (limit) and 8094 (enable) in one request; both are volatile registers. */
+    async apply(command: EvseCommand): Promise<void> {
+        await this.start();
+        let limit: number;
+        let enable: number;
+        if (command.released) {
+            limit = toDeciAmps(this.releasedCurrent);
+            enable = 1;
+        } else if (!command.chargingEnabled || command.current < 6000) {
+            limit = toDeciAmps(Math.max(6000, command.current));
+            enable = 0;
+        } else {
+            limit = toDeciAmps(command.current);
+            enable = 1;
+        }
+        limit = Math.min(630, Math.max(60, limit));
+        await this.writeWords(PB.currentLimit, [limit, enable]);
+    }
+
+    /**
+     * Switches the contactor between 1 and 3 phases (8087). Refused while a car is plugged in
+     * unless the wallbox permits it (8113 bit 8).
+     */
+    async setPhases(phases: 1 | 3): Promise<void> {
+        await this.start();
+        const plugged = this.lastState !== undefined && this.lastState !== 1;
+        if (plugged && !this.phaseSwitchWhilePlugged) {
+            throw new ModbusError(
+                'MODBUS_BAD_REQUEST',
+                this.label,
+                'phase switching while a car is plugged in is not permitted',
+            );
+        }
+        await this.writeWords(PB.relaySelect, [phases === 1 ? 1 : 0]);
+    }
+}
+
+export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
+    readonly kind = 'meter' as const;
+    private starting: Promise<void> | undefined;
+    private voltages: [number, number, number] | undefined;
+    private readonly plan = planReads([METER_BLOCK]);
+
+    start(): Promise<void> {
+        this.starting ??= (async () => {
+            await readIdentity((a, n) => this.readWords(a, n), this.label);
+            const v = await this.readWords(PB.voltageL1, 3);
+            this.voltages = [v[0]!, v[1]!, v[2]!];
+        })().catch((e: unknown) => {
+            this.starting = undefined;
+            throw e;
+        });
+        return this.starting;
+    }
+
+    async read(): Promise<MeterReading> {
+        await this.start();
+        const m = meterValues(await this.readBlocks(this.plan));
+        const reading: MeterReading = {
+            powerW: m.powerW,
+            importWh: m.energyWh,
+            currents: m.currents,
+        };
+        if (this.voltages) reading.voltages = this.voltages;
+        const parsed = meterReadingSchema.safeParse(reading);
+        if (!parsed.success)
+            throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
+        return reading;
+    }
+}

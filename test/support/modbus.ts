@@ -1,0 +1,140 @@
+// Real Modbus peers for tests on loopback: a free-port helper, a TCP server with scripted
+// misbehaving units, and a socat pseudo-terminal pair for RTU.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ServerTCP } from 'modbus-serial';
+
+/** A TCP port nobody listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const address = server.address();
+            const port = typeof address === 'object' && address ? address.port : 0;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How a unit of the fault server behaves. */
+export type UnitBehaviour = 'ok' | 'silent' | 'exception' | 'drop';
+
+/**
+ * A Modbus TCP server whose units behave as scripted: `ok` answers register n with n & 0xffff,
+ * `silent` never answers, `exception` answers with exception 2, `drop` closes every connection.
+ */
+export class FaultServer {
+    private server: ServerTCP | undefined;
+    port = 0;
+    requests = new Map<number, number>();
+    /** Held callbacks of silent units, released on close so no request stays pending. */
+    private held: (() => void)[] = [];
+
+    constructor(private readonly units: Record<number, UnitBehaviour>) {}
+
+    async start(port = 0): Promise<number> {
+        const handle = (addr: number, length: number, unitID: number): Promise<number[]> => {
+            this.requests.set(unitID, (this.requests.get(unitID) ?? 0) + 1);
+            const behaviour = this.units[unitID] ?? 'silent';
+            if (behaviour === 'exception') return Promise.reject({ modbusErrorCode: 2 });
+            if (behaviour === 'drop') {
+                for (const sock of this.server!.socks.keys()) sock.destroy();
+                return new Promise(() => undefined);
+            }
+            if (behaviour === 'silent')
+                return new Promise((resolve) => this.held.push(() => resolve([])));
+            return Promise.resolve(Array.from({ length }, (_, i) => (addr + i) & 0xffff));
+        };
+        const vector = {
+            getMultipleHoldingRegisters: (addr: number, length: number, unitID: number) =>
+                handle(addr, length, unitID),
+            getHoldingRegister: async (addr: number, unitID: number) =>
+                (await handle(addr, 1, unitID))[0]!,
+            setRegister: async (addr: number, _value: number, unitID: number) => {
+                await handle(addr, 1, unitID);
+            },
+            setRegisterArray: async (addr: number, values: number[], unitID: number) => {
+                await handle(addr, values.length, unitID);
+            },
+        };
+        const server = new ServerTCP(vector, { host: '127.0.0.1', port, unitID: 255 });
+        this.server = server;
+        const internal = server as unknown as { _server: net.Server };
+        internal._server.on('connection', (s: net.Socket) => s.setNoDelay(true));
+        server.on('socketError', () => undefined);
+        await new Promise<void>((resolve, reject) => {
+            server.once('initialized', () => resolve());
+            server.once('serverError', reject);
+        });
+        const address = internal._server.address();
+        this.port = typeof address === 'object' && address ? address.port : port;
+        return this.port;
+    }
+
+    async close(): Promise<void> {
+        const server = this.server;
+        this.server = undefined;
+        for (const release of this.held.splice(0)) release();
+        if (!server) return;
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+}
+
+export function hasCommand(name: string): boolean {
+    return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Two linked pseudo-terminals from socat; stop() kills exactly that socat by its PID. */
+export class PtyPair {
+    private proc: ChildProcess | undefined;
+    private dir = '';
+    a = '';
+    b = '';
+
+    async start(): Promise<void> {
+        this.dir = mkdtempSync(join(tmpdir(), 'evcm-pty-'));
+        this.a = join(this.dir, 'ttyA');
+        this.b = join(this.dir, 'ttyB');
+        const proc = spawn(
+            'socat',
+            ['-d', '-d', `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`],
+            {
+                stdio: ['ignore', 'ignore', 'pipe'],
+            },
+        );
+        this.proc = proc;
+        await new Promise<void>((resolve, reject) => {
+            let text = '';
+            const timer = setTimeout(() => reject(new Error(`socat did not start: ${text}`)), 5000);
+            proc.stderr!.on('data', (chunk: Buffer) => {
+                text += chunk.toString();
+                if (text.includes('starting data transfer loop')) {
+                    clearTimeout(timer);
+                    resolve();
+                }
+            });
+            proc.once('exit', (code) => {
+                clearTimeout(timer);
+                reject(new Error(`socat exited with ${code}: ${text}`));
+            });
+        });
+        proc.stderr!.resume();
+    }
+
+    async stop(): Promise<void> {
+        const proc = this.proc;
+        this.proc = undefined;
+        if (proc && proc.exitCode === null && proc.signalCode === null) {
+            const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+            proc.kill('SIGTERM');
+            await exited;
+        }
+        if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    }
+}
