@@ -542,7 +542,8 @@ function limitImbalance(
     limit: number,
 ): void {
     const yieldOrder = [...order].reverse().sort((a, b) => evses[a]!.prio - evses[b]!.prio);
-    for (let round = 0; round < 6; round++) {
+    // Each round lowers the load on the most loaded phase, so this ends; the bound is a backstop.
+    for (let round = 0; round < 3 * evses.length + 6; round++) {
         const total: [number, number, number] = [...other];
         evses.forEach((e, i) => {
             for (let p = 0; p < 3; p++) if (e.phases & (1 << p)) total[p]! += s[i]!;
