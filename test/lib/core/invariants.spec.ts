@@ -516,7 +516,11 @@ function checkCycle({ config, snapshot, before, result, lastLoad }: Check): void
             assert.ok(s.current - prevSet <= step, `ramp: ${e.id} ${prevSet} → ${s.current}`);
         }
         // 5. Pauses are real.
-        if (prev?.pausedSince != null && now - prev.pausedSince < params.minPauseTimeMs) {
+        if (
+            prev?.pausedSince !== null &&
+            prev?.pausedSince !== undefined &&
+            now - prev.pausedSince < params.minPauseTimeMs
+        ) {
             assert.equal(s.current, 0, `pause: ${e.id}`);
         }
         // A limit from rules, overrides or budgets is never exceeded.
