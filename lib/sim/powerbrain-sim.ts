@@ -4,7 +4,7 @@
 //
 // Time advances lazily: every request (and every state read) first moves the simulation to
 // the clock's now. There are no timers, so nothing is left running between requests.
-import type { Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { ServerTCP } from 'modbus-serial';
 import { encode } from '../modbus/codec';
 import {
@@ -65,6 +65,19 @@ export interface PowerBrainSimState {
     rfid: string;
     /** Modbus requests served, all ports. */
     requests: number;
+}
+
+/** A TCP port that is free right now on `host`. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const probe = createServer();
+        probe.once('error', reject);
+        probe.listen(0, host, () => {
+            const address = probe.address();
+            const port = typeof address === 'object' && address ? address.port : 0;
+            probe.close(() => resolve(port));
+        });
+    });
 }
 
 export const DEFAULT_CAR: CarOptions = {
@@ -198,7 +211,19 @@ export class PowerBrainSim {
         }
     }
 
-    private listen(port: number, served: readonly PowerBrainName[]): Promise<number> {
+    /** ServerTCP treats port 0 as 502, so "any free port" is probed first (and retried if taken meanwhile). */
+    private async listen(port: number, served: readonly PowerBrainName[]): Promise<number> {
+        if (port !== 0) return this.listenOn(port, served);
+        for (let attempt = 1; ; attempt++) {
+            try {
+                return await this.listenOn(await freePort(this.host), served);
+            } catch (e) {
+                if (attempt >= 5 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+            }
+        }
+    }
+
+    private listenOn(port: number, served: readonly PowerBrainName[]): Promise<number> {
         const pick = (unitID: number): PowerBrainName => {
             if (served.length === 1) return served[0]!;
             const hit = served.find((d) => UNIT_OF[d] === unitID);

@@ -33,35 +33,57 @@ export class FaultServer {
     private server: ServerTCP | undefined;
     port = 0;
     requests = new Map<number, number>();
-    /** Held callbacks of silent units, released on close so no request stays pending. */
+    /** Requests of silent units that were never answered. */
     private held: (() => void)[] = [];
 
     constructor(private readonly units: Record<number, UnitBehaviour>) {}
 
+    /** Listens on `port`, or on a free one (ServerTCP itself would take 0 as 502). */
     async start(port = 0): Promise<number> {
-        const handle = (addr: number, length: number, unitID: number): Promise<number[]> => {
+        if (port === 0) port = await freePort();
+        // Callback style (the arity tells ServerTCP), so a unit can also never answer.
+        type Done = (err: Error | null, values: number[]) => void;
+        const handle = (addr: number, length: number, unitID: number, done: Done): void => {
             this.requests.set(unitID, (this.requests.get(unitID) ?? 0) + 1);
             const behaviour = this.units[unitID] ?? 'silent';
-            if (behaviour === 'exception') return Promise.reject({ modbusErrorCode: 2 });
+            if (behaviour === 'exception')
+                return done(
+                    Object.assign(new Error('illegal data address'), { modbusErrorCode: 2 }),
+                    [],
+                );
             if (behaviour === 'drop') {
                 for (const sock of this.server!.socks.keys()) sock.destroy();
-                return new Promise(() => undefined);
+                return;
             }
-            if (behaviour === 'silent')
-                return new Promise((resolve) => this.held.push(() => resolve([])));
-            return Promise.resolve(Array.from({ length }, (_, i) => (addr + i) & 0xffff));
+            if (behaviour === 'silent') {
+                this.held.push(() => undefined);
+                return;
+            }
+            done(
+                null,
+                Array.from({ length }, (_, i) => (addr + i) & 0xffff),
+            );
         };
         const vector = {
-            getMultipleHoldingRegisters: (addr: number, length: number, unitID: number) =>
-                handle(addr, length, unitID),
-            getHoldingRegister: async (addr: number, unitID: number) =>
-                (await handle(addr, 1, unitID))[0]!,
-            setRegister: async (addr: number, _value: number, unitID: number) => {
-                await handle(addr, 1, unitID);
-            },
-            setRegisterArray: async (addr: number, values: number[], unitID: number) => {
-                await handle(addr, values.length, unitID);
-            },
+            getMultipleHoldingRegisters: (addr: number, length: number, unitID: number, cb: Done) =>
+                handle(addr, length, unitID, cb),
+            getHoldingRegister: (
+                addr: number,
+                unitID: number,
+                cb: (err: Error | null, v: number) => void,
+            ) => handle(addr, 1, unitID, (err, values) => cb(err, values[0] ?? 0)),
+            setRegister: (
+                addr: number,
+                _value: number,
+                unitID: number,
+                cb: (err: Error | null) => void,
+            ) => handle(addr, 1, unitID, (err) => cb(err)),
+            setRegisterArray: (
+                addr: number,
+                values: number[],
+                unitID: number,
+                cb: (err: Error | null) => void,
+            ) => handle(addr, values.length, unitID, (err) => cb(err)),
         };
         const server = new ServerTCP(vector, { host: '127.0.0.1', port, unitID: 255 });
         this.server = server;
