@@ -48,8 +48,8 @@ const meterReadingSchema = z.object({
     voltages: phases.optional(),
 });
 
-/** Attached-meter / S0-meter block 8057..8068: flags, energy, power, three currents. */
-const METER_BLOCK = { address: PB.meterFlags, count: 12 } as const;
+/** Attached-meter / S0-meter block 8057..8069: flags, energy, power, three currents. */
+const METER_BLOCK = { address: PB.meterFlags, count: 13 } as const;
 /** Wallbox block 8092..8110: state, limit, enable, current, RFID. */
 const EVSE_BLOCK = { address: PB.cpState, count: PB.lastRfid + 15 - PB.cpState } as const;
 

@@ -1,0 +1,257 @@
+// Simulated devices, so that everything runs without hardware: `evse_sim` wallboxes with cars
+// that follow their setpoint, and `meter_sim` meters that see a household load profile, PV and
+// the simulated cars. All devices of one manager share a SimWorld and its clock.
+import type { Clock } from '../core/clock';
+import { add3, rotatePhases, ZERO3 } from '../core/phases';
+import {
+    MeterRole,
+    type EvseCommand,
+    type EvseDriver,
+    type EvseReading,
+    type MeterDriver,
+    type MeterReading,
+    type Phases3,
+    type PhaseRotation,
+} from '../core/types';
+import { Car, type CarOptions } from '../sim/car';
+
+/** Deterministic pseudo-random numbers in [0, 1) from an integer seed (mulberry32). */
+export function seededRandom(seed: number): number {
+    let t = (seed + 0x6d2b79f5) | 0;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+export interface HouseholdProfile {
+    /** Base load per phase (mA). */
+    baseCurrent: Phases3;
+    /** Appliances switched on at random, deterministic for a seed: the largest step (mA). */
+    stepCurrent: number;
+    /** How long an appliance stays on (ms). */
+    stepMs: number;
+    seed: number;
+}
+
+export interface PvProfile {
+    /** Peak power at noon (W), spread over three phases; 0 = no PV. */
+    peakW: number;
+}
+
+export const DEFAULT_HOUSEHOLD: HouseholdProfile = {
+    baseCurrent: [1500, 1000, 1200],
+    stepCurrent: 12_000,
+    stepMs: 60_000,
+    seed: 1,
+};
+
+/** Household load per phase at time `t` (ms since epoch): base plus appliances that come and go. */
+export function householdAt(p: HouseholdProfile, t: number): Phases3 {
+    const slot = Math.floor(t / p.stepMs);
+    const out: [number, number, number] = [...p.baseCurrent];
+    for (let phase = 0; phase < 3; phase++) {
+        const r = seededRandom(p.seed * 7919 + slot * 3 + phase);
+        // About one slot in three has an appliance on this phase.
+        if (r < 0.35) out[phase]! += Math.round((r / 0.35) * p.stepCurrent);
+    }
+    return out;
+}
+
+/** PV feed-in per phase at time `t` (mA, positive = production): a bell over the day (UTC). */
+export function pvAt(p: PvProfile, t: number, voltage = 230): Phases3 {
+    const hour = (t / 3_600_000) % 24;
+    const shape = Math.max(0, Math.cos(((hour - 12.5) / 7) * (Math.PI / 2)));
+    const perPhase = Math.round(((p.peakW * shape * shape) / 3 / voltage) * 1000);
+    return [perPhase, perPhase, perPhase];
+}
+
+export interface SimEvseOptions {
+    id: string;
+    phaseRotation?: PhaseRotation;
+    /** A car plugged in from the start, or none. */
+    car?: CarOptions | null;
+}
+
+/** The simulated world of one manager: time, household, PV and the simulated wallboxes. */
+export class SimWorld {
+    readonly evses = new Map<string, SimEvse>();
+    private lastT: number;
+
+    constructor(
+        readonly clock: Clock,
+        public household: HouseholdProfile = DEFAULT_HOUSEHOLD,
+        public pv: PvProfile = { peakW: 0 },
+    ) {
+        this.lastT = clock.now();
+    }
+
+    /** Moves every car forward to now. */
+    advance(): void {
+        const now = this.clock.now();
+        const dt = now - this.lastT;
+        this.lastT = now;
+        if (dt > 0) for (const e of this.evses.values()) e.stepCar(dt);
+    }
+
+    /** Building-phase currents of all simulated cars. */
+    carsCurrent(): Phases3 {
+        let sum = ZERO3;
+        for (const e of this.evses.values()) sum = add3(sum, e.buildingCurrents());
+        return sum;
+    }
+
+    householdNow(): Phases3 {
+        return householdAt(this.household, this.clock.now());
+    }
+
+    pvNow(): Phases3 {
+        return pvAt(this.pv, this.clock.now());
+    }
+}
+
+export class SimEvse implements EvseDriver {
+    readonly kind = 'evse';
+    readonly keepAliveMs = undefined;
+    private car: Car | null = null;
+    private command: EvseCommand = { current: 0, chargingEnabled: false, released: false };
+    private readonly rotation: PhaseRotation;
+    private energyWh = 0;
+
+    constructor(
+        private readonly world: SimWorld,
+        opts: SimEvseOptions,
+    ) {
+        this.id = opts.id;
+        this.rotation = opts.phaseRotation ?? 0;
+        if (opts.car) this.car = new Car(opts.car);
+        world.evses.set(this.id, this);
+    }
+
+    readonly id: string;
+
+    plug(car: CarOptions): void {
+        this.world.advance();
+        this.car = new Car(car);
+    }
+
+    unplug(): void {
+        this.world.advance();
+        this.car = null;
+    }
+
+    get plugged(): boolean {
+        return this.car !== null;
+    }
+
+    get carState(): Car | null {
+        return this.car;
+    }
+
+    /** The limit the wallbox signals to the car now (mA). */
+    private offered(): number {
+        if (this.command.released) return Infinity;
+        return this.command.chargingEnabled ? this.command.current : 0;
+    }
+
+    stepCar(dt: number): void {
+        if (!this.car) return;
+        const before = this.car.energyWh;
+        this.car.step(dt, this.offered());
+        this.energyWh += this.car.energyWh - before;
+    }
+
+    buildingCurrents(): Phases3 {
+        return this.car ? rotatePhases(this.car.currents, this.rotation) : ZERO3;
+    }
+
+    read(): Promise<EvseReading> {
+        this.world.advance();
+        const car = this.car;
+        const currents = car ? car.currents : ZERO3;
+        const state: EvseReading['state'] = !car ? 1 : currents.some((c) => c > 0) ? 3 : 2;
+        return Promise.resolve({
+            state,
+            currents,
+            powerW: Math.round(car?.powerW ?? 0),
+            totalEnergyWh: Math.round(this.energyWh),
+        });
+    }
+
+    apply(command: EvseCommand): Promise<void> {
+        this.world.advance();
+        this.command = command;
+        return Promise.resolve();
+    }
+
+    close(): Promise<void> {
+        this.world.evses.delete(this.id);
+        return Promise.resolve();
+    }
+}
+
+export interface SimMeterOptions {
+    id: string;
+    /** 3 grid (household + cars − PV), 1 household consumption, 2 PV production. */
+    role: MeterRole;
+}
+
+export class SimMeter implements MeterDriver {
+    readonly kind = 'meter';
+    readonly id: string;
+    private readonly role: MeterRole;
+    private importWh = 0;
+    private exportWh = 0;
+    private lastT: number;
+    /** While true the meter does not answer (for trying out fail-safe behaviour). */
+    silent = false;
+
+    constructor(
+        private readonly world: SimWorld,
+        opts: SimMeterOptions,
+    ) {
+        this.id = opts.id;
+        this.role = opts.role;
+        this.lastT = world.clock.now();
+    }
+
+    private currents(): Phases3 {
+        const w = this.world;
+        switch (this.role) {
+            case MeterRole.consumption:
+                return w.householdNow();
+            case MeterRole.production:
+                return w.pvNow();
+            case MeterRole.gridDemand: {
+                const pv = w.pvNow();
+                const load = add3(w.householdNow(), w.carsCurrent());
+                return [load[0] - pv[0], load[1] - pv[1], load[2] - pv[2]];
+            }
+            default:
+                return ZERO3;
+        }
+    }
+
+    read(): Promise<MeterReading> {
+        if (this.silent) return Promise.reject(new Error(`meter ${this.id}: no answer (simulated)`));
+        this.world.advance();
+        const currents = this.currents();
+        const voltage = 230;
+        const powerW = Math.round(((currents[0] + currents[1] + currents[2]) * voltage) / 1000);
+        const now = this.world.clock.now();
+        const wh = (powerW * (now - this.lastT)) / 3_600_000;
+        this.lastT = now;
+        if (wh > 0) this.importWh += wh;
+        else this.exportWh -= wh;
+        return Promise.resolve({
+            currents,
+            powerW,
+            importWh: Math.round(this.importWh),
+            exportWh: Math.round(this.exportWh),
+            voltages: [voltage, voltage, voltage],
+        });
+    }
+
+    close(): Promise<void> {
+        return Promise.resolve();
+    }
+}
