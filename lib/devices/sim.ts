@@ -143,6 +143,11 @@ export class SimEvse implements EvseDriver {
         return this.car !== null;
     }
 
+    /** What the wallbox was last told. */
+    get lastCommand(): EvseCommand {
+        return this.command;
+    }
+
     get carState(): Car | null {
         return this.car;
     }
@@ -232,7 +237,8 @@ export class SimMeter implements MeterDriver {
     }
 
     read(): Promise<MeterReading> {
-        if (this.silent) return Promise.reject(new Error(`meter ${this.id}: no answer (simulated)`));
+        if (this.silent)
+            return Promise.reject(new Error(`meter ${this.id}: no answer (simulated)`));
         this.world.advance();
         const currents = this.currents();
         const voltage = 230;

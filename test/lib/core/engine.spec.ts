@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../../lib/core/clock';
+import { ChargingManager, type CycleReport } from '../../../lib/core/engine';
+import {
+    MeterRole,
+    type EvseCommand,
+    type EvseDriver,
+    type EvseReading,
+    type MeterDriver,
+} from '../../../lib/core/types';
+import { SimEvse, SimMeter, SimWorld } from '../../../lib/devices/sim';
+import { evse, meter, siteConfig } from '../../support/site';
+
+const CAR = { batteryWh: 60_000, soc: 0.2, maxCurrent: 16_000, phases: 3 as const, followMs: 2000 };
+
+function simSite(params = {}) {
+    const clock = new ManualClock(Date.UTC(2026, 0, 5, 3)); // 03:00 UTC: no PV
+    const world = new SimWorld(clock, {
+        baseCurrent: [4000, 4000, 4000],
+        stepCurrent: 0,
+        stepMs: 60_000,
+        seed: 1,
+    });
+    const config = siteConfig(
+        { maxTotalCurrent: 32_000, reserveCurrent: 2000, ...params },
+        [evse('E1'), evse('E2'), evse('E3')],
+        [meter('M1', MeterRole.gridDemand)],
+    );
+    const evses = ['E1', 'E2', 'E3'].map((id) => new SimEvse(world, { id, car: CAR }));
+    const grid = new SimMeter(world, { id: 'M1', role: MeterRole.gridDemand });
+    const manager = new ChargingManager({ config, drivers: [...evses, grid], clock });
+    return { clock, world, manager, evses, grid };
+}
+
+/** A wallbox that records what it is told. */
+class RecordingEvse implements EvseDriver {
+    readonly kind = 'evse';
+    writes: { at: number; cmd: EvseCommand }[] = [];
+    closed = false;
+    reading: EvseReading = { state: 2, currents: [0, 0, 0] };
+    constructor(
+        readonly id: string,
+        private clock: ManualClock,
+        readonly keepAliveMs?: number,
+    ) {}
+    read() {
+        return Promise.resolve(this.reading);
+    }
+    apply(cmd: EvseCommand) {
+        this.writes.push({ at: this.clock.now(), cmd });
+        return Promise.resolve();
+    }
+    close() {
+        this.closed = true;
+        return Promise.resolve();
+    }
+}
+
+describe('ChargingManager (cycle engine)', () => {
+    it('shares the fuse between three simulated cars and keeps the measured grid under the limit', async () => {
+        const { clock, manager, grid } = simSite();
+        let worst = 0;
+        for (let i = 0; i < 120; i++) {
+            const report = await manager.runCycle();
+            const measured = report.snapshot.meters.get('M1')!.reading!.currents!;
+            worst = Math.max(worst, ...measured);
+            clock.advance(1000);
+        }
+        const sp = manager.lastCycle!.result.setpoints;
+        // 30 A budget − 4 A household = 26 A: 8.6 A each.
+        for (const id of ['E1', 'E2', 'E3']) assert.equal(sp.get(id)!.current, 8666);
+        assert.ok(worst <= 30_000, `grid peaked at ${worst} mA`);
+        const r = await grid.read();
+        assert.ok(r.currents![0] > 29_000, 'the cars really draw what they were given');
+    });
+
+    it('runs cycles on its own period, measures cycle_time, and stops cleanly', async () => {
+        const { clock, manager, evses, world } = simSite({ disablePolicy: 1 });
+        const reports: CycleReport[] = [];
+        const off = manager.events.on('cycle', (r) => reports.push(r));
+        manager.start();
+        for (let i = 0; i < 5; i++) {
+            clock.advance(1000);
+            await new Promise((r) => setImmediate(r));
+        }
+        assert.ok(reports.length >= 5, `${reports.length} cycles`);
+        assert.ok(reports.every((r) => r.cycleTimeMs >= 0));
+        assert.equal(reports[1]!.at - reports[0]!.at, 1000);
+        off();
+        await manager.stop();
+        assert.equal(clock.pending, 0, 'no timer left');
+        assert.equal(manager.events.count('cycle'), 0);
+        // disable_policy 1: every wallbox gets its minimum when control is given up.
+        for (const e of evses) {
+            assert.deepEqual(e.lastCommand, {
+                current: 6000,
+                chargingEnabled: true,
+                released: false,
+            });
+        }
+        assert.equal(world.evses.size, 0, 'closed drivers leave the world');
+    });
+
+    it('writes on change, re-writes before the wallbox fail-safe, applies disable_policy on stop', async () => {
+        const clock = new ManualClock(0);
+        const box = new RecordingEvse('E1', clock, 9000);
+        const config = siteConfig({ reserveCurrent: 0, disablePolicy: 0 }, [evse('E1')]);
+        const manager = new ChargingManager({ config, drivers: [box], clock });
+        for (let t = 0; t < 10_000; t += 1000) {
+            await manager.runCycle();
+            clock.advance(1000);
+        }
+        const writes = box.writes.map((w) => w.at);
+        // First write at once (6 A start), ramp-ups on change, then keep-alives every ≥ 3 s.
+        assert.equal(box.writes[0]!.cmd.current, 6000);
+        const gaps = writes.slice(1).map((t, i) => t - writes[i]!);
+        assert.ok(
+            gaps.every((g) => g <= 3000),
+            `gaps ${gaps.join()}`,
+        );
+        assert.ok(writes.length < 10, 'not every cycle once settled');
+        await manager.stop();
+        assert.deepEqual(box.writes.at(-1)!.cmd, {
+            current: 0,
+            chargingEnabled: false,
+            released: false,
+        });
+        assert.equal(box.closed, true);
+    });
+
+    it('reports a failing device once, counts errors, and notices recovery', async () => {
+        const clock = new ManualClock(0);
+        let failing = true;
+        const m: MeterDriver = {
+            id: 'M1',
+            kind: 'meter',
+            read: () =>
+                failing
+                    ? Promise.reject(new Error('M1: timeout'))
+                    : Promise.resolve({ powerW: 0, currents: [0, 0, 0] }),
+            close: () => Promise.resolve(),
+        };
+        const config = siteConfig({}, [evse('E1')], [meter('M1', MeterRole.gridDemand)]);
+        const manager = new ChargingManager({ config, drivers: [m], clock });
+        const errors: string[] = [];
+        let recovered = 0;
+        manager.events.on('deviceError', (e) => errors.push(e.error.message));
+        manager.events.on('deviceRecovered', () => recovered++);
+        for (let i = 0; i < 3; i++) await manager.runCycle();
+        assert.deepEqual(errors, ['M1: timeout']);
+        assert.equal(manager.deviceState('M1').comErrors, 3);
+        assert.equal(manager.lastCycle!.result.site.failSafe, true);
+        failing = false;
+        await manager.runCycle();
+        assert.equal(recovered, 1);
+        assert.equal(manager.deviceState('M1').comError, false);
+        assert.equal(manager.lastCycle!.result.site.failSafe, false);
+    });
+
+    it('a device that never answers costs one timeout, not the cycle', async () => {
+        const clock = new ManualClock(0);
+        const hanging: MeterDriver = {
+            id: 'M1',
+            kind: 'meter',
+            read: () => new Promise(() => undefined),
+            close: () => Promise.resolve(),
+        };
+        const config = siteConfig({}, [evse('E1')], [meter('M1', MeterRole.gridDemand)]);
+        const manager = new ChargingManager({
+            config,
+            drivers: [hanging],
+            clock,
+            ioTimeoutMs: 500,
+        });
+        const cycle = manager.runCycle();
+        clock.advance(500);
+        const report = await cycle;
+        assert.match(manager.deviceState('M1').lastError, /read M1: no answer within 500 ms/);
+        assert.equal(report.result.site.failSafe, true);
+    });
+
+    it('uses values pushed from flows or HTTP and lets them go stale', async () => {
+        const clock = new ManualClock(0);
+        const config = siteConfig(
+            { reserveCurrent: 0, maxIncreasePerCycle: 100_000, increaseHoldMs: 0 },
+            [evse('E1', { staleAfterMs: 5000 })],
+            [meter('M1', MeterRole.gridDemand, { staleAfterMs: 5000 })],
+        );
+        const manager = new ChargingManager({ config, clock });
+        const setpoints: number[] = [];
+        manager.events.on('setpoint', (e) => setpoints.push(e.setpoint.current));
+        manager.pushReading('E1', { state: 2 });
+        manager.pushReading('M1', { powerW: 0, currents: [20_000, 20_000, 20_000] });
+        await manager.runCycle();
+        assert.equal(manager.lastCycle!.result.setpoints.get('E1')!.current, 12_000);
+        clock.advance(6000);
+        manager.pushReading('E1', { state: 3 });
+        await manager.runCycle();
+        assert.equal(manager.lastCycle!.result.site.failSafe, true, 'meter value went stale');
+        assert.deepEqual(setpoints, [12_000, 6000]);
+    });
+});
