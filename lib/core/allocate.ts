@@ -131,7 +131,7 @@ interface EvseView {
     plugged: boolean;
     charging: boolean;
     /** Wallbox-side currents measured this cycle, if any. */
-    measured?: Phases3;
+    measured: Phases3 | undefined;
     learned: number;
     /** Building phases it is counted on. */
     mask: number;
@@ -139,7 +139,8 @@ interface EvseView {
     draw: Phases3;
     /** Load that cannot be controlled this cycle (disabled or unreachable wallboxes). */
     fixed: Phases3;
-    command?: EvseCommand;
+    /** disable_policy command of a disabled wallbox. */
+    command: EvseCommand | undefined;
 }
 
 function viewEvse(
@@ -164,27 +165,28 @@ function viewEvse(
     }
     // Until the phases are known the car is taken as single-phase on wallbox L1, as the vendor does.
     const mask = rotateMask(cfg.usedPhases || learned || 1, cfg.phaseRotation);
-    const base = { cfg, mem, plugged, charging, learned, mask };
+    const measuredDraw = measured ? rotatePhases(measured, cfg.phaseRotation) : undefined;
 
+    let kind: EvseKind = 'control';
+    let fixed = ZERO3;
+    let command: EvseCommand | undefined;
+    // Without its own meter a wallbox is assumed to draw what it was given (static management).
+    let draw = measuredDraw ?? onPhases(mask, mem.setpoint);
     if (!cfg.enabled) {
+        kind = 'disabled';
         const policy = config.params.disablePolicy;
         const current = policy === 1 ? cfg.minCurrent : policy === -1 ? cfg.maxCurrent : 0;
-        const fixed = onPhases(mask, current);
-        const draw = measured ? rotatePhases(measured, cfg.phaseRotation) : fixed;
-        const command = { current, chargingEnabled: policy !== 0, released: policy === -1 };
-        return { ...base, kind: 'disabled', draw, fixed, command, ...(measured && { measured }) };
-    }
-    if (!reading) {
+        fixed = onPhases(mask, current);
+        draw = measuredDraw ?? fixed;
+        command = { current, chargingEnabled: policy !== 0, released: policy === -1 };
+    } else if (!reading) {
         // Cannot be commanded: count it at the most it may still draw.
+        kind = 'unreachable';
         const last = mem.lastDrawAt === null ? 0 : max3(mem.lastDraw);
-        const fixed = onPhases(mask, Math.max(mem.setpoint, last));
-        return { ...base, kind: 'unreachable', draw: fixed, fixed };
+        fixed = onPhases(mask, Math.max(mem.setpoint, last));
+        draw = fixed;
     }
-    // Without its own meter a wallbox is assumed to draw what it was given (static management).
-    const draw = measured
-        ? rotatePhases(measured, cfg.phaseRotation)
-        : onPhases(mask, mem.setpoint);
-    return { ...base, kind: 'control', draw, fixed: ZERO3, ...(measured && { measured }) };
+    return { cfg, mem, kind, plugged, charging, measured, learned, mask, draw, fixed, command };
 }
 
 // ---- the decision ----
@@ -501,31 +503,35 @@ function demandOf(
  * served). This turns a shortage into a fair, deterministic rotation instead of oscillation.
  */
 function admissionOrder(views: readonly EvseView[], minPauseMs: number, now: number): number[] {
-    const keys = views.map((v) => {
-        const { mem } = v;
-        const plugged = mem.pluggedAt ?? now;
+    const n = views.length;
+    const prio = new Float64Array(n);
+    const rank = new Float64Array(n);
+    const key = new Float64Array(n);
+    const arrival = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+        const { mem, cfg } = views[i]!;
+        prio[i] = cfg.prio;
+        arrival[i] = mem.pluggedAt ?? now;
         if (mem.setpoint > 0) {
             const started = mem.startedAt ?? now;
-            return now - started < minPauseMs ? [0, plugged] : [2, -started];
+            const fresh = now - started < minPauseMs;
+            rank[i] = fresh ? 0 : 2;
+            key[i] = fresh ? arrival[i]! : -started;
+        } else {
+            const waiting = mem.pausedSince ?? arrival[i]!;
+            rank[i] = now - waiting >= minPauseMs ? 1 : 3;
+            key[i] = waiting;
         }
-        const waiting = mem.pausedSince ?? plugged;
-        return now - waiting >= minPauseMs ? [1, waiting] : [3, waiting];
-    });
-    return views
-        .map((_, i) => i)
-        .sort((a, b) => {
-            const va = views[a]!;
-            const vb = views[b]!;
-            const ka = keys[a]!;
-            const kb = keys[b]!;
-            return (
-                vb.cfg.prio - va.cfg.prio ||
-                ka[0]! - kb[0]! ||
-                ka[1]! - kb[1]! ||
-                (va.mem.pluggedAt ?? now) - (vb.mem.pluggedAt ?? now) ||
-                a - b
-            );
-        });
+    }
+    const order = Array.from({ length: n }, (_, i) => i);
+    return order.sort(
+        (a, b) =>
+            prio[b]! - prio[a]! ||
+            rank[a]! - rank[b]! ||
+            key[a]! - key[b]! ||
+            arrival[a]! - arrival[b]! ||
+            a - b,
+    );
 }
 
 /**
