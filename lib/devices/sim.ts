@@ -189,7 +189,8 @@ export class SimEvse implements EvseDriver {
     }
 
     close(): Promise<void> {
-        this.world.evses.delete(this.id);
+        // A replacement with the same id may already have taken this one's place.
+        if (this.world.evses.get(this.id) === this) this.world.evses.delete(this.id);
         return Promise.resolve();
     }
 }

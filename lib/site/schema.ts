@@ -1,0 +1,199 @@
+// The site as users and the vendor's API describe it: global parameters and a device table with
+// the vendor's field names. Validated with zod at every boundary (editor, /cnf, store); numbers
+// are coerced because the Node-RED editor and query strings deliver strings.
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+    .union([z.boolean(), z.literal(0), z.literal(1), z.enum(['0', '1', 'true', 'false'])])
+    .transform((v) => v === true || v === 1 || v === '1' || v === 'true');
+
+/** Global parameters (vendor names; times in the vendor's units, seconds unless named _ms). */
+export const ParamsSchema = z
+    .object({
+        title: z.string().max(200).default(''),
+        desc: z.string().max(2000).default(''),
+        max_total_current: int(0, 2_000_000).default(32_000),
+        reserve_current: int(0, 1_000_000).default(2000),
+        max_total_evse_current: int(0, 2_000_000).default(0),
+        max_total_cur_prc: int(1, 100).default(100),
+        max_imbalance: int(0, 1_000_000).default(0),
+        imbalance_add: bool.default(false),
+        min_pause_time: int(0, 86_400).default(300),
+        lb_enabled: bool.default(true),
+        disable_policy: z.coerce
+            .number()
+            .int()
+            .refine((v) => v === -1 || v === 0 || v === 1, 'disable_policy must be -1, 0 or 1')
+            .default(0),
+        /** After a reduction, raises wait this long (s). */
+        increase_hold_time: int(0, 3600).default(10),
+        /** Largest raise per cycle (mA). */
+        max_increase_per_cycle: int(100, 100_000).default(2000),
+        /** Cut after an overdraw lasts this long (s). */
+        overdraw_penalty_time: int(0, 86_400).default(300),
+        /** A car drawing less than given this long is counted at its draw (s). */
+        underdraw_time: int(0, 86_400).default(60),
+        underdraw_margin: int(0, 32_000).default(2000),
+        voltage: int(100, 400).default(230),
+        /** Control period (ms). */
+        cycle_ms: int(200, 60_000).default(1000),
+    })
+    .strict();
+export type Params = z.output<typeof ParamsSchema>;
+
+export const EVSE_TYPES = ['evse_sim', 'evse_ajax', 'evse_powerbrain'] as const;
+export const METER_TYPES = [
+    'meter_sim',
+    'meter_ajax',
+    'meter_powerbrain',
+    'meter_sdm630',
+    'meter_sdm72dm',
+    'meter_modbus',
+] as const;
+export const GROUP_TYPES = ['evse_group'] as const;
+export const DEV_TYPES = [...EVSE_TYPES, ...METER_TYPES, ...GROUP_TYPES] as const;
+export type DevType = (typeof DEV_TYPES)[number];
+
+const common = {
+    dev_type: z.enum(DEV_TYPES),
+    dev_id: z.string().regex(/^[EM][1-9][0-9]{0,4}$/, 'dev_id must be E<n> or M<n>'),
+    name: z.string().max(100).default(''),
+    desc: z.string().max(500).default(''),
+    number: int(0, 1_000_000).default(0),
+    address: z.string().max(200).default(''),
+    /** Modbus unit id. */
+    id: int(0, 255).default(1),
+    device_enabled: bool.default(true),
+    /** dev_id of the group this device belongs to ('' = main). */
+    group: z
+        .union([
+            z.literal(''),
+            z.literal(0),
+            z.literal('0'),
+            z.string().regex(/^E[1-9][0-9]{0,4}$/),
+        ])
+        .transform((g) => (g === 0 || g === '0' ? '' : g))
+        .default(''),
+    phase_rotation: z.coerce
+        .number()
+        .refine((v) => v === 0 || v === 120 || v === 240, 'phase_rotation must be 0, 120 or 240')
+        .default(0),
+    /** A reading older than this counts as missing (s). */
+    stale_after: int(1, 3600).optional(),
+};
+
+export const EvseEntrySchema = z
+    .object({
+        ...common,
+        dev_type: z.enum(EVSE_TYPES),
+        dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'an EVSE dev_id starts with E'),
+        label: z.string().max(100).default(''),
+        min_charging_cur: int(6000, 80_000).default(6000),
+        max_charging_cur: int(6000, 80_000).default(16_000),
+        prio: int(0, 100).default(1),
+        used_phases: int(0, 7).default(0),
+        /** Current while site measurements are stale: 0 = pause; else within [min, max]. */
+        fail_safe_cur: int(0, 80_000).optional(),
+        attach: z
+            .string()
+            .regex(/^M[1-9][0-9]{0,4}$/)
+            .optional(),
+        users: z.array(z.coerce.number().int()).optional(),
+        // Simulation: the car behind an evse_sim.
+        sim_plugged: bool.default(true),
+        sim_car_current: int(1000, 80_000).default(16_000),
+        sim_car_phases: z.coerce.number().int().min(1).max(3).default(3),
+        sim_battery_wh: int(1000, 500_000).default(60_000),
+        sim_soc: z.coerce.number().min(0).max(1).default(0.3),
+    })
+    .strict()
+    .refine((e) => e.max_charging_cur >= e.min_charging_cur, {
+        message: 'max_charging_cur must be at least min_charging_cur',
+        path: ['max_charging_cur'],
+    })
+    .refine(
+        (e) =>
+            e.fail_safe_cur === undefined ||
+            e.fail_safe_cur === 0 ||
+            (e.fail_safe_cur >= e.min_charging_cur && e.fail_safe_cur <= e.max_charging_cur),
+        {
+            message: 'fail_safe_cur must be 0 or within [min_charging_cur, max_charging_cur]',
+            path: ['fail_safe_cur'],
+        },
+    );
+export type EvseEntry = z.output<typeof EvseEntrySchema>;
+
+export const MeterEntrySchema = z
+    .object({
+        ...common,
+        dev_type: z.enum(METER_TYPES),
+        dev_id: common.dev_id.refine((id) => id.startsWith('M'), 'a meter dev_id starts with M'),
+        /** 0 display, 1 consumption, 2 production, 3 grid demand, 4 EV, 5 storage home, 6 storage all. */
+        role: int(0, 6).default(0),
+        invert: bool.default(false),
+        is_va: bool.default(false),
+        /** meter_modbus: the register map (checked by the driver). */
+        registers: z.unknown().optional(),
+        // Simulation: what a meter_sim sees.
+        sim_base_current: int(0, 100_000).default(1500),
+        sim_step_current: int(0, 100_000).default(12_000),
+        sim_pv_peak_w: int(0, 1_000_000).default(0),
+        sim_seed: int(0, 1_000_000).default(1),
+    })
+    .strict();
+export type MeterEntry = z.output<typeof MeterEntrySchema>;
+
+export const GroupEntrySchema = z
+    .object({
+        ...common,
+        dev_type: z.enum(GROUP_TYPES),
+        dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'a group dev_id starts with E'),
+        /** The group's limit per phase (mA). */
+        max_charging_cur: int(0, 2_000_000).default(32_000),
+    })
+    .strict();
+export type GroupEntry = z.output<typeof GroupEntrySchema>;
+
+export type DeviceEntry = EvseEntry | MeterEntry | GroupEntry;
+
+/** Parses one device-table entry; the schema is chosen by dev_type. */
+export function parseDevice(input: unknown): z.ZodSafeParseResult<DeviceEntry> {
+    const type = (input as { dev_type?: unknown } | null)?.dev_type;
+    if ((EVSE_TYPES as readonly unknown[]).includes(type)) return EvseEntrySchema.safeParse(input);
+    if ((METER_TYPES as readonly unknown[]).includes(type))
+        return MeterEntrySchema.safeParse(input);
+    if ((GROUP_TYPES as readonly unknown[]).includes(type))
+        return GroupEntrySchema.safeParse(input);
+    return z
+        .object({
+            dev_type: z.enum(DEV_TYPES, { message: `unknown dev_type ${JSON.stringify(type)}` }),
+        })
+        .safeParse(input) as z.ZodSafeParseResult<DeviceEntry>;
+}
+
+export function isEvse(d: DeviceEntry): d is EvseEntry {
+    return (EVSE_TYPES as readonly string[]).includes(d.dev_type);
+}
+export function isMeter(d: DeviceEntry): d is MeterEntry {
+    return (METER_TYPES as readonly string[]).includes(d.dev_type);
+}
+export function isGroup(d: DeviceEntry): d is GroupEntry {
+    return d.dev_type === 'evse_group';
+}
+
+/** One readable line from a zod error: "devices[2].max_charging_cur: …". */
+export function describeIssues(error: z.ZodError, prefix = ''): string {
+    return error.issues
+        .slice(0, 3)
+        .map((i) => {
+            const path = [
+                prefix,
+                ...i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)),
+            ]
+                .join('')
+                .replace(/^\./, '');
+            return path ? `${path}: ${i.message}` : i.message;
+        })
+        .join('; ');
+}

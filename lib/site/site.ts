@@ -1,0 +1,278 @@
+// A Site is one charging manager as users configure it: vendor-style parameters and device table,
+// turned into the core's SiteConfig and a driver per device. Every change is validated whole
+// before anything is swapped in: a rejected change leaves the running site untouched.
+import { systemClock, type Clock } from '../core/clock';
+import { DEFAULT_PARAMS } from '../core/defaults';
+import { ChargingManager, type CycleInputs } from '../core/engine';
+import type {
+    DeviceDriver,
+    EvseConfig,
+    EvseReading,
+    GroupConfig,
+    MeterConfig,
+    MeterReading,
+    SiteConfig,
+    SiteParams,
+} from '../core/types';
+import { createModbusDriver, isModbusDevType, type DriverContext } from '../devices/factory';
+import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
+import { BusPool } from '../modbus/pool';
+import {
+    describeIssues,
+    isEvse,
+    isGroup,
+    isMeter,
+    parseDevice,
+    ParamsSchema,
+    type DeviceEntry,
+    type Params,
+} from './schema';
+
+export class SiteConfigError extends Error {
+    readonly code = 'SITE_CONFIG';
+}
+
+/** Validates parameters; throws a SiteConfigError that names the field. */
+export function parseParams(input: unknown): Params {
+    const r = ParamsSchema.safeParse(input ?? {});
+    if (!r.success) throw new SiteConfigError(describeIssues(r.error, 'params'));
+    return r.data;
+}
+
+/** Validates a whole device table: every entry, unique ids, references that exist. */
+export function parseDevices(input: unknown): DeviceEntry[] {
+    if (!Array.isArray(input)) throw new SiteConfigError('devices must be an array');
+    const devices: DeviceEntry[] = [];
+    input.forEach((raw, i) => {
+        const r = parseDevice(raw);
+        if (!r.success) throw new SiteConfigError(describeIssues(r.error, `devices[${i}]`));
+        devices.push(r.data);
+    });
+    const ids = new Set<string>();
+    for (const d of devices) {
+        if (ids.has(d.dev_id)) throw new SiteConfigError(`duplicate dev_id ${d.dev_id}`);
+        ids.add(d.dev_id);
+    }
+    const groups = new Set(devices.filter(isGroup).map((g) => g.dev_id));
+    for (const d of devices) {
+        if (d.group && !groups.has(d.group)) {
+            throw new SiteConfigError(`${d.dev_id}: group ${d.group} is not an evse_group`);
+        }
+        if (isEvse(d) && d.attach && !devices.some((m) => m.dev_id === d.attach && isMeter(m))) {
+            throw new SiteConfigError(`${d.dev_id}: attach ${d.attach} is not a meter`);
+        }
+    }
+    return devices;
+}
+
+const DEFAULT_STALE_S: Record<string, number> = { evse_ajax: 60, meter_ajax: 60 };
+
+/** The core's view of the site. */
+export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): SiteConfig {
+    const core: SiteParams = {
+        ...DEFAULT_PARAMS,
+        maxTotalCurrent: params.max_total_current,
+        reserveCurrent: params.reserve_current,
+        maxTotalEvseCurrent: params.max_total_evse_current,
+        maxTotalCurPrc: params.max_total_cur_prc,
+        maxImbalance: params.max_imbalance,
+        imbalanceAdd: params.imbalance_add,
+        minPauseTimeMs: params.min_pause_time * 1000,
+        lbEnabled: params.lb_enabled,
+        disablePolicy: params.disable_policy as -1 | 0 | 1,
+        increaseHoldMs: params.increase_hold_time * 1000,
+        maxIncreasePerCycle: params.max_increase_per_cycle,
+        overdrawPenaltyMs: params.overdraw_penalty_time * 1000,
+        underdrawAfterMs: params.underdraw_time * 1000,
+        underdrawMargin: params.underdraw_margin,
+        voltage: params.voltage,
+    };
+    const staleMs = (d: DeviceEntry) => (d.stale_after ?? DEFAULT_STALE_S[d.dev_type] ?? 10) * 1000;
+    const evses: EvseConfig[] = devices.filter(isEvse).map((e) => ({
+        id: e.dev_id,
+        enabled: e.device_enabled,
+        group: e.group,
+        prio: e.prio,
+        minCurrent: e.min_charging_cur,
+        maxCurrent: e.max_charging_cur,
+        phaseRotation: e.phase_rotation as 0 | 120 | 240,
+        usedPhases: e.used_phases,
+        failSafeCurrent: e.fail_safe_cur ?? e.min_charging_cur,
+        staleAfterMs: staleMs(e),
+        ...(e.attach ? { attach: e.attach } : {}),
+    }));
+    const meters: MeterConfig[] = devices.filter(isMeter).map((m) => ({
+        id: m.dev_id,
+        enabled: m.device_enabled,
+        // A grid-demand meter inside a group measures that group's feeder, not the site.
+        role: (m.group && m.role === 3 ? 0 : m.role) as MeterConfig['role'],
+        phaseRotation: m.phase_rotation as 0 | 120 | 240,
+        staleAfterMs: staleMs(m),
+    }));
+    const groups: GroupConfig[] = devices.filter(isGroup).map((g) => {
+        const meter = devices.find(
+            (m) => isMeter(m) && m.group === g.dev_id && m.role === 3 && m.device_enabled,
+        );
+        return {
+            id: g.dev_id,
+            group: g.group,
+            maxCurrent: g.device_enabled ? g.max_charging_cur : Infinity,
+            ...(meter ? { meter: meter.dev_id } : {}),
+        };
+    });
+    return { params: core, evses, meters, groups };
+}
+
+export interface SiteOptions {
+    params?: unknown;
+    devices?: unknown;
+    clock?: Clock;
+    /** Shared Modbus buses (one pool per process); a private pool is made when absent. */
+    pool?: BusPool;
+    inputs?: CycleInputs;
+    /** Host that the Power Brain names (`evse`, `meter1`, `meter2`) refer to. */
+    powerBrainHost?: string;
+}
+
+export class Site {
+    readonly manager: ChargingManager;
+    readonly world: SimWorld;
+    private paramsValue: Params;
+    private devicesValue: DeviceEntry[];
+    private readonly pool: BusPool;
+    private readonly ownPool: boolean;
+    private readonly driverContext: DriverContext;
+
+    constructor(opts: SiteOptions = {}) {
+        this.paramsValue = parseParams(opts.params);
+        this.devicesValue = parseDevices(opts.devices ?? []);
+        const clock = opts.clock ?? systemClock;
+        this.world = new SimWorld(clock);
+        this.ownPool = !opts.pool;
+        this.pool = opts.pool ?? new BusPool({});
+        this.driverContext = {
+            pool: this.pool,
+            ...(opts.powerBrainHost ? { powerBrainHost: opts.powerBrainHost } : {}),
+        };
+        this.manager = new ChargingManager({
+            config: toSiteConfig(this.paramsValue, this.devicesValue),
+            clock,
+            cycleMs: this.paramsValue.cycle_ms,
+            ...(opts.inputs ? { inputs: opts.inputs } : {}),
+            drivers: this.devicesValue.flatMap((d) => this.createDriver(d) ?? []),
+        });
+    }
+
+    get params(): Readonly<Params> {
+        return this.paramsValue;
+    }
+
+    get devices(): readonly DeviceEntry[] {
+        return this.devicesValue;
+    }
+
+    device(devId: string): DeviceEntry | undefined {
+        return this.devicesValue.find((d) => d.dev_id === devId);
+    }
+
+    start(): void {
+        this.manager.start();
+    }
+
+    /** Gives up control (disable_policy), closes the drivers and, if it owns them, the buses. */
+    async stop(): Promise<void> {
+        await this.manager.stop();
+        if (this.ownPool) await this.pool.close();
+    }
+
+    /** Changes parameters; all fields are checked before any takes effect. */
+    setParams(patch: Record<string, unknown>): Params {
+        const next = parseParams({ ...this.paramsValue, ...patch });
+        this.paramsValue = next;
+        this.manager.updateConfig(toSiteConfig(next, this.devicesValue));
+        return next;
+    }
+
+    /** Adds or replaces one device (merging into an existing entry with the same dev_id). */
+    async setDevice(input: Record<string, unknown>): Promise<DeviceEntry> {
+        const existing = this.devicesValue.find((d) => d.dev_id === input.dev_id);
+        const merged = existing ? { ...existing, ...input } : input;
+        const devices = parseDevices(
+            existing
+                ? this.devicesValue.map((d) => (d === existing ? merged : d))
+                : [...this.devicesValue, merged],
+        );
+        const entry = devices.find((d) => d.dev_id === input.dev_id)!;
+        const needsDriver =
+            !existing ||
+            existing.dev_type !== entry.dev_type ||
+            existing.address !== entry.address ||
+            existing.id !== entry.id;
+        const driver = needsDriver ? this.createDriver(entry) : undefined;
+        this.devicesValue = devices;
+        this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
+        if (driver) await this.manager.setDriver(driver);
+        else if (needsDriver) await this.manager.removeDriver(entry.dev_id);
+        return entry;
+    }
+
+    async deleteDevice(devId: string): Promise<void> {
+        if (!this.device(devId)) throw new SiteConfigError(`unknown device ${devId}`);
+        const devices = parseDevices(this.devicesValue.filter((d) => d.dev_id !== devId));
+        this.devicesValue = devices;
+        this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
+        await this.manager.removeDriver(devId);
+    }
+
+    /** A value pushed for an HTTP-input device (meter_ajax / evse_ajax). */
+    push(devId: string, reading: MeterReading | EvseReading): void {
+        const d = this.device(devId);
+        if (!d) throw new SiteConfigError(`unknown device ${devId}`);
+        if (d.dev_type !== 'meter_ajax' && d.dev_type !== 'evse_ajax') {
+            throw new SiteConfigError(`${devId} is a ${d.dev_type}, not an HTTP input device`);
+        }
+        this.manager.pushReading(devId, reading);
+    }
+
+    private createDriver(d: DeviceEntry): DeviceDriver | undefined {
+        if (d.dev_type === 'evse_sim' && isEvse(d)) {
+            return new SimEvse(this.world, {
+                id: d.dev_id,
+                phaseRotation: d.phase_rotation as 0 | 120 | 240,
+                car: d.sim_plugged
+                    ? {
+                          batteryWh: d.sim_battery_wh,
+                          soc: d.sim_soc,
+                          maxCurrent: d.sim_car_current,
+                          phases: d.sim_car_phases as 1 | 2 | 3,
+                      }
+                    : null,
+            });
+        }
+        if (d.dev_type === 'meter_sim' && isMeter(d)) {
+            this.world.household = {
+                baseCurrent: [d.sim_base_current, d.sim_base_current, d.sim_base_current],
+                stepCurrent: d.sim_step_current,
+                stepMs: 60_000,
+                seed: d.sim_seed,
+            };
+            if (d.sim_pv_peak_w) this.world.pv = { peakW: d.sim_pv_peak_w };
+            return new SimMeter(this.world, { id: d.dev_id, role: d.role as MeterConfig['role'] });
+        }
+        if (isModbusDevType(d.dev_type)) {
+            return createModbusDriver(
+                {
+                    dev_type: d.dev_type,
+                    dev_id: d.dev_id,
+                    address: d.address,
+                    id: d.id,
+                    ...(isMeter(d) && d.registers !== undefined
+                        ? { registers: d.registers as never }
+                        : {}),
+                },
+                this.driverContext,
+            );
+        }
+        return undefined; // HTTP input devices and groups have no driver
+    }
+}
