@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import helper from 'node-red-node-test-helper';
+import managerNode = require('../../nodes/evcm-manager');
+import statusNode = require('../../nodes/evcm-status');
+import type { SiteSummary } from '../../lib/site/status';
+import type { ManagerNode } from '../../nodes/shared/types';
+
+helper.init(require.resolve('node-red'));
+
+type Flow = Parameters<typeof helper.load>[1];
+
+const demoFlow = (): Flow =>
+    (
+        JSON.parse(
+            readFileSync(join(__dirname, '..', '..', '..', 'demo', 'flows.json'), 'utf8'),
+        ) as Record<string, unknown>[]
+    )
+        .filter((n) => n.type !== 'tab' && n.type !== 'comment')
+        .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper' } : n)) as unknown as Flow;
+
+describe('evcm-manager and evcm-status nodes', function () {
+    this.timeout(20_000);
+    afterEach(() => helper.unload());
+
+    it('runs the demo site and reports its state on change', async () => {
+        await helper.load([managerNode, statusNode], demoFlow());
+        const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
+        assert.ok(manager.site, manager.configError);
+        const out = helper.getNode('evcm-demo-debug') as unknown as NodeJS.EventEmitter;
+        const summary = await new Promise<SiteSummary>((resolve) =>
+            out.on('input', (msg: { payload: SiteSummary }) => resolve(msg.payload)),
+        );
+        assert.deepEqual(
+            summary.evses.map((e) => e.dev_id),
+            ['E1', 'E2', 'E3'],
+        );
+        for (let p = 0; p < 3; p++) {
+            assert.ok(
+                summary.evseLoad[p]! + summary.nonEvseLoad[p]! <= summary.budget[p]!,
+                `phase ${p + 1}`,
+            );
+        }
+        const status = helper.getNode('evcm-demo-status');
+        assert.ok((status.status as unknown as { called: boolean }).called, 'status ring set');
+    });
+
+    it('rejects a bad configuration with a message that names the field', async () => {
+        const flow = [
+            {
+                id: 'm1',
+                type: 'evcm-manager',
+                max_total_current: '32000',
+                devices: '[{"dev_type":"evse_sim","dev_id":"X1"}]',
+            },
+            { id: 's1', type: 'evcm-status', manager: 'm1', wires: [[]] },
+        ];
+        await helper.load([managerNode, statusNode], flow as unknown as Flow);
+        const manager = helper.getNode('m1') as unknown as ManagerNode;
+        assert.equal(manager.site, null);
+        assert.match(manager.configError, /devices\[0\]\.dev_id/);
+        const s1 = helper.getNode('s1');
+        assert.ok((s1.error as unknown as { called: boolean }).called);
+    });
+
+    it('gives up control on close: every wallbox gets disable_policy', async () => {
+        await helper.load([managerNode, statusNode], demoFlow());
+        const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
+        const site = manager.site!;
+        await site.manager.runCycle();
+        await helper.unload();
+        for (const id of ['E1', 'E2', 'E3']) {
+            const sim = site.world.evses.get(id);
+            assert.equal(sim, undefined, `${id} closed`);
+        }
+        assert.equal(site.manager.events.count(), 0, 'no subscriptions left');
+    });
+});
