@@ -1,7 +1,15 @@
 // The decision of one control cycle: allocate(snapshot, config, memory) → setpoints and new memory.
 // Pure: no I/O, no clock, no randomness. Every safety rule of DESIGN §3 is decided here.
 import { NEW_EVSE_MEMORY, PHASE_LEARN_THRESHOLD } from './defaults';
-import { admit, ancestry, fill, type FillEvse, type FillNode } from './fill';
+import {
+    admit,
+    ancestry,
+    fill,
+    fillEvses,
+    withDemand,
+    type FillEvses,
+    type FillNode,
+} from './fill';
 import { add3, max3, onPhases, rotateMask, rotatePhases, sub3, ZERO3 } from './phases';
 import {
     MeterRole,
@@ -342,24 +350,23 @@ export function allocate(
 
     // Demand of each controllable wallbox for this cycle.
     const increasesAllowed = now - memory.lastReductionAt >= params.increaseHoldMs;
-    const fillEvses: FillEvse[] = [];
-    const wanted: boolean[] = [];
-    const underdrawSince: (number | null)[] = [];
-    views.forEach((v, i) => {
+    const candidates = fillEvses(views.length);
+    const wanted = new Uint8Array(views.length);
+    const underdrawSince: (number | null)[] = new Array<number | null>(views.length);
+    for (let i = 0; i < views.length; i++) {
+        const v = views[i]!;
         const d = demandOf(v, snapshot, params, failSafe[i]!, increasesAllowed);
-        wanted.push(d.wanted);
-        underdrawSince.push(d.underdrawSince);
-        fillEvses.push({
-            node: topo.evseNode[i]!,
-            phases: v.mask,
-            prio: v.cfg.prio,
-            min: v.cfg.minCurrent,
-            demand: v.kind === 'control' ? d.demand : 0,
-        });
-    });
+        wanted[i] = d.wanted ? 1 : 0;
+        underdrawSince[i] = d.underdrawSince;
+        candidates.node[i] = topo.evseNode[i]!;
+        candidates.phases[i] = v.mask;
+        candidates.prio[i] = v.cfg.prio;
+        candidates.min[i] = v.cfg.minCurrent;
+        candidates.demand[i] = v.kind === 'control' ? d.demand : 0;
+    }
 
     const order = admissionOrder(views, params.minPauseTimeMs, now);
-    const decide = (evses: FillEvse[]): Float64Array => {
+    const decide = (evses: FillEvses): Float64Array => {
         const { admitted, room } = admit(fillNodes, evses, order, topo.chains);
         const s = fill(fillNodes, evses, admitted, room, topo.chains);
         if (params.maxImbalance > 0) {
@@ -368,7 +375,7 @@ export function allocate(
         }
         return s;
     };
-    let s = decide(fillEvses);
+    let s = decide(candidates);
     // Capacity freed by a reduction is not handed on in the same cycle: the reduced car may take
     // seconds to follow. Keep this cycle's pauses and reductions, hold everyone else where they are.
     let reduced = false;
@@ -379,12 +386,11 @@ export function allocate(
         if (s[i]! > v.mem.setpoint) raised = true;
     });
     if (reduced && raised) {
-        const first = s;
-        const held = fillEvses.map((e, i) => ({
-            ...e,
-            demand: Math.min(e.demand, first[i]!, views[i]!.mem.setpoint),
-        }));
-        s = decide(held);
+        const held = new Float64Array(views.length);
+        for (let i = 0; i < views.length; i++) {
+            held[i] = Math.min(candidates.demand[i]!, s[i]!, views[i]!.mem.setpoint);
+        }
+        s = decide(withDemand(candidates, held));
     }
 
     const setpoints = new Map<string, EvseSetpoint>();
@@ -419,7 +425,7 @@ export function allocate(
                 ? failSafe[i]
                     ? 'failsafe'
                     : 'charging'
-                : wanted[i]
+                : wanted[i] === 1
                   ? failSafe[i]
                       ? 'failsafe'
                       : 'paused'
@@ -432,7 +438,7 @@ export function allocate(
             phases: v.mask,
             write: true,
         });
-        evses.set(id, nextMemory(v, current, wanted[i]!, now, underdrawSince[i] ?? null));
+        evses.set(id, nextMemory(v, current, wanted[i] === 1, now, underdrawSince[i] ?? null));
     });
 
     return {
@@ -542,29 +548,29 @@ function admissionOrder(views: readonly EvseView[], minPauseMs: number, now: num
  */
 function limitImbalance(
     s: Float64Array,
-    evses: readonly FillEvse[],
+    evses: FillEvses,
     order: readonly number[],
     other: Phases3,
     limit: number,
 ): void {
-    const yieldOrder = [...order].reverse().sort((a, b) => evses[a]!.prio - evses[b]!.prio);
+    const yieldOrder = [...order].reverse().sort((a, b) => evses.prio[a]! - evses.prio[b]!);
     // Each round lowers the load on the most loaded phase, so this ends; the bound is a backstop.
-    for (let round = 0; round < 3 * evses.length + 6; round++) {
+    for (let round = 0; round < 3 * evses.size + 6; round++) {
         const total: [number, number, number] = [...other];
-        evses.forEach((e, i) => {
-            for (let p = 0; p < 3; p++) if (e.phases & (1 << p)) total[p]! += s[i]!;
-        });
+        for (let i = 0; i < evses.size; i++) {
+            for (let p = 0; p < 3; p++) if (evses.phases[i]! & (1 << p)) total[p]! += s[i]!;
+        }
         const hi = total.indexOf(Math.max(...total));
         const lo = total.indexOf(Math.min(...total));
         let excess = total[hi]! - total[lo]! - limit;
         if (excess <= 0) return;
         const culprits = yieldOrder.filter(
-            (i) => s[i]! > 0 && evses[i]!.phases & (1 << hi) && !(evses[i]!.phases & (1 << lo)),
+            (i) => s[i]! > 0 && evses.phases[i]! & (1 << hi) && !(evses.phases[i]! & (1 << lo)),
         );
         if (!culprits.length) return;
         const cutAt = (level: number) =>
             culprits.reduce(
-                (sum, i) => sum + Math.max(0, s[i]! - Math.max(level, evses[i]!.min)),
+                (sum, i) => sum + Math.max(0, s[i]! - Math.max(level, evses.min[i]!)),
                 0,
             );
         // Highest common level whose cuts cover the excess (binary search on whole mA).
@@ -576,7 +582,7 @@ function limitImbalance(
             else high = mid - 1;
         }
         excess -= cutAt(low);
-        for (const i of culprits) s[i] = Math.min(s[i]!, Math.max(low, evses[i]!.min));
+        for (const i of culprits) s[i] = Math.min(s[i]!, Math.max(low, evses.min[i]!));
         for (const i of culprits) {
             if (excess <= 0) break;
             excess -= s[i]!;

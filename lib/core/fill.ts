@@ -8,15 +8,33 @@ export interface FillNode {
     cap: [number, number, number];
 }
 
-export interface FillEvse {
-    /** Index of the node the wallbox hangs from. */
-    node: number;
+/** The wallboxes of one decision as parallel arrays (no object per wallbox on the hot path). */
+export interface FillEvses {
+    readonly size: number;
+    /** Index of the node each wallbox hangs from. */
+    readonly node: Int32Array;
     /** Building phases (bit0 L1 …). */
-    phases: number;
-    prio: number;
-    min: number;
-    /** What it may get at most this cycle; 0 = not a candidate. */
-    demand: number;
+    readonly phases: Uint8Array;
+    readonly prio: Float64Array;
+    readonly min: Float64Array;
+    /** What each may get at most this cycle; 0 = not a candidate. */
+    readonly demand: Float64Array;
+}
+
+export function fillEvses(size: number): FillEvses {
+    return {
+        size,
+        node: new Int32Array(size),
+        phases: new Uint8Array(size),
+        prio: new Float64Array(size),
+        min: new Float64Array(size),
+        demand: new Float64Array(size),
+    };
+}
+
+/** The same wallboxes with other demands. */
+export function withDemand(evses: FillEvses, demand: Float64Array): FillEvses {
+    return { ...evses, demand };
 }
 
 /** Node indices from a node up to the site, inclusive. */
@@ -33,7 +51,7 @@ export function ancestry(nodes: readonly { parent: number }[], node: number): nu
  */
 export function admit(
     nodes: readonly FillNode[],
-    evses: readonly FillEvse[],
+    evses: FillEvses,
     order: readonly number[],
     chains: readonly (readonly number[])[],
 ): { admitted: Uint8Array; room: Float64Array } {
@@ -43,16 +61,17 @@ export function admit(
         room[i * 3 + 1] = n.cap[1];
         room[i * 3 + 2] = n.cap[2];
     });
-    const admitted = new Uint8Array(evses.length);
+    const admitted = new Uint8Array(evses.size);
     for (const i of order) {
-        const e = evses[i]!;
-        if (e.demand <= 0) continue;
-        const chain = chains[e.node]!;
+        if (evses.demand[i]! <= 0) continue;
+        const min = evses.min[i]!;
+        const phases = evses.phases[i]!;
+        const chain = chains[evses.node[i]!]!;
         let fits = true;
         for (let c = 0; c < chain.length && fits; c++) {
             const base = chain[c]! * 3;
             for (let p = 0; p < 3; p++) {
-                if (e.phases & (1 << p) && room[base + p]! < e.min) {
+                if (phases & (1 << p) && room[base + p]! < min) {
                     fits = false;
                     break;
                 }
@@ -61,7 +80,7 @@ export function admit(
         if (!fits) continue;
         admitted[i] = 1;
         for (const n of chain) {
-            for (let p = 0; p < 3; p++) if (e.phases & (1 << p)) room[n * 3 + p]! -= e.min;
+            for (let p = 0; p < 3; p++) if (phases & (1 << p)) room[n * 3 + p]! -= min;
         }
     }
     return { admitted, room };
@@ -107,24 +126,24 @@ export function waterLevel(
  */
 export function fill(
     nodes: readonly FillNode[],
-    evses: readonly FillEvse[],
+    evses: FillEvses,
     admitted: Uint8Array,
     room: Float64Array,
     chains: readonly (readonly number[])[],
 ): Float64Array {
-    const out = new Float64Array(evses.length);
-    const mins = new Float64Array(evses.length);
-    const uppers = new Float64Array(evses.length);
+    const out = new Float64Array(evses.size);
+    const mins = new Float64Array(evses.size);
+    const uppers = new Float64Array(evses.size);
     const byPrio = new Map<number, number[]>();
-    evses.forEach((e, i) => {
-        if (!admitted[i]) return;
-        out[i] = e.min;
-        mins[i] = e.min;
-        uppers[i] = Math.max(e.min, e.demand);
-        const list = byPrio.get(e.prio);
+    for (let i = 0; i < evses.size; i++) {
+        if (!admitted[i]) continue;
+        out[i] = evses.min[i]!;
+        mins[i] = evses.min[i]!;
+        uppers[i] = Math.max(evses.min[i]!, evses.demand[i]!);
+        const list = byPrio.get(evses.prio[i]!);
         if (list) list.push(i);
-        else byPrio.set(e.prio, [i]);
-    });
+        else byPrio.set(evses.prio[i]!, [i]);
+    }
     const prios = [...byPrio.keys()].sort((a, b) => b - a);
     // Nodes are ordered parents first, so walking backwards visits children before parents.
     const children: number[][] = nodes.map(() => []);
@@ -135,7 +154,7 @@ export function fill(
     for (const prio of prios) {
         const cls = byPrio.get(prio)!;
         const direct: number[][] = nodes.map(() => []);
-        for (const i of cls) direct[evses[i]!.node]!.push(i);
+        for (const i of cls) direct[evses.node[i]!]!.push(i);
         const subtree: number[][] = nodes.map(() => []);
         for (let n = nodes.length - 1; n >= 0; n--) {
             const members = direct[n]!;
@@ -148,9 +167,9 @@ export function fill(
             out[i] = value;
             const extra = value - mins[i]!;
             if (extra <= 0) continue;
-            for (const n of chains[evses[i]!.node]!) {
+            for (const n of chains[evses.node[i]!]!) {
                 for (let p = 0; p < 3; p++) {
-                    if (evses[i]!.phases & (1 << p)) room[n * 3 + p]! -= extra;
+                    if (evses.phases[i]! & (1 << p)) room[n * 3 + p]! -= extra;
                 }
             }
         }
@@ -166,7 +185,7 @@ export function fill(
 function lowerToNodeLevel(
     node: number,
     members: readonly number[],
-    evses: readonly FillEvse[],
+    evses: FillEvses,
     mins: Float64Array,
     uppers: Float64Array,
     room: Float64Array,
@@ -174,7 +193,7 @@ function lowerToNodeLevel(
     if (!members.length) return;
     const onPhase: number[][] = [[], [], []];
     for (const i of members) {
-        for (let p = 0; p < 3; p++) if (evses[i]!.phases & (1 << p)) onPhase[p]!.push(i);
+        for (let p = 0; p < 3; p++) if (evses.phases[i]! & (1 << p)) onPhase[p]!.push(i);
     }
     const done = [false, false, false];
     for (let round = 0; round < 3; round++) {
