@@ -83,6 +83,7 @@ export class ChargingManager {
     private stopped = false;
     private inCycle: Promise<CycleReport> | null = null;
     private last: CycleReport | null = null;
+    private extraLimits: ((now: number) => ReadonlyMap<string, number> | undefined) | null = null;
 
     constructor(opts: ManagerOptions) {
         this.config = opts.config;
@@ -122,6 +123,16 @@ export class ChargingManager {
         this.drivers.delete(id);
         this.states.delete(id);
         if (old) await old.close();
+    }
+
+    /**
+     * A second source of per-wallbox caps (mA; 0 = must not charge), e.g. overrides set through
+     * the HTTP API. Merged with the inputs' limits by taking the lower cap; null removes it.
+     */
+    setExtraLimits(
+        source: ((now: number) => ReadonlyMap<string, number> | undefined) | null,
+    ): void {
+        this.extraLimits = source;
     }
 
     driver(id: string): DeviceDriver | undefined {
@@ -209,6 +220,13 @@ export class ChargingManager {
             if (s) evses.set(e.id, s.sample as DeviceSample<EvseReading>);
         }
         const snapshot: Snapshot = { now, meters, evses, ...this.inputs?.(now) };
+        const extra = this.extraLimits?.(now);
+        if (extra && extra.size) {
+            const merged = new Map(snapshot.limits ?? []);
+            for (const [id, cap] of extra)
+                merged.set(id, Math.min(cap, merged.get(id) ?? Infinity));
+            snapshot.limits = merged;
+        }
 
         // decide
         const previous = this.last?.result.setpoints;

@@ -75,6 +75,16 @@ export abstract class ModbusDevice {
         await this.bus.write({ device: this.label, unit: this.where.unit, address, values });
     }
 
+    /** Raw register read through the shared bus queue (the HTTP API's `cmd=modbus`). */
+    readRegisters(address: number, count: number): Promise<number[]> {
+        return this.readWords(address, count);
+    }
+
+    /** Raw register write through the shared bus queue (the HTTP API's `cmd=modbus`). */
+    writeRegisters(address: number, values: readonly number[]): Promise<void> {
+        return this.writeWords(address, values);
+    }
+
     /** Wraps a validation failure of decoded values as a bad reply from this device. */
     protected badReply(what: string, cause?: unknown): ModbusError {
         return new ModbusError('MODBUS_BAD_REPLY', this.label, what, { cause });

@@ -1,0 +1,680 @@
+// The /cnf command table: command → auth level, zod schema of its query parameters, whether it
+// reads a JSON body, and a handler. Adding a command is adding a row.
+import { z } from 'zod';
+import type { EvseReading, MeterReading, Phases3 } from '../core/types';
+import { parseRegisterRef } from '../modbus/codec';
+import { describeIssues, isEvse, isGroup, isMeter, type DeviceEntry } from '../site/schema';
+import { parseDevices, parseParams } from '../site/site';
+import { unauthorized } from './auth';
+import { OVERRIDE, type CnfContext } from './context';
+import { badRequest, CnfError, notFound, unknownDevice } from './errors';
+import { objectBody, single, type Params } from './query';
+import { planWrite, readAll, readValue, readWords, resolveTarget, writeWords } from './registers';
+import { DEV_TYPE_LABELS, devInfo, getParams, READ_ONLY_PARAMS } from './views';
+
+export type AuthLevel = 'public' | 'admin' | 'custom';
+
+export interface CnfCall<Q> {
+    ctx: CnfContext;
+    q: Q;
+    /** Every query value, repeated ones included. */
+    raw: Params;
+    body: unknown;
+    authorization: string | undefined;
+    remoteAddress: string;
+}
+
+export interface CommandDef<Q = Record<string, unknown>> {
+    /** 'custom': the handler authorises itself (RFID/PIN/user id paths). */
+    auth: AuthLevel | ((q: Q) => AuthLevel);
+    query: z.ZodType<Q>;
+    /** Whether a POST body is read as JSON. */
+    body?: boolean;
+    /** Parameters that may repeat (all values are in `raw`). */
+    repeatable?: readonly string[];
+    handler(call: CnfCall<Q>): Promise<unknown> | unknown;
+}
+
+const OK = 'ok';
+
+// ---- parameter schemas ----
+
+const devId = z
+    .string()
+    .regex(/^[EMem][1-9][0-9]{0,4}$/, 'must be E<n> or M<n>')
+    .transform((s) => s.toUpperCase());
+const wholeNumber = (min: number, max: number) =>
+    z
+        .string()
+        .regex(/^\s*-?\d{1,16}\s*$/, 'must be a whole number')
+        .transform(Number)
+        .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const flag = z.enum(['0', '1'], { message: 'must be 0 or 1' }).transform((v) => v === '1');
+const rfidText = z.string().regex(/^[0-9A-Za-z]{1,32}$/, 'must be 1..32 digits or letters');
+
+/** Wraps a query schema so that its issues read "param: problem". */
+function query<S extends z.ZodRawShape>(shape: S) {
+    return z.object({ cmd: z.string(), ...shape });
+}
+
+function device(ctx: CnfContext, id: string): DeviceEntry {
+    const d = ctx.site.device(id);
+    if (!d) throw unknownDevice();
+    return d;
+}
+
+function evseDevice(ctx: CnfContext, id: string): DeviceEntry {
+    const d = device(ctx, id);
+    if (!isEvse(d)) throw badRequest(`${id} is not an EVSE`);
+    return d;
+}
+
+// ---- commands ----
+
+const modbusQuery = query({
+    device: z.string({ message: 'device is required' }).min(1, 'device is required').max(32),
+    read: z.string().max(16).optional(),
+    write: z.string().max(16).optional(),
+    value: z.string().max(64).optional(),
+    values: z.string().max(1000).optional(),
+    count: wholeNumber(1, 125).optional(),
+});
+
+const modbus: CommandDef<z.output<typeof modbusQuery>> = {
+    auth: (q) => (q.write !== undefined ? 'admin' : 'public'),
+    query: modbusQuery,
+    repeatable: ['write', 'value'],
+    async handler({ ctx, q, raw }) {
+        if (q.read !== undefined && q.write !== undefined)
+            throw badRequest('read and write in one request');
+        const t = resolveTarget(ctx, q.device);
+        if (q.read !== undefined) {
+            if (q.read.trim().toLowerCase() === 'all') return readAll(ctx, t);
+            const ref = parseRegisterRef(q.read);
+            if (q.count !== undefined) return readWords(ctx, t, ref.address, q.count);
+            return readValue(ctx, t, ref.address, ref.suffix);
+        }
+        if (q.write === undefined) throw badRequest('modbus needs read or write');
+        const writes = raw.get('write') ?? [];
+        const values = raw.get('value') ?? [];
+        if (q.values !== undefined && writes.length > 1)
+            throw badRequest('values with more than one write');
+        if (q.values === undefined && values.length !== writes.length) {
+            throw badRequest('each write needs its value');
+        }
+        // Check every write before the first is sent.
+        const plan = writes.map((w, i) => {
+            const ref = parseRegisterRef(w);
+            return {
+                address: ref.address,
+                words: planWrite(
+                    t,
+                    ref.address,
+                    ref.suffix,
+                    q.values === undefined ? values[i] : undefined,
+                    q.values,
+                ),
+            };
+        });
+        for (const p of plan) await writeWords(ctx, t, p.address, p.words);
+        return OK;
+    },
+};
+
+const noParams = query({});
+
+const getDevInfo: CommandDef = {
+    auth: 'public',
+    query: noParams,
+    handler: ({ ctx }) => devInfo(ctx),
+};
+
+const getParamsCmd: CommandDef = {
+    auth: 'public',
+    query: noParams,
+    handler: ({ ctx }) => getParams(ctx),
+};
+
+const getDevTypes: CommandDef = {
+    auth: 'public',
+    query: noParams,
+    handler: () => ({ ...DEV_TYPE_LABELS }),
+};
+
+/** The body, or for GET forms the query parameters other than cmd. */
+function bodyOrQuery(call: CnfCall<unknown>): Record<string, unknown> {
+    if (call.body !== undefined) return objectBody(call.body);
+    const out: Record<string, unknown> = {};
+    for (const [k, vs] of call.raw) if (k !== 'cmd') out[k] = vs[vs.length - 1];
+    return out;
+}
+
+/** Validates a set of device changes against the whole table, then applies them in a safe order. */
+async function applyDevices(ctx: CnfContext, input: unknown): Promise<void> {
+    if (!Array.isArray(input)) throw badRequest('devices must be an array');
+    if (input.length === 0 || input.length > 100)
+        throw badRequest('devices must hold 1..100 devices');
+    const changes = input.map((raw, i) => {
+        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+            throw badRequest(`devices[${i}] must be an object`);
+        }
+        const entry = raw as Record<string, unknown>;
+        if (typeof entry.dev_id !== 'string') throw badRequest(`devices[${i}].dev_id is required`);
+        return entry;
+    });
+    let table: Record<string, unknown>[] = ctx.site.devices.map((d) => ({ ...d }));
+    for (const c of changes) {
+        const at = table.findIndex((d) => d.dev_id === c.dev_id);
+        if (at >= 0) table[at] = { ...table[at], ...c };
+        else table = [...table, c];
+    }
+    parseDevices(table); // throws before anything changes
+    const rank = (c: Record<string, unknown>): number =>
+        c.dev_type === 'evse_group' ? 0 : String(c.dev_id).startsWith('M') ? 1 : 2;
+    for (const c of [...changes].sort((a, b) => rank(a) - rank(b))) await ctx.site.setDevice(c);
+    ctx.touch();
+}
+
+const setParams: CommandDef = {
+    auth: 'admin',
+    query: z.object({ cmd: z.string() }).passthrough(),
+    body: true,
+    async handler(call) {
+        const { ctx } = call;
+        const input = bodyOrQuery(call);
+        const { devices, ...rest } = input;
+        const patch: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(rest)) if (!READ_ONLY_PARAMS.has(k)) patch[k] = v;
+        if (devices === undefined && Object.keys(patch).length === 0) {
+            throw badRequest('set_params needs parameters or devices');
+        }
+        parseParams({ ...ctx.site.params, ...patch }); // throws before anything changes
+        if (devices !== undefined) {
+            const table = ctx.site.devices.map((d) => ({ ...d })) as Record<string, unknown>[];
+            void table;
+        }
+        if (devices !== undefined) {
+            // validated as a whole inside applyDevices before the first change
+            const snapshot = ctx.site.params;
+            if (Object.keys(patch).length) ctx.site.setParams(patch);
+            try {
+                await applyDevices(ctx, devices);
+            } catch (err) {
+                if (Object.keys(patch).length) ctx.site.setParams({ ...snapshot });
+                throw err;
+            }
+        } else {
+            ctx.site.setParams(patch);
+        }
+        ctx.touch();
+        return OK;
+    },
+};
+
+const enterRfidQuery = query({ rfid: rfidText, dev_id: devId.optional() });
+const enterRfid: CommandDef<z.output<typeof enterRfidQuery>> = {
+    auth: 'public',
+    query: enterRfidQuery,
+    handler({ ctx, q }) {
+        let target = q.dev_id;
+        if (target) evseDevice(ctx, target);
+        else {
+            // The one EVSE with a car that has no RFID yet.
+            const waiting = ctx.site.devices.filter(isEvse).filter((e) => {
+                const s = (
+                    ctx.site.manager.deviceState(e.dev_id).sample.reading as EvseReading | undefined
+                )?.state;
+                return s !== undefined && s >= 2 && s <= 4 && !ctx.rfids.has(e.dev_id);
+            });
+            if (waiting.length === 0) throw badRequest('no EVSE is waiting for an RFID');
+            target = waiting[0]!.dev_id;
+        }
+        ctx.rfids.set(target, {
+            rfid: q.rfid,
+            user: ctx.users.byRfid(q.rfid)?.id ?? null,
+            at: ctx.now(),
+        });
+        ctx.touch();
+        return OK;
+    },
+};
+
+const overrideQuery = query({
+    dev_id: devId,
+    flags: z
+        .string()
+        .regex(/^[CcEeUu]{0,12}$/, 'flags may only hold C c E e U u')
+        .optional(),
+    mamps: wholeNumber(-1, 80_000).optional(),
+    rfid: rfidText.optional(),
+});
+const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
+    auth: 'custom',
+    query: overrideQuery,
+    async handler({ ctx, q, authorization, remoteAddress }) {
+        const flags = q.flags ?? '';
+        if (!flags && q.mamps === undefined)
+            throw badRequest('override_device needs flags or mamps');
+        const d = evseDevice(ctx, q.dev_id);
+        if (q.mamps !== undefined && q.mamps > 0 && isEvse(d) && q.mamps < d.min_charging_cur) {
+            throw badRequest(`mamps must be 0 (no limit) or at least ${d.min_charging_cur}`);
+        }
+        let user = undefined;
+        if (q.rfid !== undefined) {
+            ctx.auth.checkThrottle(remoteAddress);
+            user = ctx.users.byRfid(q.rfid);
+            if (user && user.dev_ids.length && !user.dev_ids.includes(d.dev_id)) user = undefined;
+            if (!user) {
+                ctx.auth.throttle.fail(remoteAddress);
+                throw new CnfError(403, 'unknown RFID/PIN');
+            }
+        }
+        if (/[Uu]/.test(flags) && !user)
+            throw new CnfError(403, "flags U and u need the user's RFID/PIN");
+        if (/[Ee]/.test(flags) || !user) await ctx.auth.requireAdmin(authorization, remoteAddress);
+        const o = { ...(ctx.overrides.get(d.dev_id) ?? { flags: 0, current: null }) };
+        for (const f of flags) {
+            const bit =
+                f === 'C' || f === 'c'
+                    ? OVERRIDE.chargingDisabled
+                    : f === 'E' || f === 'e'
+                      ? OVERRIDE.evseRulesDisabled
+                      : OVERRIDE.userRulesDisabled;
+            o.flags = f === f.toUpperCase() ? o.flags | bit : o.flags & ~bit;
+        }
+        if (q.mamps !== undefined) o.current = q.mamps > 0 ? q.mamps : null;
+        if (o.flags === 0 && o.current === null) ctx.overrides.delete(d.dev_id);
+        else ctx.overrides.set(d.dev_id, o);
+        ctx.touch();
+        return OK;
+    },
+};
+
+const softMeterQuery = query({ dev_id: devId, val: wholeNumber(0, 1e12).optional() });
+const softMeter: CommandDef<z.output<typeof softMeterQuery>> = {
+    auth: (q) => (q.val !== undefined ? 'admin' : 'public'),
+    query: softMeterQuery,
+    handler({ ctx, q }) {
+        const d = evseDevice(ctx, q.dev_id);
+        const own =
+            (ctx.site.manager.deviceState(d.dev_id).sample.reading as EvseReading | undefined)
+                ?.totalEnergyWh ?? 0;
+        const old = own + (ctx.softMeters.get(d.dev_id) ?? 0);
+        if (q.val !== undefined) {
+            ctx.softMeters.set(d.dev_id, q.val - own);
+            ctx.touch();
+        }
+        return old;
+    },
+};
+
+const num = z.number({ message: 'must be a number' }).finite();
+const numish = z.union([
+    num,
+    z
+        .string()
+        .regex(/^\s*-?\d+(\.\d+)?\s*$/, 'must be a number')
+        .transform(Number),
+]);
+const triple = z
+    .union([
+        z.array(numish).length(3, 'must hold 3 values'),
+        z
+            .string()
+            .regex(
+                /^\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*$/,
+                'must be 3 numbers',
+            )
+            .transform((s) => s.split(',').map(Number)),
+    ])
+    .pipe(z.array(z.number().min(-1e7).max(1e7)))
+    .transform((a) => a.map(Math.round) as unknown as Phases3);
+const boolish = z.union([
+    z.boolean(),
+    z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true'),
+]);
+const energy = numish.pipe(z.number().min(0).max(1e13));
+const power = numish.pipe(z.number().min(-1e8).max(1e8));
+
+const ajaxMeterBody = z.object({
+    model: z.string().max(100).optional(),
+    import_wh: energy.optional(),
+    import_vah: energy.optional(),
+    export_wh: energy.optional(),
+    export_vah: energy.optional(),
+    voltage: triple.optional(),
+    current: triple.optional(),
+    power_w: power.optional(),
+    power_va: power.optional(),
+    is_va: boolish.optional(),
+    soc: numish.pipe(z.number().min(0).max(100)).optional(),
+});
+
+function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+    const r = schema.safeParse(input);
+    if (!r.success) throw badRequest(describeIssues(r.error, what));
+    return r.data;
+}
+
+const ajaxQuery = query({ dev_id: devId }).passthrough();
+
+function ajaxDevice(ctx: CnfContext, id: string, type: 'meter_ajax' | 'evse_ajax'): DeviceEntry {
+    const d = device(ctx, id);
+    if (d.dev_type !== type)
+        throw badRequest(
+            `${id} is a ${d.dev_type}, not ${type === 'meter_ajax' ? 'an HTTP input meter' : 'an HTTP input EVSE'}`,
+        );
+    return d;
+}
+
+const setAjaxMeter: CommandDef<z.output<typeof ajaxQuery>> = {
+    auth: 'admin',
+    query: ajaxQuery,
+    body: true,
+    handler(call) {
+        const { ctx, q } = call;
+        const d = ajaxDevice(ctx, q.dev_id, 'meter_ajax');
+        const input = bodyOrQuery(call);
+        delete input.dev_id;
+        const b = parseWith(ajaxMeterBody, input, 'body');
+        const voltages = b.voltage;
+        let powerW = b.power_w ?? b.power_va;
+        if (powerW === undefined && b.current) {
+            const v = voltages ?? [
+                ctx.site.params.voltage,
+                ctx.site.params.voltage,
+                ctx.site.params.voltage,
+            ];
+            powerW = (b.current[0] * v[0] + b.current[1] * v[1] + b.current[2] * v[2]) / 1000;
+        }
+        if (powerW === undefined)
+            throw badRequest('set_ajax_meter needs power_w (or power_va) or current');
+        const reading: MeterReading = { powerW: Math.round(powerW) };
+        if (b.current) reading.currents = b.current;
+        if (voltages) reading.voltages = voltages;
+        const imp = b.import_wh ?? b.import_vah;
+        const exp = b.export_wh ?? b.export_vah;
+        if (imp !== undefined) reading.importWh = Math.round(imp);
+        if (exp !== undefined) reading.exportWh = Math.round(exp);
+        ctx.site.push(d.dev_id, reading);
+        const extras = { ...ctx.ajax.get(d.dev_id) };
+        if (b.model !== undefined) extras.model = b.model;
+        if (b.is_va !== undefined) extras.isVa = b.is_va;
+        if (b.soc !== undefined) extras.soc = b.soc;
+        ctx.ajax.set(d.dev_id, extras);
+        ctx.touch();
+        return OK;
+    },
+};
+
+const ajaxEvseBody = z.object({
+    state: numish.pipe(
+        z
+            .number()
+            .int('state must be 1..5')
+            .min(1, 'state must be 1..5')
+            .max(5, 'state must be 1..5'),
+    ),
+    max_charging_current: numish.pipe(z.number().min(0).max(80_000)).optional(),
+    current: triple.optional(),
+    total_energy: energy.optional(),
+    model: z.string().max(100).optional(),
+    rfid: z.string().max(32).optional(),
+});
+
+const setAjaxEvse: CommandDef<z.output<typeof ajaxQuery>> = {
+    auth: 'admin',
+    query: ajaxQuery,
+    body: true,
+    handler(call) {
+        const { ctx, q } = call;
+        const d = ajaxDevice(ctx, q.dev_id, 'evse_ajax');
+        const input = bodyOrQuery(call);
+        delete input.dev_id;
+        const b = parseWith(ajaxEvseBody, input, 'body');
+        const reading: EvseReading = { state: b.state as EvseReading['state'] };
+        if (b.current) reading.currents = b.current;
+        if (b.total_energy !== undefined) reading.totalEnergyWh = Math.round(b.total_energy);
+        if (b.rfid) reading.rfid = b.rfid;
+        ctx.site.push(d.dev_id, reading);
+        const extras = { ...ctx.ajax.get(d.dev_id) };
+        if (b.model !== undefined) extras.model = b.model;
+        if (b.max_charging_current !== undefined)
+            extras.maxCurrent = Math.round(b.max_charging_current);
+        ctx.ajax.set(d.dev_id, extras);
+        ctx.touch();
+        const sp = ctx.site.manager.lastCycle?.result.setpoints.get(d.dev_id);
+        return {
+            device_enabled: d.device_enabled,
+            charging_enabled: sp ? sp.chargingEnabled : d.device_enabled,
+            paused: sp?.state === 'paused',
+            charging_current: sp?.current ?? 0,
+        };
+    },
+};
+
+const getUsers: CommandDef = {
+    auth: 'admin',
+    query: noParams,
+    handler: ({ ctx }) => ctx.users.list(),
+};
+
+const userIdQuery = query({ id: z.string().regex(/^[0-9]{1,20}$/, 'must be a user id') });
+const getUser: CommandDef<z.output<typeof userIdQuery>> = {
+    auth: 'custom',
+    query: userIdQuery,
+    async handler({ ctx, q, authorization, remoteAddress }) {
+        ctx.auth.checkThrottle(remoteAddress);
+        const user = ctx.users.get(q.id);
+        if (user) return user; // the id is the user's secret
+        if (authorization === undefined && ctx.auth.password.isSet) {
+            ctx.auth.throttle.fail(remoteAddress);
+            throw unauthorized();
+        }
+        await ctx.auth.requireAdmin(authorization, remoteAddress);
+        throw notFound('unknown user');
+    },
+};
+
+const setUser: CommandDef = {
+    auth: 'custom',
+    query: noParams,
+    body: true,
+    async handler({ ctx, body, authorization, remoteAddress }) {
+        const input = objectBody(body);
+        // An existing user id authorises changes to that user; new users need admin.
+        if (typeof input.id !== 'string' || !ctx.users.get(input.id)) {
+            await ctx.auth.requireAdmin(authorization, remoteAddress);
+        }
+        ctx.users.set(input);
+        ctx.touch();
+        return OK;
+    },
+};
+
+const getNewUserId: CommandDef = {
+    auth: 'admin',
+    query: noParams,
+    handler: ({ ctx }) => ctx.users.newId(),
+};
+
+const licenseQuery = query({ acc: flag, allow_usage_stats: flag.optional() });
+const acceptLicense: CommandDef<z.output<typeof licenseQuery>> = {
+    auth: 'admin',
+    query: licenseQuery,
+    handler({ ctx, q }) {
+        ctx.license = { accepted: q.acc, usageStats: q.allow_usage_stats ?? false };
+        ctx.touch();
+        return OK;
+    },
+};
+
+const pwdQuery = query({
+    old_pwd: z.string().max(128, 'at most 128 characters').default(''),
+    new_pwd: z.string().max(128, 'at most 128 characters'),
+});
+const changeAdminPwd: CommandDef<z.output<typeof pwdQuery>> = {
+    auth: 'custom',
+    query: pwdQuery,
+    async handler({ ctx, q, remoteAddress }) {
+        const auth = ctx.auth;
+        await auth.password.ready();
+        if (!auth.password.isSet) {
+            await auth.requireAdmin(undefined, remoteAddress); // this machine only
+        } else {
+            auth.checkThrottle(remoteAddress);
+            if (!(await auth.password.verify(q.old_pwd))) {
+                auth.throttle.fail(remoteAddress);
+                throw unauthorized('wrong old password');
+            }
+            auth.throttle.succeed(remoteAddress);
+        }
+        await auth.password.set(q.new_pwd);
+        ctx.touch();
+        return OK;
+    },
+};
+
+const devIdQuery = query({ dev_id: devId });
+
+function forgetDevice(ctx: CnfContext, id: string): void {
+    ctx.overrides.delete(id);
+    ctx.softMeters.delete(id);
+    ctx.ajax.delete(id);
+    ctx.rfids.delete(id);
+    ctx.registerWrites.delete(id);
+    ctx.touch();
+}
+
+const delDevice: CommandDef<z.output<typeof devIdQuery>> = {
+    auth: 'admin',
+    query: devIdQuery,
+    async handler({ ctx, q }) {
+        device(ctx, q.dev_id);
+        await ctx.site.deleteDevice(q.dev_id);
+        forgetDevice(ctx, q.dev_id);
+        return OK;
+    },
+};
+
+const resetDevice: CommandDef<z.output<typeof devIdQuery>> = {
+    auth: 'admin',
+    query: devIdQuery,
+    async handler({ ctx, q }) {
+        const entry = device(ctx, q.dev_id);
+        // Deleting first would fail for a device others refer to; check that it can be deleted.
+        parseDevices(ctx.site.devices.filter((d) => d.dev_id !== q.dev_id));
+        await ctx.site.deleteDevice(q.dev_id);
+        await ctx.site.setDevice({ ...entry });
+        forgetDevice(ctx, q.dev_id);
+        return OK;
+    },
+};
+
+const diagQuery = query({ enable: flag });
+const setDiagLogging: CommandDef<z.output<typeof diagQuery>> = {
+    auth: 'admin',
+    query: diagQuery,
+    handler({ ctx, q }) {
+        ctx.diagLoggingUntil = q.enable ? ctx.now() + 5 * 60_000 : 0;
+        ctx.touch();
+        return OK;
+    },
+};
+
+const cmVarsQuery = query({
+    name: z.string().max(64).optional(),
+    val: z.string().max(1000).optional(),
+    clear: flag.optional(),
+    tmp: flag.optional(),
+});
+const varsBody = z
+    .object({
+        vars: z
+            .array(
+                z
+                    .object({
+                        name: z.string().max(64),
+                        expr: z.union([num, z.string().max(1000)]),
+                    })
+                    .strict(),
+            )
+            .max(256),
+    })
+    .strict();
+
+const setCmVars: CommandDef<z.output<typeof cmVarsQuery>> = {
+    auth: 'admin',
+    query: cmVarsQuery,
+    body: true,
+    handler({ ctx, q, body }) {
+        const options = { clear: q.clear ?? false, tmp: q.tmp ?? false };
+        if (body !== undefined) {
+            const b = parseWith(varsBody, body, 'body');
+            ctx.variables.setMany(b.vars, options);
+        } else if (q.name !== undefined) {
+            if (q.val === undefined) throw badRequest('val is required with name');
+            const v = q.val.trim();
+            const expr = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : q.val;
+            ctx.variables.setMany([{ name: q.name, expr }], options);
+        } else if (options.clear) {
+            ctx.variables.clear({ tmp: options.tmp });
+        } else {
+            throw badRequest('set_cm_vars needs name and val, a vars body, or clear=1');
+        }
+        ctx.touch();
+        return OK;
+    },
+};
+
+const getCmVars: CommandDef = {
+    auth: 'admin',
+    query: noParams,
+    handler: ({ ctx }) => ctx.variables.list(),
+};
+
+const getDevices: CommandDef = {
+    auth: 'admin',
+    query: noParams,
+    handler: ({ ctx }) => ctx.site.devices.map((d) => ({ ...d })),
+};
+
+const setDevice: CommandDef = {
+    auth: 'admin',
+    query: noParams,
+    body: true,
+    async handler({ ctx, body }) {
+        const b = objectBody(body);
+        const list = b.devices !== undefined ? b.devices : [b];
+        await applyDevices(ctx, list);
+        return OK;
+    },
+};
+
+export const COMMANDS: Readonly<Record<string, CommandDef<never>>> = {
+    modbus,
+    get_dev_info: getDevInfo,
+    get_params: getParamsCmd,
+    set_params: setParams,
+    get_dev_types: getDevTypes,
+    enter_rfid: enterRfid,
+    override_device: overrideDevice,
+    soft_meter: softMeter,
+    set_ajax_meter: setAjaxMeter,
+    set_ajax_evse: setAjaxEvse,
+    get_users: getUsers,
+    get_user: getUser,
+    set_user: setUser,
+    get_new_user_id: getNewUserId,
+    accept_license: acceptLicense,
+    change_admin_pwd: changeAdminPwd,
+    del_device: delDevice,
+    reset_device: resetDevice,
+    set_diag_logging: setDiagLogging,
+    set_cm_vars: setCmVars,
+    get_cm_vars: getCmVars,
+    get_devices: getDevices,
+    set_device: setDevice,
+} as unknown as Record<string, CommandDef<never>>;
+
+export { isGroup, isMeter, single };

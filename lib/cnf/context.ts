@@ -1,0 +1,114 @@
+// What /cnf keeps per charging manager besides the Site itself: admin password, users, overrides,
+// soft meters, CM variables, values pushed by HTTP-input devices, and writes to register views.
+// One context per Site, shared by every evcm-cnf node that serves it.
+import type { CycleReport } from '../core/engine';
+import { CmVariables } from '../rules/variables';
+import type { Site } from '../site/site';
+import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
+import { MemoryUsers, type UserDirectory } from './users';
+
+/** override_device flag bits as get_dev_info reports them in `overrides`. */
+export const OVERRIDE = {
+    chargingDisabled: 1,
+    evseRulesDisabled: 2,
+    userRulesDisabled: 4,
+} as const;
+
+export interface Override {
+    flags: number;
+    /** Current limit (mA) set with mamps, or null. */
+    current: number | null;
+}
+
+export interface AjaxExtras {
+    model?: string;
+    isVa?: boolean;
+    /** set_ajax_evse max_charging_current (mA). */
+    maxCurrent?: number;
+    soc?: number;
+}
+
+export interface CnfContextOptions {
+    /** Admin password in clear text as configured (hashed at once, never kept). '' = none. */
+    adminPassword?: string;
+    scrypt?: ScryptCost;
+    throttle?: ThrottleOptions;
+    users?: UserDirectory;
+    now?: () => number;
+}
+
+export class CnfContext {
+    readonly auth: CnfAuth;
+    readonly users: UserDirectory;
+    readonly variables = new CmVariables();
+    readonly overrides = new Map<string, Override>();
+    /** soft_meter: offset added to an EVSE's own energy counter (Wh). */
+    readonly softMeters = new Map<string, number>();
+    readonly ajax = new Map<string, AjaxExtras>();
+    /** RFIDs/PINs entered per EVSE (enter_rfid). */
+    readonly rfids = new Map<string, { rfid: string; user: string | null; at: number }>();
+    /** Register writes to devices served from a register view: dev_id → word address → value. */
+    readonly registerWrites = new Map<string, Map<number, number>>();
+    readonly now: () => number;
+    license = { accepted: false, usageStats: false };
+    diagLoggingUntil = 0;
+    /** Bumped on every change made through this context (view caches key on it). */
+    revision = 0;
+    private readonly lastState = new Map<string, number>();
+
+    constructor(
+        readonly site: Site,
+        options: CnfContextOptions = {},
+    ) {
+        this.now = options.now ?? Date.now;
+        this.auth = new CnfAuth({
+            ...(options.scrypt ? { cost: options.scrypt } : {}),
+            throttle: { now: this.now, ...options.throttle },
+        });
+        void this.auth.password.set(options.adminPassword ?? '');
+        this.users = options.users ?? new MemoryUsers();
+        site.manager.setExtraLimits(() => this.limits());
+        site.manager.events.on('cycle', (report) => this.onCycle(report));
+    }
+
+    touch(): void {
+        this.revision++;
+    }
+
+    /** Per-EVSE caps from overrides: C = 0 (no charging), mamps = that current. */
+    private limits(): ReadonlyMap<string, number> | undefined {
+        if (!this.overrides.size) return undefined;
+        const out = new Map<string, number>();
+        for (const [id, o] of this.overrides) {
+            if (o.flags & OVERRIDE.chargingDisabled) out.set(id, 0);
+            else if (o.current !== null) out.set(id, o.current);
+        }
+        return out;
+    }
+
+    /** Overrides and entered RFIDs last until the car is unplugged, as with the vendor. */
+    private onCycle(report: CycleReport): void {
+        for (const [id, sample] of report.snapshot.evses) {
+            const state = sample.reading?.state;
+            if (state === undefined) continue;
+            const before = this.lastState.get(id);
+            this.lastState.set(id, state);
+            if (state === 1 && before !== undefined && before !== 1) {
+                if (this.overrides.delete(id)) this.touch();
+                if (this.rfids.delete(id)) this.touch();
+            }
+        }
+    }
+}
+
+const contexts = new WeakMap<Site, CnfContext>();
+
+/** The context of a site, made on first use (later options are ignored). */
+export function cnfContextFor(site: Site, options: CnfContextOptions = {}): CnfContext {
+    let ctx = contexts.get(site);
+    if (!ctx) {
+        ctx = new CnfContext(site, options);
+        contexts.set(site, ctx);
+    }
+    return ctx;
+}

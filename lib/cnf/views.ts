@@ -1,0 +1,339 @@
+// get_dev_info, get_params and get_dev_types as the vendor's clients read them. Field names are
+// the union of old (≤1.14) and new (≥1.20) firmware names, so both kinds of client work.
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import type { CycleReport } from '../core/engine';
+import type { EvseReading, MeterReading, Phases3 } from '../core/types';
+import { MODBUS_DEV_TYPES } from '../devices/factory';
+import { PowerBrainEvse } from '../devices/powerbrain';
+import { isEvse, isMeter, type DeviceEntry, type MeterEntry } from '../site/schema';
+import type { CnfContext } from './context';
+
+/** The API level we implement, reported as the firmware version (≥ 1.20: new field names). */
+export const API_VERSION = '1.30.1';
+/** vsn.version packing: (major << 24) | (minor << 16) | build. */
+export const API_VERSION_PACKED = (1 << 24) | (30 << 16) | 1;
+export const PRODUCT = 'EVCM Charging Manager';
+
+export const DEV_TYPE_LABELS: Readonly<Record<string, string>> = {
+    evse_powerbrain: MODBUS_DEV_TYPES.evse_powerbrain,
+    evse_ajax: 'HTTP input',
+    evse_sim: 'Simulation (VE)',
+    evse_group: 'EVSE group',
+    meter_powerbrain: MODBUS_DEV_TYPES.meter_powerbrain,
+    meter_sdm630: MODBUS_DEV_TYPES.meter_sdm630,
+    meter_sdm72dm: MODBUS_DEV_TYPES.meter_sdm72dm,
+    meter_modbus: MODBUS_DEV_TYPES.meter_modbus,
+    meter_ajax: 'HTTP input',
+    meter_sim: 'Simulation (VM)',
+};
+
+const CP_STATE = ['', 'Standby', 'Vehicle detected', 'Charging', 'Charging', 'Error', 'Offline'];
+
+const sum3 = (p: Phases3): number => p[0] + p[1] + p[2];
+
+function phaseBits(c: Phases3): number {
+    return (c[0] >= 1000 ? 1 : 0) | (c[1] >= 1000 ? 2 : 0) | (c[2] >= 1000 ? 4 : 0);
+}
+
+interface Live<R> {
+    reading: R | undefined;
+    fresh: boolean;
+    comError: boolean;
+    comErrors: number;
+    lastError: string;
+    comErrSecs: number;
+}
+
+function live<R>(ctx: CnfContext, id: string, staleMs: number, now: number): Live<R> {
+    const st = ctx.site.manager.deviceState(id);
+    const reading = st.sample.reading as R | undefined;
+    const takenAt = st.sample.takenAt;
+    return {
+        reading,
+        fresh: reading !== undefined && (takenAt === undefined || now - takenAt <= staleMs),
+        comError: st.comError,
+        comErrors: st.comErrors,
+        lastError: st.lastError,
+        comErrSecs:
+            st.comErrorSince === null
+                ? 0
+                : Math.max(0, Math.floor((now - st.comErrorSince) / 1000)),
+    };
+}
+
+function common(d: DeviceEntry, l: Live<unknown>): Record<string, unknown> {
+    return {
+        dev_type: d.dev_type,
+        device_enabled: d.device_enabled ? 1 : 0,
+        name: d.name,
+        address: d.address,
+        id: d.id,
+        dev_id: d.dev_id,
+        number: d.number,
+        desc: d.desc,
+        com_err: l.comError,
+        com_err_secs: l.comErrSecs,
+        com_errors: l.comErrors,
+        status: '',
+        last_error: l.lastError,
+    };
+}
+
+function modelOf(ctx: CnfContext, d: DeviceEntry, l: Live<unknown>): string {
+    const pushed = ctx.ajax.get(d.dev_id)?.model;
+    if (pushed !== undefined) return pushed;
+    if (d.dev_type === 'evse_ajax' || d.dev_type === 'meter_ajax') return '';
+    if (l.comError && !l.reading) return 'failed to connect';
+    const driver = ctx.site.manager.driver(d.dev_id);
+    if (driver instanceof PowerBrainEvse && driver.identity) {
+        return `${driver.identity.name},1.0,${API_VERSION},${driver.identity.serial}`;
+    }
+    if (d.dev_type.endsWith('_sim')) return `EVCM Simulation,1.0,${API_VERSION},${d.dev_id}`;
+    return `${DEV_TYPE_LABELS[d.dev_type] ?? d.dev_type},1.0,,`;
+}
+
+export interface ViewInputs {
+    now: number;
+    report: CycleReport | null;
+    voltage: number;
+    staleMs: ReadonlyMap<string, number>;
+}
+
+export function viewInputs(ctx: CnfContext): ViewInputs {
+    const config = ctx.site.manager.site;
+    const staleMs = new Map<string, number>();
+    for (const e of config.evses) staleMs.set(e.id, e.staleAfterMs);
+    for (const m of config.meters) staleMs.set(m.id, m.staleAfterMs);
+    return {
+        now: ctx.now(),
+        report: ctx.site.manager.lastCycle,
+        voltage: ctx.site.params.voltage,
+        staleMs,
+    };
+}
+
+/** One EVSE (or EVSE group) as get_dev_info shows it. */
+export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record<string, unknown> {
+    const l = live<EvseReading>(ctx, d.dev_id, v.staleMs.get(d.dev_id) ?? 10_000, v.now);
+    const r = l.fresh ? l.reading : undefined;
+    const sp = v.report?.result.setpoints.get(d.dev_id);
+    const mem = v.report?.result.memory.evses.get(d.dev_id);
+    const st = ctx.site.manager.deviceState(d.dev_id);
+    const e = isEvse(d) ? d : undefined;
+    const state = r ? r.state : l.comError || d.dev_type === 'evse_ajax' ? 6 : 1;
+    const currents: Phases3 = r?.currents ?? [0, 0, 0];
+    const power = r?.powerW ?? Math.round((sum3(currents) * v.voltage) / 1000);
+    const chargingEnabled = sp ? sp.chargingEnabled : d.device_enabled;
+    const lastSet = st.lastCommand
+        ? st.lastCommand.current
+        : sp && !ctx.site.manager.driver(d.dev_id)
+          ? sp.current
+          : -1;
+    const energy = (l.reading?.totalEnergyWh ?? 0) + (ctx.softMeters.get(d.dev_id) ?? 0);
+    const override = ctx.overrides.get(d.dev_id);
+    const minPause = ctx.site.params.min_pause_time;
+    const paused = sp?.state === 'paused';
+    const pausedFor =
+        paused && mem?.pausedSince !== null && mem?.pausedSince !== undefined
+            ? Math.floor((v.now - mem.pausedSince) / 1000)
+            : minPause;
+    const maxCur = d.dev_type === 'evse_group' ? d.max_charging_cur : (e?.max_charging_cur ?? 0);
+    const out: Record<string, unknown> = {
+        ...common(d, l),
+        is_evse: true,
+        used_phases: e?.used_phases ?? 7,
+        is_mock: d.dev_type === 'evse_sim',
+        label: e?.label ?? '',
+        min_charging_cur: e?.min_charging_cur ?? 6000,
+        max_charging_cur: maxCur,
+        max_power: Math.round((maxCur * v.voltage * 3) / 1000),
+        prio: e?.prio ?? 1,
+        charging_enabled: chargingEnabled,
+        cur_charging_power: power,
+        power_w: power,
+        current_l1: currents[0],
+        current_l2: currents[1],
+        current_l3: currents[2],
+        last_set_charging_cur: lastSet,
+        total_energy: energy,
+        phases: phaseBits(currents),
+        state,
+        lreason: 0,
+        model: modelOf(ctx, d, l),
+        paused,
+        pause_time: pausedFor,
+        pause_min_time: minPause,
+        needs_auth: false,
+        ucnt: 0,
+        overrides: override?.flags ?? 0,
+        ov_cur: override?.current ?? e?.max_charging_cur ?? maxCur,
+    };
+    if (e?.attach) out.attach = e.attach;
+    out.evse = {
+        dc_sensor_faults: 0,
+        dc_last_test_time: '',
+        dc_sensor_fault: false,
+        dc_sensor_glitches: 0,
+        cp_state: CP_STATE[state] ?? 'Error',
+        cp_fault: state === 5,
+        pp_state: state === 1 || state === 6 ? 'no cable' : 'cable',
+        charging: state === 3 || state === 4,
+        current: sp?.current ?? 0,
+        enabled: chargingEnabled,
+    };
+    out.ocpp = { status: 'disabled' };
+    return out;
+}
+
+/** One meter as get_dev_info shows it. */
+export function meterInfo(ctx: CnfContext, d: MeterEntry, v: ViewInputs): Record<string, unknown> {
+    const l = live<MeterReading>(ctx, d.dev_id, v.staleMs.get(d.dev_id) ?? 10_000, v.now);
+    const r = l.fresh ? l.reading : undefined;
+    const currents: Phases3 = r?.currents ?? [0, 0, 0];
+    const voltages: Phases3 = r?.voltages ?? [v.voltage, v.voltage, v.voltage];
+    const power = r?.powerW ?? 0;
+    return {
+        ...common(d, l),
+        is_evse: false,
+        used_phases: 7,
+        is_mock: d.dev_type === 'meter_sim',
+        is_va: ctx.ajax.get(d.dev_id)?.isVa ?? d.is_va,
+        invert: d.invert,
+        import: l.reading?.importWh ?? 0,
+        export: l.reading?.exportWh ?? 0,
+        power,
+        power_w: power,
+        current_l1: currents[0],
+        current_l2: currents[1],
+        current_l3: currents[2],
+        voltage_l1: voltages[0],
+        voltage_l2: voltages[1],
+        voltage_l3: voltages[2],
+        role: d.role,
+        model: modelOf(ctx, d, l),
+    };
+}
+
+export function deviceInfo(
+    ctx: CnfContext,
+    d: DeviceEntry,
+    v: ViewInputs,
+): Record<string, unknown> {
+    return isMeter(d) ? meterInfo(ctx, d, v) : evseInfo(ctx, d, v);
+}
+
+/** The `params` object of get_dev_info and get_params. */
+export function paramsInfo(
+    ctx: CnfContext,
+    v: ViewInputs,
+    devices: readonly Record<string, unknown>[],
+): Record<string, unknown> {
+    const p = ctx.site.params;
+    const watts = (mA: number): number => Math.round((mA * v.voltage * 3) / 1000);
+    const site = v.report?.result.site;
+    let consumed = 0;
+    for (const d of devices) if (d.is_evse === true) consumed += Number(d.power_w) || 0;
+    const headroomMa = site
+        ? Math.max(0, sum3(site.budget) - sum3(site.nonEvseLoad))
+        : 3 * Math.max(0, p.max_total_current - p.reserve_current);
+    const avail = Math.round((headroomMa * v.voltage) / 1000);
+    const overdraft = site?.overdraftMax ?? 0;
+    const cores = Math.max(1, cpus().length);
+    return {
+        title: p.title,
+        desc: p.desc,
+        max_total_current: p.max_total_current,
+        max_total_power: watts(p.max_total_current),
+        reserve_current: p.reserve_current,
+        power_reserve: watts(p.reserve_current),
+        overdraft_cur: overdraft,
+        overdraft: watts(overdraft),
+        max_total_evse_current: p.max_total_evse_current,
+        max_total_evse_power: watts(p.max_total_evse_current),
+        max_total_cur_prc: p.max_total_cur_prc,
+        cons_evse_power: consumed,
+        consumed_evse_power: consumed,
+        avail_evse_power: avail,
+        remaining_evse_power: avail,
+        lb_enabled: p.lb_enabled,
+        disable_policy: p.disable_policy,
+        max_imbalance: p.max_imbalance,
+        imbalance_add: p.imbalance_add,
+        min_pause_time: p.min_pause_time,
+        ocpp_srv_tls_mode: 'off',
+        ocpp_srv_port: 0,
+        ocpp_srv_use_ext_cert: false,
+        ocpp_srv_cert_fn: '',
+        ocpp_srv_private_key_fn: '',
+        ocpp_srv_cacert_fn: [],
+        price_model: 0,
+        fixed_price: 0,
+        tibber_home_id: '',
+        cycle_time: ctx.site.manager.periodMs,
+        max_evses: 1000,
+        shareware_mode: false,
+        version: API_VERSION,
+        time: Math.floor(v.now / 1000),
+        vsn: {
+            vendorid: 0,
+            version: API_VERSION_PACKED,
+            productid: 1,
+            serialno: `evcm-${p.title || 'site'}`.slice(0, 32),
+        },
+        cpu: Math.min(100, Math.round((loadavg()[0]! * 100) / cores)),
+        mem: Math.round((1 - freemem() / totalmem()) * 100),
+        ocpp_gateway_license_cnt: 0,
+        ocpp_gateway_licenses_used: 0,
+    };
+}
+
+/** The whole get_dev_info answer. */
+export function devInfo(ctx: CnfContext): Record<string, unknown> {
+    const v = viewInputs(ctx);
+    const devices = ctx.site.devices.map((d) => deviceInfo(ctx, d, v));
+    return {
+        params: paramsInfo(ctx, v, devices),
+        auth_cnt: 0,
+        devices,
+        loadmgr_disabled: !ctx.site.params.lb_enabled,
+    };
+}
+
+export function getParams(ctx: CnfContext): Record<string, unknown> {
+    const v = viewInputs(ctx);
+    const devices = ctx.site.devices.map((d) => deviceInfo(ctx, d, v));
+    return { ...paramsInfo(ctx, v, devices), dev_meta: { ...DEV_TYPE_LABELS } };
+}
+
+/** Read-only keys of get_params: a client may post them back unchanged; they are ignored. */
+export const READ_ONLY_PARAMS = new Set([
+    'max_total_power',
+    'power_reserve',
+    'overdraft_cur',
+    'overdraft',
+    'max_total_evse_power',
+    'cons_evse_power',
+    'consumed_evse_power',
+    'avail_evse_power',
+    'remaining_evse_power',
+    'ocpp_srv_tls_mode',
+    'ocpp_srv_port',
+    'ocpp_srv_use_ext_cert',
+    'ocpp_srv_cert_fn',
+    'ocpp_srv_private_key_fn',
+    'ocpp_srv_cacert_fn',
+    'price_model',
+    'fixed_price',
+    'tibber_home_id',
+    'cycle_time',
+    'max_evses',
+    'shareware_mode',
+    'version',
+    'time',
+    'vsn',
+    'cpu',
+    'mem',
+    'ocpp_gateway_license_cnt',
+    'ocpp_gateway_licenses_used',
+    'dev_meta',
+]);
