@@ -1,35 +1,42 @@
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { Node, NodeAPI } from 'node-red';
 import { statusOf, summarise } from '../lib/site/status';
-import { getManager } from './shared/types';
+import { siteFor, type FlowNodeDef } from './shared/flow-node';
 
-interface StatusNodeDef extends NodeDef {
-    manager: string;
-}
+const TYPE = 'evcm-status';
 
 export = function (RED: NodeAPI) {
-    function EvcmStatusNode(this: Node, def: StatusNodeDef) {
+    function EvcmStatusNode(this: Node, def: FlowNodeDef) {
         RED.nodes.createNode(this, def);
-        const manager = getManager(RED, def.manager);
-        if (!manager?.site) {
-            this.error(RED._('evcm-status.errors.missing-config'));
-            this.status({ fill: 'red', shape: 'ring', text: 'evcm-status.status.no-manager' });
-            return;
-        }
-        const site = manager.site;
+        const site = siteFor(RED, this, TYPE, def.manager);
+        if (!site) return;
+        const everyCycle = def.output === 'cycle';
+        const topic = typeof def.topic === 'string' && def.topic ? def.topic : 'evcm/status';
         let lastKey = '';
+        const emit = () => {
+            const report = site.manager.lastCycle;
+            if (!report) return;
+            const summary = summarise(site, report);
+            this.status(statusOf(summary));
+            this.send({ topic, payload: summary });
+        };
         const off = site.manager.events.on('cycle', (report) => {
             const summary = summarise(site, report);
-            // Only on change: a dashboard or MQTT needs news, not a message every second.
+            // By default only on change: a dashboard or MQTT needs news, not a message every second.
             const key = JSON.stringify(summary.evses) + summary.failSafe;
-            if (key === lastKey) return;
+            if (!everyCycle && key === lastKey) return;
             lastKey = key;
             this.status(statusOf(summary));
-            this.send({ topic: 'evcm/status', payload: summary });
+            this.send({ topic, payload: summary });
+        });
+        // Any input asks for the current state at once (e.g. a dashboard that just connected).
+        this.on('input', (_msg, _send, done) => {
+            emit();
+            done();
         });
         this.on('close', (_removed: boolean, done: () => void) => {
             off();
             done();
         });
     }
-    RED.nodes.registerType('evcm-status', EvcmStatusNode);
+    RED.nodes.registerType(TYPE, EvcmStatusNode);
 };
