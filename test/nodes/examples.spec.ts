@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import helper from 'node-red-node-test-helper';
+import { freePort } from '../../lib/sim/powerbrain-sim';
+import { allNodes, errors, sleep, type Flow, type HelperNode } from '../support/node-red';
+
+helper.init(require.resolve('node-red'));
+
+const root = join(__dirname, '..', '..', '..');
+const examplesDir = join(root, 'examples');
+const ours = Object.keys(
+    (
+        JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+            'node-red': { nodes: Record<string, string> };
+        }
+    )['node-red'].nodes,
+);
+const CORE = ['inject', 'debug', 'function', 'change', 'comment', 'switch', 'catch', 'status'];
+const coreNodes = ['common/20-inject', 'function/10-function', 'function/15-change'].map(
+    (f) => require(require.resolve(`@node-red/nodes/core/${f}.js`)) as never,
+);
+
+type NodeDef = { id: string; type: string; port?: string; devices?: string; [k: string]: unknown };
+
+/** An example with its simulator ports moved to free ones, so tests never collide. */
+export function exampleFlow(file: string, port: number): NodeDef[] {
+    const text = readFileSync(join(examplesDir, file), 'utf8')
+        .replace(/4701/g, String(port))
+        .replace(/4702/g, String(port + 1))
+        .replace(/4703/g, String(port + 2));
+    return JSON.parse(text) as NodeDef[];
+}
+
+describe('examples', function () {
+    this.timeout(30_000);
+    afterEach(() => helper.unload());
+    const files = readdirSync(examplesDir).filter((f) => f.endsWith('.json'));
+
+    it('there are examples for Import → Examples', () => {
+        assert.ok(files.length >= 4, files.join());
+    });
+
+    for (const file of files) {
+        it(`${file}: parses, uses only core and our nodes, deploys without errors`, async () => {
+            const flow = exampleFlow(file, await freePort());
+            assert.ok(Array.isArray(flow));
+            for (const n of flow) {
+                assert.ok(
+                    ours.includes(n.type) || CORE.includes(n.type),
+                    `${n.id}: ${n.type} is neither a core node nor ours`,
+                );
+                assert.ok(!n.z, `${n.id} must not belong to a tab`);
+            }
+            const runnable = flow
+                .filter((n) => n.type !== 'comment')
+                .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper' } : n))
+                .map((n) => (n.type === 'evcm-manager' ? n : { ...n, z: 'tab' }));
+            const tab = { id: 'tab', type: 'tab', label: file };
+            const modules = [...(allNodes() as never[]), ...coreNodes];
+            await helper.load(modules, [tab, ...runnable] as unknown as Flow);
+            for (const n of runnable)
+                assert.ok(helper.getNode(n.id), `${n.id} (${n.type}) started`);
+            let received = 0;
+            for (const n of runnable.filter((r) => r.type === 'helper')) {
+                (helper.getNode(n.id) as unknown as HelperNode).on('input', () => received++);
+            }
+            await sleep(2500);
+            for (const n of runnable) {
+                const node = helper.getNode(n.id) as unknown as HelperNode;
+                assert.deepEqual(errors(node), [], `${n.id} (${n.type})`);
+            }
+            assert.ok(received > 0, 'the example produced messages');
+        });
+    }
+});
