@@ -43,11 +43,23 @@ export function fromModbusError(err: ModbusError): CnfError {
     }
 }
 
+/** Validation messages in plain words: "dev_id is required", "prio must be a number (got string)". */
+export function tidy(message: string): string {
+    return message
+        .replace(/: Invalid input: expected \w+, received undefined/g, ' is required')
+        .replace(/Invalid input: expected (\w+), received (\w+)/g, 'must be a $1 (got $2)')
+        .replace(/unknown dev_type undefined/g, 'dev_type is required')
+        .slice(0, 240);
+}
+
 /** Any thrown value → CnfError; unexpected ones become a bare 500 without details. */
 export function toCnfError(err: unknown): CnfError {
-    if (err instanceof CnfError) return err;
+    if (err instanceof CnfError)
+        return err.status === 400 ? new CnfError(400, tidy(err.message), err.headers) : err;
     if (err instanceof ModbusError) return fromModbusError(err);
-    if (err instanceof SiteConfigError) return badRequest(err.message);
-    if (err instanceof VariableError || err instanceof FormulaError) return badRequest(err.message);
+    if (err instanceof SiteConfigError) return badRequest(tidy(err.message));
+    if (err instanceof VariableError || err instanceof FormulaError) {
+        return badRequest(tidy(err.message));
+    }
     return new CnfError(500, 'internal error');
 }

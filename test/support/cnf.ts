@@ -117,7 +117,6 @@ export function fingerprint(d: DirectSite): string {
         vars: c.variables.list(),
         license: c.license,
         diag: c.diagLoggingUntil,
-        pwd: c.auth.password.isSet,
         pushed: ['E3', 'M3'].map((id) => d.site.manager.deviceState(id).sample),
     });
 }
