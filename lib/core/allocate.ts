@@ -105,7 +105,10 @@ function freshReading<R>(
     now: number,
     staleAfterMs: number,
 ): R | undefined {
-    if (!sample?.reading || sample.takenAt === undefined) return undefined;
+    // A device whose last read failed is not trusted even if its last value is recent (DESIGN §3:
+    // stale or failing input is pessimistic within one cycle).
+    if (!sample?.reading || sample.takenAt === undefined || sample.error !== undefined)
+        return undefined;
     return now - sample.takenAt <= staleAfterMs ? sample.reading : undefined;
 }
 
@@ -171,8 +174,9 @@ function viewEvse(
     if (cfg.usedPhases === 0 && charging && measured) {
         for (let p = 0; p < 3; p++) if (measured[p]! >= PHASE_LEARN_THRESHOLD) learned |= 1 << p;
     }
-    // Until the phases are known the car is taken as single-phase on wallbox L1, as the vendor does.
-    const mask = rotateMask(cfg.usedPhases || learned || 1, cfg.phaseRotation);
+    // Until its meter shows the phases a car uses, it is counted on every phase of its wallbox: a
+    // three-phase car taken for a single-phase one would overload the other two phases.
+    const mask = rotateMask(cfg.usedPhases || learned || 0b111, cfg.phaseRotation);
     const measuredDraw = measured ? rotatePhases(measured, cfg.phaseRotation) : undefined;
 
     let kind: EvseKind = 'control';
@@ -185,14 +189,16 @@ function viewEvse(
         const policy = config.params.disablePolicy;
         const current = policy === 1 ? cfg.minCurrent : policy === -1 ? cfg.maxCurrent : 0;
         fixed = onPhases(mask, current);
-        draw = measuredDraw ?? fixed;
+        // Not controlled: only a measured draw is taken out of the other load; the rest stays in
+        // it and the wallbox is reserved on top (counted twice rather than not at all).
+        draw = measuredDraw ?? ZERO3;
         command = { current, chargingEnabled: policy !== 0, released: policy === -1 };
     } else if (!reading) {
         // Cannot be commanded: count it at the most it may still draw.
         kind = 'unreachable';
         const last = mem.lastDrawAt === null ? 0 : max3(mem.lastDraw);
         fixed = onPhases(mask, Math.max(mem.setpoint, last));
-        draw = fixed;
+        draw = ZERO3; // what it draws now is unknown: it stays in the other load
     }
     return { cfg, mem, kind, plugged, charging, measured, learned, mask, draw, fixed, command };
 }
@@ -230,39 +236,46 @@ export function allocate(
     const staleMeters: string[] = [];
     const stale = new Uint8Array(nodeCount);
     const lastLoad = new Map(memory.lastLoad);
+    const loadReadings = new Map(memory.loadReadings);
     const load: Phases3[] = topo.nodes.map(() => ZERO3);
     let measuredSite: Phases3 | undefined;
-    const readMeter = (m: MeterConfig): Phases3 | undefined => {
-        const r = freshReading(snapshot.meters.get(m.id), now, m.staleAfterMs);
-        if (!r) staleMeters.push(m.id);
-        return r && meterPhases(r, m, params.voltage);
-    };
     for (let n = 0; n < nodeCount; n++) {
-        let raw: Phases3 | undefined = ZERO3;
+        const id = topo.ids[n]!;
+        let meters: readonly MeterConfig[];
         let includesEvses = true;
-        if (n === 0 && topo.gridMeters.length) {
-            for (const m of topo.gridMeters) {
-                const ph = readMeter(m);
-                raw = raw && ph ? add3(raw, ph) : undefined;
-            }
-        } else if (n === 0 && topo.houseMeters.length) {
+        if (n === 0 && topo.gridMeters.length) meters = topo.gridMeters;
+        else if (n === 0 && topo.houseMeters.length) {
+            meters = topo.houseMeters;
             includesEvses = false;
-            for (const m of topo.houseMeters) {
-                const ph = readMeter(m);
-                raw = raw && ph ? add3(raw, houseContribution(m.role, ph)) : undefined;
-            }
-        } else if (topo.nodes[n]!.meter) {
-            raw = readMeter(topo.nodes[n]!.meter!);
-        } else {
-            continue; // no meter: only the node's own limit applies
+        } else if (topo.nodes[n]!.meter) meters = [topo.nodes[n]!.meter!];
+        else continue; // no meter: only the node's own limit applies
+
+        let raw: Phases3 | undefined = ZERO3;
+        let readingKey = '';
+        for (const m of meters) {
+            const sample = snapshot.meters.get(m.id);
+            const r = freshReading(sample, now, m.staleAfterMs);
+            if (!r) staleMeters.push(m.id);
+            const ph = r && meterPhases(r, m, params.voltage);
+            raw =
+                raw && ph
+                    ? add3(raw, includesEvses ? ph : houseContribution(m.role, ph))
+                    : undefined;
+            readingKey += `${sample?.takenAt}/`;
         }
-        if (raw) {
-            load[n] = includesEvses ? sub3(raw, drawBelow[n]!) : raw;
-            lastLoad.set(topo.ids[n]!, load[n]!);
-            if (n === 0) measuredSite = includesEvses ? raw : add3(raw, drawBelow[0]!);
-        } else {
+        if (!raw) {
             stale[n] = 1;
-            load[n] = memory.lastLoad.get(topo.ids[n]!) ?? ZERO3;
+            load[n] = memory.lastLoad.get(id) ?? ZERO3;
+        } else if (memory.loadReadings.get(id) === readingKey) {
+            // No new reading since the last cycle: the load stays what it was when the reading
+            // arrived. Subtracting today's draws from an old reading would make the household
+            // look smaller while cars ramp up, and let them ramp further.
+            load[n] = memory.lastLoad.get(id) ?? ZERO3;
+        } else {
+            load[n] = includesEvses ? sub3(raw, drawBelow[n]!) : raw;
+            lastLoad.set(id, load[n]!);
+            loadReadings.set(id, readingKey);
+            if (n === 0) measuredSite = includesEvses ? raw : add3(raw, drawBelow[0]!);
         }
     }
 
@@ -324,7 +337,7 @@ export function allocate(
             failSafe: !!stale[0],
         };
     };
-    const commonMemory = { penalty, penaltyUntil, overdraftMax, lastLoad };
+    const commonMemory = { penalty, penaltyUntil, overdraftMax, lastLoad, loadReadings };
 
     if (!params.lbEnabled) {
         // Observe mode: everything is measured and reported, nothing is commanded.

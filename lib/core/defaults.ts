@@ -34,6 +34,7 @@ export function emptyMemory(): AllocatorMemory {
         penaltyUntil: -Infinity,
         overdraftMax: 0,
         lastLoad: new Map(),
+        loadReadings: new Map(),
     };
 }
 

@@ -182,6 +182,8 @@ export interface AllocatorMemory {
     overdraftMax: number;
     /** Last non-EVSE load computed from fresh data, per node (site = ''), building phases. */
     lastLoad: ReadonlyMap<string, Phases3>;
+    /** Which meter readings (their times) that load was computed from, per node. */
+    loadReadings: ReadonlyMap<string, string>;
 }
 
 export type SetpointState =

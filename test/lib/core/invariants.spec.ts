@@ -298,7 +298,10 @@ function buildSnapshot(
 // ---- independent accounting ----
 
 function fresh<R>(s: DeviceSample<R> | undefined, now: number, maxAge: number): R | undefined {
-    return s?.reading && s.takenAt !== undefined && now - s.takenAt <= maxAge
+    return s?.reading &&
+        s.takenAt !== undefined &&
+        s.error === undefined &&
+        now - s.takenAt <= maxAge
         ? s.reading
         : undefined;
 }
@@ -328,9 +331,11 @@ interface Check {
     result: AllocationResult;
     /** Last non-EVSE load per node from fresh data, kept across cycles by the test. */
     lastLoad: Map<string, Phases3>;
+    /** The meter reading times that load came from: an unchanged reading keeps its load. */
+    lastKey: Map<string, string>;
 }
 
-function checkCycle({ config, snapshot, before, result, lastLoad }: Check): void {
+function checkCycle({ config, snapshot, before, result, lastLoad, lastKey }: Check): void {
     const { params } = config;
     const now = snapshot.now;
     const sp = (id: string) => result.setpoints.get(id)!;
@@ -361,11 +366,11 @@ function checkCycle({ config, snapshot, before, result, lastLoad }: Check): void
         let d: Phases3;
         if (s.state === 'disabled' || s.state === 'released') {
             f = on(s.current);
-            d = measured ? rotatePhases(measured, e.phaseRotation) : f;
+            d = measured ? rotatePhases(measured, e.phaseRotation) : [0, 0, 0];
         } else if (s.state === 'unreachable') {
             const last = prev && prev.lastDrawAt !== null ? Math.max(...prev.lastDraw) : 0;
             f = on(Math.max(prev?.setpoint ?? 0, last));
-            d = f;
+            d = [0, 0, 0];
         } else {
             d = measured ? rotatePhases(measured, e.phaseRotation) : on(prev?.setpoint ?? 0);
         }
@@ -383,6 +388,15 @@ function checkCycle({ config, snapshot, before, result, lastLoad }: Check): void
         [MeterRole.consumption, MeterRole.production, MeterRole.storageHome].includes(m.role as 1),
     );
     const nodes = ['', ...config.groups.map((g) => g.id)];
+    const metersOf = (node: string): MeterConfig[] => {
+        if (node === '') return grid.length ? grid : house;
+        const id = groups.get(node)!.meter;
+        return id && meters.has(id) ? [meters.get(id)!] : [];
+    };
+    const readingKey = (node: string) =>
+        metersOf(node)
+            .map((m) => `${snapshot.meters.get(m.id)?.takenAt}/`)
+            .join('');
     const staleNodes = new Set<string>();
     const loadOf = new Map<string, Phases3>();
     for (const node of nodes) {
@@ -412,7 +426,11 @@ function checkCycle({ config, snapshot, before, result, lastLoad }: Check): void
             loadOf.set(node, [0, 0, 0]);
             continue;
         }
-        if (raw) {
+        const key = readingKey(node);
+        if (raw && lastKey.get(node) === key) {
+            loadOf.set(node, lastLoad.get(node)!);
+        } else if (raw) {
+            lastKey.set(node, key);
             const d = sum(below, (e) => draw.get(e.id)!);
             const l = withEvses
                 ? ([0, 1, 2].map((p) => raw![p]! - d[p]!) as unknown as Phases3)
@@ -578,11 +596,12 @@ describe('allocator invariants (property tests)', function () {
                 let now = 1_000_000;
                 let prev: Snapshot | undefined;
                 const lastLoad = new Map<string, Phases3>();
+                const lastKey = new Map<string, string>();
                 for (const cycle of cycles) {
                     now += cycle.dt;
                     const snapshot = buildSnapshot(config, cycle, now, prev, memory);
                     const result = allocate(snapshot, config, memory);
-                    checkCycle({ config, snapshot, before: memory, result, lastLoad });
+                    checkCycle({ config, snapshot, before: memory, result, lastLoad, lastKey });
                     memory = result.memory;
                     prev = snapshot;
                 }

@@ -73,16 +73,18 @@ describe('allocator scenarios', () => {
         assert.equal(site.last!.setpoints.get('E2')!.phases, 0b111);
     });
 
-    it('a 1-phase car whose phases are not known yet counts on L1, then on what it uses', () => {
+    it('a car whose phases are not known yet counts on all three, then on what it uses', () => {
         const site = new LoopSite(siteConfig(PLAIN, [evse('E1', { usedPhases: 0 })], [grid]));
-        site.plug('E1', 0b111);
+        site.plug('E1', 0b001);
         site.step();
-        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001, 'assumed single-phase');
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111, 'unknown: every phase');
         site.step();
-        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111, 'learned from its meter');
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001, 'learned from its meter');
         site.unplug('E1').step();
-        site.plug('E1', 0b001).step();
-        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001, 'forgotten at unplug');
+        site.plug('E1', 0b111).step();
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111, 'forgotten at unplug');
+        site.step();
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111);
     });
 
     it('phase rotation 120°: a 1-phase car on wallbox L1 loads building L2', () => {
