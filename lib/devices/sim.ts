@@ -75,6 +75,8 @@ export interface SimEvseOptions {
 /** The simulated world of one manager: time, household, PV and the simulated wallboxes. */
 export class SimWorld {
     readonly evses = new Map<string, SimEvse>();
+    /** Load switched on by hand or by a test, on top of the household profile (mA per phase). */
+    extraLoad: Phases3 = ZERO3;
     private lastT: number;
 
     constructor(
@@ -101,7 +103,14 @@ export class SimWorld {
     }
 
     householdNow(): Phases3 {
-        return householdAt(this.household, this.clock.now());
+        return add3(householdAt(this.household, this.clock.now()), this.extraLoad);
+    }
+
+    /** What the grid connection carries per phase right now (mA): household + cars − PV. */
+    gridNow(): Phases3 {
+        const pv = this.pvNow();
+        const load = add3(this.householdNow(), this.carsCurrent());
+        return [load[0] - pv[0], load[1] - pv[1], load[2] - pv[2]];
     }
 
     pvNow(): Phases3 {
@@ -116,6 +125,8 @@ export class SimEvse implements EvseDriver {
     private command: EvseCommand = { current: 0, chargingEnabled: false, released: false };
     private readonly rotation: PhaseRotation;
     private energyWh = 0;
+    /** While true the wallbox does not answer (for trying out fail-safe behaviour). */
+    silent = false;
 
     constructor(
         private readonly world: SimWorld,
@@ -170,6 +181,8 @@ export class SimEvse implements EvseDriver {
     }
 
     read(): Promise<EvseReading> {
+        if (this.silent)
+            return Promise.reject(new Error(`wallbox ${this.id}: no answer (simulated)`));
         this.world.advance();
         const car = this.car;
         const currents = car ? car.currents : ZERO3;
@@ -183,6 +196,8 @@ export class SimEvse implements EvseDriver {
     }
 
     apply(command: EvseCommand): Promise<void> {
+        if (this.silent)
+            return Promise.reject(new Error(`wallbox ${this.id}: no answer (simulated)`));
         this.world.advance();
         this.command = command;
         return Promise.resolve();
@@ -227,11 +242,8 @@ export class SimMeter implements MeterDriver {
                 return w.householdNow();
             case MeterRole.production:
                 return w.pvNow();
-            case MeterRole.gridDemand: {
-                const pv = w.pvNow();
-                const load = add3(w.householdNow(), w.carsCurrent());
-                return [load[0] - pv[0], load[1] - pv[1], load[2] - pv[2]];
-            }
+            case MeterRole.gridDemand:
+                return w.gridNow();
             default:
                 return ZERO3;
         }
