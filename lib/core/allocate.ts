@@ -295,7 +295,7 @@ export function allocate(
     const worst = max3(overdraw);
     let penalty = now < memory.penaltyUntil ? memory.penalty : 0;
     let penaltyUntil = penalty > 0 ? memory.penaltyUntil : -Infinity;
-    if (worst > 0) {
+    if (worst > 0 && params.overdrawPenaltyMs > 0) {
         penalty = Math.max(penalty, worst);
         penaltyUntil = now + params.overdrawPenaltyMs;
     }

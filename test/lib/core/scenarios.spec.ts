@@ -53,6 +53,17 @@ describe('allocator scenarios', () => {
         assert.deepEqual(site.run(110_000), { E1: 9000, E2: 9000 }, 'penalty over');
         assert.equal(site.last!.site.penalty, 0);
         assert.equal(site.last!.site.overdraftMax, 7000, 'the record stays');
+
+        // Without a penalty time an overdraw is recorded but cuts nothing.
+        const free = new LoopSite(
+            siteConfig({ ...params, overdrawPenaltyMs: 0 }, [evse('E1'), evse('E2')], [grid]),
+        );
+        free.plug('E1').plug('E2');
+        free.household = [4000, 4000, 4000];
+        free.run(5000);
+        free.household = [14000, 14000, 14000];
+        assert.deepEqual(free.step(), { E1: 9000, E2: 9000 });
+        assert.equal(free.last!.site.overdraftMax, 7000);
     });
 
     it('a 1-phase car on L1 beside a 3-phase car', () => {
