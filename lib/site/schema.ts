@@ -13,9 +13,9 @@ export const ParamsSchema = z
     .object({
         title: z.string().max(200).default(''),
         desc: z.string().max(2000).default(''),
-        max_total_current: int(0, 2_000_000).default(32_000),
+        max_total_current: int(0, 10_000_000).default(32_000),
         reserve_current: int(0, 1_000_000).default(2000),
-        max_total_evse_current: int(0, 2_000_000).default(0),
+        max_total_evse_current: int(0, 10_000_000).default(0),
         max_total_cur_prc: int(1, 100).default(100),
         max_imbalance: int(0, 1_000_000).default(0),
         imbalance_add: bool.default(false),
