@@ -1,7 +1,7 @@
 // What /cnf keeps per charging manager besides the Site itself: admin password, users, overrides,
 // soft meters, CM variables, values pushed by HTTP-input devices, and writes to register views.
 // One context per Site, shared by every evcm-cnf node that serves it.
-import type { CycleReport } from '../core/engine';
+import type { EvseReading } from '../core/types';
 import { CmVariables } from '../rules/variables';
 import type { Site } from '../site/site';
 import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
@@ -67,8 +67,11 @@ export class CnfContext {
         });
         void this.auth.password.set(options.adminPassword ?? '');
         this.users = options.users ?? new MemoryUsers();
-        site.manager.setExtraLimits(() => this.limits());
-        site.manager.events.on('cycle', (report) => this.onCycle(report));
+        // Called by the engine once per cycle; no event subscription is left behind.
+        site.manager.setExtraLimits(() => {
+            this.forgetUnplugged();
+            return this.limits();
+        });
     }
 
     touch(): void {
@@ -87,9 +90,15 @@ export class CnfContext {
     }
 
     /** Overrides and entered RFIDs last until the car is unplugged, as with the vendor. */
-    private onCycle(report: CycleReport): void {
-        for (const [id, sample] of report.snapshot.evses) {
-            const state = sample.reading?.state;
+    private forgetUnplugged(): void {
+        for (const id of new Set([
+            ...this.overrides.keys(),
+            ...this.rfids.keys(),
+            ...this.lastState.keys(),
+        ])) {
+            const state = (
+                this.site.manager.deviceState(id).sample.reading as EvseReading | undefined
+            )?.state;
             if (state === undefined) continue;
             const before = this.lastState.get(id);
             this.lastState.set(id, state);

@@ -1,0 +1,151 @@
+// /cnf commands against a Site without Node-RED: overrides reach the allocator and end when the
+// car leaves, changes are all or nothing, register views, get_dev_info caching.
+import assert from 'node:assert/strict';
+import type { SimEvse } from '../../../lib/devices/sim';
+import { ADMIN, ADMIN_PASSWORD, directSite, fingerprint, type DirectSite } from '../../support/cnf';
+
+type Json = Record<string, unknown>;
+
+describe('/cnf commands', function () {
+    this.timeout(20_000);
+    let d: DirectSite;
+    beforeEach(async () => {
+        d = directSite(null, { adminPassword: ADMIN_PASSWORD });
+        await d.ctx.auth.password.ready();
+        await d.site.manager.runCycle();
+    });
+    afterEach(() => d.stop());
+
+    const admin = (query: string, body?: string) =>
+        d.call({ method: body ? 'POST' : 'GET', query, body, authorization: ADMIN });
+    const e1 = async (): Promise<Json> => {
+        const info = JSON.parse((await d.call({ query: 'cmd=get_dev_info' })).body) as {
+            devices: Json[];
+        };
+        return info.devices.find((x) => x.dev_id === 'E1')!;
+    };
+
+    it('override C stops charging, mamps limits it, both end when the car is unplugged', async () => {
+        await d.site.manager.runCycle();
+        assert.ok(d.site.manager.lastCycle!.result.setpoints.get('E1')!.current > 0);
+        // down at once: first the limit, then no charging at all
+        assert.equal((await admin('cmd=override_device&dev_id=E1&mamps=7000')).status, 200);
+        await d.site.manager.runCycle();
+        const sp = d.site.manager.lastCycle!.result.setpoints.get('E1')!.current;
+        assert.ok(sp > 0 && sp <= 7000, String(sp));
+        assert.equal((await e1()).ov_cur, 7000);
+        assert.equal((await admin('cmd=override_device&dev_id=E1&flags=C')).status, 200);
+        await d.site.manager.runCycle();
+        assert.equal(d.site.manager.lastCycle!.result.setpoints.get('E1')!.current, 0);
+        assert.equal((await e1()).overrides, 1);
+        (d.site.manager.driver('E1') as SimEvse).unplug();
+        await d.site.manager.runCycle();
+        await d.site.manager.runCycle();
+        assert.equal(d.ctx.overrides.size, 0, 'override ends with the session');
+        assert.equal((await e1()).overrides, 0);
+    });
+
+    it('set_params with devices is all or nothing', async () => {
+        const before = fingerprint(d);
+        const r = await admin(
+            'cmd=set_params',
+            JSON.stringify({ title: 'changed', devices: [{ dev_id: 'E1', max_charging_cur: 1 }] }),
+        );
+        assert.equal(r.status, 400);
+        assert.match(r.body, /max_charging_cur/);
+        assert.equal(fingerprint(d), before);
+        const bad = await admin('cmd=set_params', JSON.stringify({ title: 'x', nope: 1 }));
+        assert.equal(bad.status, 400);
+        assert.match(bad.body, /nope/);
+        assert.equal(fingerprint(d), before);
+        const ok = await admin(
+            'cmd=set_params',
+            JSON.stringify({
+                title: 'changed',
+                devices: [{ dev_id: 'E1', max_charging_cur: 10000 }],
+            }),
+        );
+        assert.equal(ok.status, 200, ok.body);
+        assert.equal(d.site.params.title, 'changed');
+        assert.equal((await e1()).max_charging_cur, 10000);
+    });
+
+    it('set_cm_vars: GET and POST forms, tmp and clear; a bad batch changes nothing', async () => {
+        assert.equal((await admin('cmd=set_cm_vars&name=a&val=1')).status, 200);
+        assert.equal(
+            (await admin('cmd=set_cm_vars&tmp=1', '{"vars":[{"name":"b","expr":"CM.a*2"}]}'))
+                .status,
+            200,
+        );
+        const bad = await admin(
+            'cmd=set_cm_vars',
+            '{"vars":[{"name":"c","expr":3},{"name":"no way","expr":1}]}',
+        );
+        assert.equal(bad.status, 400);
+        assert.match(bad.body, /no way/);
+        const list = JSON.parse((await admin('cmd=get_cm_vars')).body) as {
+            vars: { name: string }[];
+        };
+        assert.deepEqual(
+            list.vars.map((v) => v.name),
+            ['a', 'b'],
+        );
+        assert.deepEqual(
+            d.ctx.variables.persistent().map((v) => v.name),
+            ['a'],
+            'tmp is not saved',
+        );
+        assert.equal((await admin('cmd=set_cm_vars&clear=1')).status, 200);
+        assert.deepEqual(
+            (JSON.parse((await admin('cmd=get_cm_vars')).body) as { vars: [] }).vars,
+            [],
+        );
+    });
+
+    it('serves register views of devices without Modbus and refuses bad registers', async () => {
+        const read = async (q: string) => d.call({ query: `cmd=modbus&${q}` });
+        const cp = await read('device=E1&read=8092');
+        assert.equal(cp.status, 200);
+        assert.ok([1, 2].includes(JSON.parse(cp.body) as number));
+        assert.equal(JSON.parse((await read('device=evse&read=8000d')).body), -821755904);
+        assert.equal(JSON.parse((await read('device=M4&read=8062d')).body) > 0, true, 'grid power');
+        assert.deepEqual(
+            JSON.parse((await read('device=E1&read=8048')).body),
+            'bad modbus register',
+        );
+        assert.equal((await read('device=E1&read=8093d')).status, 400);
+        assert.equal((await read('device=E9&read=8092')).status, 404);
+        assert.equal((await read('device=meter7&read=8092')).status, 404);
+        assert.equal((await read('device=E1&read=abc')).status, 400);
+        const ro = await admin('cmd=modbus&device=E1&write=8092&value=1');
+        assert.equal(ro.status, 400);
+        assert.match(ro.body, /read-only/);
+        assert.equal((await admin('cmd=modbus&device=E1&write=8044&value=70000')).status, 400);
+    });
+
+    it('answers unknown commands, devices and users in the vendor style', async () => {
+        const r = async (q: string, auth = false) =>
+            d.call({ query: q, ...(auth ? { authorization: ADMIN } : {}) });
+        assert.deepEqual(
+            [(await r('cmd=nope')).status, (await r('cmd=nope')).body],
+            [404, '"unknown command"'],
+        );
+        assert.equal((await r('cmd=soft_meter&dev_id=E7')).body, '"unknown device"');
+        assert.equal((await r('cmd=get_user&id=1234', true)).body, '"unknown user"');
+        assert.equal(
+            (await r('cmd=del_device&dev_id=M4&dev_id=M3', true)).body,
+            '"repeated parameter dev_id"',
+        );
+        const typed = await r('cmd=set_ajax_meter&dev_id=E1&power_w=1', true);
+        assert.equal(typed.status, 400);
+        assert.match(typed.body, /not an HTTP input meter/);
+    });
+
+    it('reuses one get_dev_info answer until something changes', async () => {
+        const a = (await d.call({ query: 'cmd=get_dev_info' })).body;
+        assert.equal((await d.call({ query: 'cmd=get_dev_info' })).body, a);
+        await admin('cmd=override_device&dev_id=E1&flags=E');
+        const b = (await d.call({ query: 'cmd=get_dev_info' })).body;
+        assert.notEqual(b, a);
+    });
+});
