@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
 import managerNode = require('../../nodes/evcm-manager');
 import statusNode = require('../../nodes/evcm-status');
+import cnfNode = require('../../nodes/evcm-cnf');
 import type { SiteSummary } from '../../lib/site/status';
 import type { ManagerNode } from '../../nodes/shared/types';
 
@@ -25,7 +26,7 @@ describe('evcm-manager and evcm-status nodes', function () {
     afterEach(() => helper.unload());
 
     it('runs the demo site and reports its state on change', async () => {
-        await helper.load([managerNode, statusNode], demoFlow());
+        await helper.load([managerNode, statusNode, cnfNode], demoFlow());
         const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
         assert.ok(manager.site, manager.configError);
         const out = helper.getNode('evcm-demo-debug') as unknown as NodeJS.EventEmitter;
@@ -65,7 +66,7 @@ describe('evcm-manager and evcm-status nodes', function () {
     });
 
     it('gives up control on close: every wallbox gets disable_policy', async () => {
-        await helper.load([managerNode, statusNode], demoFlow());
+        await helper.load([managerNode, statusNode, cnfNode], demoFlow());
         const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
         const site = manager.site!;
         await site.manager.runCycle();
