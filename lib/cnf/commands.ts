@@ -543,6 +543,7 @@ function forgetDevice(ctx: CnfContext, id: string): void {
     ctx.ajax.delete(id);
     ctx.rfids.delete(id);
     ctx.registerWrites.delete(id);
+    ctx.plans.delete(id);
     ctx.touch();
 }
 
@@ -651,6 +652,59 @@ const setDevice: CommandDef = {
     },
 };
 
+const planQuery = query({
+    dev_id: z
+        .string()
+        .regex(/^([EMem][1-9][0-9]{0,4}|\$G)$/, 'must be E<n> or $G')
+        .transform((s) => s.toUpperCase()),
+    tmp: flag.optional(),
+});
+const planBody = z
+    .object({
+        cplan: z
+            .array(
+                z
+                    .object({
+                        dc: z.boolean().default(false),
+                        st: z.number().int().min(0).max(1439),
+                        dr: z.number().int().min(1).max(1440),
+                        lm: z.number().int().min(0).max(2_000_000),
+                    })
+                    .strict(),
+            )
+            .max(96),
+    })
+    .strict();
+
+function planDevice(ctx: CnfContext, id: string): DeviceEntry {
+    if (id === '$G')
+        throw badRequest('charging plans for $G are not supported; set max_total_current');
+    return evseDevice(ctx, id);
+}
+
+const setCplan: CommandDef<z.output<typeof planQuery>> = {
+    auth: 'admin',
+    query: planQuery,
+    body: true,
+    handler({ ctx, q, body }) {
+        const d = planDevice(ctx, q.dev_id);
+        const b = parseWith(planBody, body ?? {}, 'body');
+        if (b.cplan.length) ctx.plans.set(d.dev_id, { cplan: b.cplan, tmp: q.tmp ?? false });
+        else ctx.plans.delete(d.dev_id);
+        ctx.touch();
+        return OK;
+    },
+};
+
+const getCplan: CommandDef<z.output<typeof planQuery>> = {
+    auth: 'admin',
+    query: planQuery,
+    handler({ ctx, q }) {
+        const d = planDevice(ctx, q.dev_id);
+        return { cplan: ctx.plans.get(d.dev_id)?.cplan ?? [] };
+    },
+};
+
 export const COMMANDS: Readonly<Record<string, CommandDef<never>>> = {
     modbus,
     get_dev_info: getDevInfo,
@@ -675,6 +729,8 @@ export const COMMANDS: Readonly<Record<string, CommandDef<never>>> = {
     get_cm_vars: getCmVars,
     get_devices: getDevices,
     set_device: setDevice,
+    set_cplan: setCplan,
+    get_cplan: getCplan,
 } as unknown as Record<string, CommandDef<never>>;
 
 export { isGroup, isMeter, single };

@@ -28,6 +28,14 @@ export interface AjaxExtras {
     soc?: number;
 }
 
+/** One entry of a charging plan (set_cplan): from st for dr minutes of the day, limit lm mA. */
+export interface PlanEntry {
+    dc: boolean;
+    st: number;
+    dr: number;
+    lm: number;
+}
+
 export interface CnfContextOptions {
     /** Admin password in clear text as configured (hashed at once, never kept). '' = none. */
     adminPassword?: string;
@@ -49,6 +57,8 @@ export class CnfContext {
     readonly rfids = new Map<string, { rfid: string; user: string | null; at: number }>();
     /** Register writes to devices served from a register view: dev_id → word address → value. */
     readonly registerWrites = new Map<string, Map<number, number>>();
+    /** Charging plans per EVSE (set_cplan); `tmp` ones are not to be persisted. */
+    readonly plans = new Map<string, { cplan: PlanEntry[]; tmp: boolean }>();
     readonly now: () => number;
     license = { accepted: false, usageStats: false };
     diagLoggingUntil = 0;
@@ -80,11 +90,24 @@ export class CnfContext {
 
     /** Per-EVSE caps from overrides: C = 0 (no charging), mamps = that current. */
     private limits(): ReadonlyMap<string, number> | undefined {
-        if (!this.overrides.size) return undefined;
+        if (!this.overrides.size && !this.plans.size) return undefined;
         const out = new Map<string, number>();
+        const cap = (id: string, mA: number): void => {
+            out.set(id, Math.min(mA, out.get(id) ?? Infinity));
+        };
         for (const [id, o] of this.overrides) {
-            if (o.flags & OVERRIDE.chargingDisabled) out.set(id, 0);
-            else if (o.current !== null) out.set(id, o.current);
+            if (o.flags & OVERRIDE.chargingDisabled) cap(id, 0);
+            else if (o.current !== null) cap(id, o.current);
+        }
+        if (this.plans.size) {
+            const t = new Date(this.now());
+            const minute = t.getHours() * 60 + t.getMinutes();
+            for (const [id, plan] of this.plans) {
+                for (const e of plan.cplan) {
+                    if (e.dc) continue; // discharge limits concern storage, not wallboxes
+                    if ((minute - e.st + 1440) % 1440 < e.dr) cap(id, e.lm);
+                }
+            }
         }
         return out;
     }

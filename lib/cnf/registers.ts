@@ -287,8 +287,28 @@ export async function readAll(ctx: CnfContext, t: Target): Promise<RawJson> {
     return new RawJson(`{${out.join(',')}}`);
 }
 
+/** Registers of an EVSE view that the charging manager itself sets. */
+const MANAGED = [8093, 8094];
+
 /** The words a write puts at `address`, validated against the layout before anything is sent. */
 export function planWrite(
+    t: Target,
+    address: number,
+    suffix: Suffix,
+    value: string | undefined,
+    values: string | undefined,
+): number[] {
+    const words = planWords(t, address, suffix, value, values);
+    if (!t.modbus && t.layout === 'evse') {
+        const hit = MANAGED.find((a) => a >= address && a < address + words.length);
+        if (hit !== undefined) {
+            throw badRequest(`register ${hit} is set by the charging manager; use override_device`);
+        }
+    }
+    return words;
+}
+
+function planWords(
     t: Target,
     address: number,
     suffix: Suffix,

@@ -43,6 +43,12 @@ const PROTECTED: Case[] = [
     { name: 'get_cm_vars', query: 'cmd=get_cm_vars' },
     { name: 'get_devices', query: 'cmd=get_devices' },
     { name: 'set_device', query: 'cmd=set_device', body: '{"devices":[{"dev_id":"E1","prio":2}]}' },
+    {
+        name: 'set_cplan',
+        query: 'cmd=set_cplan&dev_id=E1',
+        body: '{"cplan":[{"st":0,"dr":1440,"lm":8000}]}',
+    },
+    { name: 'get_cplan', query: 'cmd=get_cplan&dev_id=E1' },
 ];
 
 const PUBLIC = [

@@ -45,6 +45,29 @@ describe('/cnf commands', function () {
         assert.equal((await e1()).overrides, 0);
     });
 
+    it('a charging plan limits the wallbox while it is active', async () => {
+        const set = await admin(
+            'cmd=set_cplan&dev_id=E1&tmp=1',
+            '{"cplan":[{"dc":false,"st":0,"dr":1440,"lm":7000}]}',
+        );
+        assert.equal(set.status, 200, set.body);
+        await d.site.manager.runCycle();
+        const sp = d.site.manager.lastCycle!.result.setpoints.get('E1')!.current;
+        assert.ok(sp > 0 && sp <= 7000, String(sp));
+        const got = JSON.parse((await admin('cmd=get_cplan&dev_id=E1')).body) as {
+            cplan: unknown[];
+        };
+        assert.deepEqual(got.cplan, [{ dc: false, st: 0, dr: 1440, lm: 7000 }]);
+        assert.equal((await admin('cmd=set_cplan&dev_id=$G', '{"cplan":[]}')).status, 400);
+        assert.equal(
+            (await admin('cmd=set_cplan&dev_id=E1', '{"cplan":[{"st":2000,"dr":1,"lm":1}]}'))
+                .status,
+            400,
+        );
+        assert.equal((await admin('cmd=set_cplan&dev_id=E1', '{"cplan":[]}')).status, 200);
+        assert.equal(d.ctx.plans.size, 0);
+    });
+
     it('set_params with devices is all or nothing', async () => {
         const before = fingerprint(d);
         const r = await admin(
@@ -117,6 +140,9 @@ describe('/cnf commands', function () {
         assert.equal((await read('device=E9&read=8092')).status, 404);
         assert.equal((await read('device=meter7&read=8092')).status, 404);
         assert.equal((await read('device=E1&read=abc')).status, 400);
+        const managed = await admin('cmd=modbus&device=E1&write=8093&value=100');
+        assert.equal(managed.status, 400);
+        assert.match(managed.body, /override_device/);
         const ro = await admin('cmd=modbus&device=E1&write=8092&value=1');
         assert.equal(ro.status, 400);
         assert.match(ro.body, /read-only/);
