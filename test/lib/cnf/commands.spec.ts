@@ -2,6 +2,7 @@
 // car leaves, changes are all or nothing, register views, get_dev_info caching.
 import assert from 'node:assert/strict';
 import type { SimEvse } from '../../../lib/devices/sim';
+import { freePort } from '../../../lib/sim/powerbrain-sim';
 import { ADMIN, ADMIN_PASSWORD, directSite, fingerprint, type DirectSite } from '../../support/cnf';
 
 type Json = Record<string, unknown>;
@@ -165,6 +166,35 @@ describe('/cnf commands', function () {
         const typed = await r('cmd=set_ajax_meter&dev_id=E1&power_w=1', true);
         assert.equal(typed.status, 400);
         assert.match(typed.body, /not an HTTP input meter/);
+    });
+
+    it('answers 502 for a Modbus device that cannot be reached, and shows com_err', async () => {
+        const port = await freePort();
+        const add = await admin(
+            'cmd=set_device',
+            JSON.stringify({
+                devices: [
+                    {
+                        dev_id: 'M9',
+                        dev_type: 'meter_powerbrain',
+                        address: `127.0.0.1:${port}`,
+                        id: 2,
+                    },
+                ],
+            }),
+        );
+        assert.equal(add.status, 200, add.body);
+        const r = await d.call({ query: 'cmd=modbus&device=M9&read=8002' });
+        assert.ok(r.status === 502 || r.status === 504, `${r.status} ${r.body}`);
+        assert.match(r.body, /^"device not (reachable|responding)"$/);
+        await d.site.manager.runCycle();
+        const info = JSON.parse((await d.call({ query: 'cmd=get_dev_info' })).body) as {
+            devices: Json[];
+        };
+        const m9 = info.devices.find((x) => x.dev_id === 'M9')!;
+        assert.equal(m9.com_err, true);
+        assert.equal(m9.model, 'failed to connect');
+        assert.ok((m9.com_errors as number) >= 1);
     });
 
     it('reuses one get_dev_info answer until something changes', async () => {
