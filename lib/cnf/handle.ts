@@ -2,7 +2,6 @@
 // node only adapts Express to it. Order: parse → find the command → authorise → validate →
 // handle; every failure becomes a short vendor-style JSON string with a 4xx status (5xx only for
 // a device that does not answer), never a stack trace.
-import { isLocalAddress } from './auth';
 import { COMMANDS, type AuthLevel, type CommandDef } from './commands';
 import type { CnfContext } from './context';
 import { badRequest, CnfError, notFound, toCnfError } from './errors';
@@ -52,7 +51,7 @@ interface CachedView {
 const viewCache = new WeakMap<CnfContext, CachedView>();
 
 /** get_dev_info changes with each cycle, each change and each second: answer repeats from cache. */
-function cachedDevInfo(ctx: CnfContext, def: CommandDef<never>, run: () => unknown): string {
+function cachedDevInfo(ctx: CnfContext, run: () => unknown): string {
     const key = [
         ctx.site.manager.lastCycle,
         ctx.site.params,
@@ -62,7 +61,6 @@ function cachedDevInfo(ctx: CnfContext, def: CommandDef<never>, run: () => unkno
     ];
     const hit = viewCache.get(ctx);
     if (hit && hit.key.every((k, i) => k === key[i])) return hit.body;
-    void def;
     const body = JSON.stringify(run());
     viewCache.set(ctx, { key, body });
     return body;
@@ -93,7 +91,7 @@ export async function handleCnf(request: CnfRequest, ctx: CnfContext): Promise<C
         const level: AuthLevel = typeof def.auth === 'function' ? def.auth(q) : def.auth;
         if (level === 'admin') await ctx.auth.requireAdmin(request.authorization, remoteAddress);
         if (cmd === 'get_dev_info') {
-            const text = cachedDevInfo(ctx, COMMANDS[cmd]!, () =>
+            const text = cachedDevInfo(ctx, () =>
                 def.handler({
                     ctx,
                     q,
@@ -140,5 +138,3 @@ export async function handleSimPage(
         return errorResponse(err);
     }
 }
-
-export { isLocalAddress };
