@@ -25,7 +25,8 @@ function freePort(): Promise<number> {
 /** A first port with `count` free ports after it (probed), in the upper range. */
 async function freeRange(count: number): Promise<number> {
     for (let attempt = 0; attempt < 20; attempt++) {
-        const start = 20_000 + Math.floor(Math.random() * 30_000);
+        // Below the ephemeral range (32768+), where outgoing connections take their ports.
+        const start = 20_000 + Math.floor(Math.random() * (32_768 - 20_000 - count));
         let ok = true;
         for (let p = start; p < start + count && ok; p += 1) {
             ok = await new Promise<boolean>((resolve) => {
