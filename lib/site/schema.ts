@@ -2,6 +2,7 @@
 // the vendor's field names. Validated with zod at every boundary (editor, /cnf, store); numbers
 // are coerced because the Node-RED editor and query strings deliver strings.
 import { z } from 'zod';
+import { ChargingRuleSchema } from '../rules/rules';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -100,6 +101,8 @@ export const EvseEntrySchema = z
             .regex(/^M[1-9][0-9]{0,4}$/)
             .optional(),
         users: z.array(z.coerce.number().int()).optional(),
+        /** The wallbox's charging rules (vendor format), evaluated every cycle. */
+        charging_rules: z.array(ChargingRuleSchema).max(100).optional(),
         // Simulation: the car behind an evse_sim.
         sim_plugged: bool.default(true),
         sim_car_current: int(1000, 80_000).default(16_000),

@@ -18,6 +18,13 @@ import { createModbusDriver, isModbusDevType, type DriverContext } from '../devi
 import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
 import {
+    evaluateRules,
+    localTime,
+    NEW_RULE_STATE,
+    pvSurplusW,
+    type RuleState,
+} from '../rules/rules';
+import {
     describeIssues,
     isEvse,
     isGroup,
@@ -25,6 +32,7 @@ import {
     parseDevice,
     ParamsSchema,
     type DeviceEntry,
+    type EvseEntry,
     type Params,
 } from './schema';
 
@@ -142,6 +150,7 @@ export class Site {
     private readonly pool: BusPool;
     private readonly ownPool: boolean;
     private readonly driverContext: DriverContext;
+    private readonly ruleStates = new Map<string, RuleState>();
 
     constructor(opts: SiteOptions = {}) {
         this.paramsValue = parseParams(opts.params);
@@ -154,11 +163,19 @@ export class Site {
             pool: this.pool,
             ...(opts.powerBrainHost ? { powerBrainHost: opts.powerBrainHost } : {}),
         };
+        const external = opts.inputs;
         this.manager = new ChargingManager({
             config: toSiteConfig(this.paramsValue, this.devicesValue),
             clock,
             cycleMs: this.paramsValue.cycle_ms,
-            ...(opts.inputs ? { inputs: opts.inputs } : {}),
+            inputs: (now) => {
+                const outside = external?.(now) ?? {};
+                const limits = new Map(outside.limits ?? []);
+                for (const [id, cap] of this.ruleLimits(now)) {
+                    limits.set(id, Math.min(cap, limits.get(id) ?? Infinity));
+                }
+                return { ...outside, limits };
+            },
             drivers: this.devicesValue.flatMap((d) => this.createDriver(d) ?? []),
         });
     }
@@ -224,6 +241,51 @@ export class Site {
         await this.manager.removeDriver(devId);
     }
 
+    /** Rule results of this cycle, per wallbox that has charging rules (mA). */
+    ruleLimits(now: number): Map<string, number> {
+        const limits = new Map<string, number>();
+        const evses = this.devicesValue.filter(isEvse).filter((e) => e.charging_rules?.length);
+        if (!evses.length) return limits;
+        const power = (d: DeviceEntry) => {
+            const r = this.manager.deviceState(d.dev_id).sample.reading;
+            return r?.powerW ?? 0;
+        };
+        const meters = this.devicesValue
+            .filter(isMeter)
+            .filter((m) => m.device_enabled && !m.group);
+        const sum = (role: number) =>
+            meters.filter((m) => m.role === role).reduce((t, m) => t + power(m), 0);
+        const grid = meters.some((m) => m.role === 3);
+        const evseW = this.devicesValue.filter(isEvse).reduce((t, e) => t + power(e), 0);
+        const solarPowerW = sum(2);
+        const surplusPowerW = grid
+            ? pvSurplusW({ gridW: sum(3), evseW })
+            : pvSurplusW({ productionW: solarPowerW, consumptionW: sum(1) });
+        const { weekday, minute } = localTime(now);
+        const setpoints = this.manager.lastCycle?.result.setpoints;
+        for (const e of evses) {
+            const phases = phaseCountOf(setpoints?.get(e.dev_id)?.phases, e);
+            const result = evaluateRules(
+                e.charging_rules!,
+                {
+                    weekday,
+                    minute,
+                    maxCurrent: e.max_charging_cur,
+                    minCurrent: e.min_charging_cur,
+                    phases,
+                    voltage: this.paramsValue.voltage,
+                    solarPowerW,
+                    surplusPowerW,
+                },
+                now,
+                this.ruleStates.get(e.dev_id) ?? NEW_RULE_STATE,
+            );
+            this.ruleStates.set(e.dev_id, result.state);
+            if (result.current !== null) limits.set(e.dev_id, result.current);
+        }
+        return limits;
+    }
+
     /** A value pushed for an HTTP-input device (meter_ajax / evse_ajax). */
     push(devId: string, reading: MeterReading | EvseReading): void {
         const d = this.device(devId);
@@ -275,4 +337,11 @@ export class Site {
         }
         return undefined; // HTTP input devices and groups have no driver
     }
+}
+
+/** Phases a car charges on, for turning PV power into current: what it is counted on, else its
+ *  configured phases, else three. */
+function phaseCountOf(mask: number | undefined, e: EvseEntry): number {
+    const bits = mask || e.used_phases || 7;
+    return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
 }
