@@ -367,6 +367,25 @@ describe('evcm-cnf node (conformance)', function () {
         assert.ok(Number(minor) >= 20);
     });
 
+    it('serves get_params with the key sets and types of real firmware', async () => {
+        const ours = (await supertest(app).get('/cnf?cmd=get_params').expect(200)).body as Json;
+        for (const name of [
+            '1.6.1042_get_params.json',
+            '1.12.0_get_params.json',
+            '1.14.0_get_params.json',
+        ]) {
+            const real = fixture<{ response: Json }>(name).response;
+            for (const [k, v] of Object.entries(real)) {
+                if (k === 'ocpp_srv_password') continue; // a secret: never sent
+                assert.ok(k in ours, `${name}: ${k}`);
+                assert.equal(typeof ours[k], typeof v, `${name}: ${k} type`);
+            }
+        }
+        // py-powerbrain needs max_total_evse_power and dev_meta
+        assert.equal(typeof ours.max_total_evse_power, 'number');
+        assert.equal((ours.dev_meta as Json).evse_powerbrain, 'cFos Power Brain');
+    });
+
     it('checks admin credentials on GET /ui/en/sim.htm', async () => {
         await supertest(app).get('/ui/en/sim.htm').expect(401).expect('WWW-Authenticate', /Basic/);
         await supertest(app).get('/ui/en/sim.htm').auth('admin', 'wrong').expect(401);
