@@ -2,6 +2,8 @@
 // reads a JSON body, and a handler. Adding a command is adding a row.
 import { z } from 'zod';
 import type { EvseReading, MeterReading, Phases3 } from '../core/types';
+import { isModbusDevType } from '../devices/factory';
+import { resolveDevice } from '../modbus/address';
 import { parseRegisterRef } from '../modbus/codec';
 import { describeIssues, isEvse, isGroup, isMeter, type DeviceEntry } from '../site/schema';
 import { parseDevices, parseParams } from '../site/site';
@@ -168,7 +170,20 @@ async function applyDevices(ctx: CnfContext, input: unknown): Promise<void> {
         if (at >= 0) table[at] = { ...table[at], ...c };
         else table = [...table, c];
     }
-    parseDevices(table); // throws before anything changes
+    const parsed = parseDevices(table); // throws before anything changes
+    // Driver addresses too: a device that cannot get a driver must not leave the others changed.
+    for (const c of changes) {
+        const d = parsed.find((x) => x.dev_id === c.dev_id)!;
+        if (!isModbusDevType(d.dev_type)) continue;
+        try {
+            resolveDevice(d.address, d.id);
+        } catch (err) {
+            throw badRequest(`${d.dev_id}.address: ${(err as Error).message}`);
+        }
+        if (d.dev_type === 'meter_modbus' && !('registers' in d && d.registers)) {
+            throw badRequest(`${d.dev_id}.registers: a meter_modbus needs a register map`);
+        }
+    }
     const rank = (c: Record<string, unknown>): number =>
         c.dev_type === 'evse_group' ? 0 : String(c.dev_id).startsWith('M') ? 1 : 2;
     for (const c of [...changes].sort((a, b) => rank(a) - rank(b))) await ctx.site.setDevice(c);

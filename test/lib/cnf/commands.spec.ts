@@ -78,6 +78,18 @@ describe('/cnf commands', function () {
         assert.equal(r.status, 400);
         assert.match(r.body, /max_charging_cur/);
         assert.equal(fingerprint(d), before);
+        const badAddress = await admin(
+            'cmd=set_device',
+            JSON.stringify({
+                devices: [
+                    { dev_id: 'E1', prio: 5 },
+                    { dev_id: 'M8', dev_type: 'meter_sdm630', address: 'no such host:99999' },
+                ],
+            }),
+        );
+        assert.equal(badAddress.status, 400);
+        assert.match(badAddress.body, /M8\.address/);
+        assert.equal(fingerprint(d), before);
         const bad = await admin('cmd=set_params', JSON.stringify({ title: 'x', nope: 1 }));
         assert.equal(bad.status, 400);
         assert.match(bad.body, /nope/);
