@@ -413,6 +413,26 @@ describe('evcm-cnf node (conformance)', function () {
         await supertest(app).get('/cnf').expect(400, '"missing cmd"');
     });
 
+    it('reports a bad path or a missing manager and serves nothing', async () => {
+        await helper.unload();
+        let bad: App | undefined;
+        const capture = (RED: { httpNode: App }) => {
+            bad = RED.httpNode;
+        };
+        await helper.load(
+            [capture, managerNode, cnfNode] as unknown as Parameters<typeof helper.load>[0],
+            [
+                { id: 'c2', type: 'evcm-cnf', manager: 'm1', path: 'no-slash' },
+                { id: 'c3', type: 'evcm-cnf', manager: 'nope', path: '/x' },
+            ] as unknown as Parameters<typeof helper.load>[1],
+        );
+        for (const id of ['c2', 'c3']) {
+            const n = helper.getNode(id) as unknown as { error: { called: boolean } };
+            assert.ok(n.error.called, `${id} reports an error`);
+        }
+        await supertest(bad!).get('/x?cmd=get_dev_info').expect(404);
+    });
+
     it('removes its routes when the flow stops', async () => {
         await supertest(app).get('/cnf?cmd=get_dev_types').expect(200);
         await helper.unload();
