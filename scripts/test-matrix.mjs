@@ -54,13 +54,12 @@ const code = await run(
     ],
     { env: { ...process.env, EVCM_NODE_RED: redPackage, EVCM_TEST_SUMMARY: summaryFile } },
 );
-let passes = 0;
-let failures = 0;
+let passes;
+let failures;
 try {
-    const s = JSON.parse(readFileSync(summaryFile, 'utf8'));
-    passes = s.passes;
-    failures = s.failures;
+    ({ passes, failures } = JSON.parse(readFileSync(summaryFile, 'utf8')));
 } catch {
+    passes = 0;
     failures = 1;
     console.error(`flow tests on Node-RED ${redVersion} did not finish (exit ${code})`);
 }
