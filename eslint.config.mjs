@@ -53,6 +53,7 @@ export default tseslint.config(
                 console: 'readonly',
                 setTimeout: 'readonly',
                 clearTimeout: 'readonly',
+                fetch: 'readonly',
                 setInterval: 'readonly',
                 clearInterval: 'readonly',
                 require: 'readonly',
