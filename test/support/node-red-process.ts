@@ -1,0 +1,63 @@
+// A real Node-RED (the devDependency) in a child process with this package loaded from the
+// working tree through nodesDir, on 127.0.0.1 and a free port, with a temporary user directory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../lib/sim/powerbrain-sim';
+
+export const repoRoot = join(__dirname, '..', '..', '..');
+
+export interface NodeRedProcess {
+    url: string;
+    userDir: string;
+    /** Everything Node-RED logged so far. */
+    log(): string;
+    stop(): Promise<void>;
+}
+
+export async function startNodeRed(flows: unknown[] = []): Promise<NodeRedProcess> {
+    const userDir = mkdtempSync(join(tmpdir(), 'evcm-nr-'));
+    const port = await freePort();
+    writeFileSync(
+        join(userDir, 'settings.js'),
+        `module.exports = ${JSON.stringify({
+            uiHost: '127.0.0.1',
+            uiPort: port,
+            flowFile: 'flows.json',
+            credentialSecret: false,
+            nodesDir: [repoRoot],
+            editorTheme: { projects: { enabled: false }, tours: false },
+            diagnostics: { enabled: false },
+            runtimeState: { enabled: false },
+            telemetry: { enabled: false, updateNotification: false },
+            logging: { console: { level: 'info', metrics: false, audit: false } },
+        })};\n`,
+    );
+    writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flows));
+    let output = '';
+    const child: ChildProcess = spawn(
+        process.execPath,
+        [join(repoRoot, 'node_modules', 'node-red', 'red.js'), '-u', userDir],
+        { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const stop = async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+        await exited;
+        clearTimeout(timer);
+        rmSync(userDir, { recursive: true, force: true });
+    };
+    const deadline = Date.now() + 30_000;
+    while (!output.includes('Started flows')) {
+        if (child.exitCode !== null || Date.now() > deadline) {
+            await stop();
+            throw new Error(`Node-RED did not start:\n${output}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return { url: `http://127.0.0.1:${port}/`, userDir, log: () => output, stop };
+}
