@@ -77,6 +77,10 @@ export class CnfContext {
         });
         void this.auth.password.set(options.adminPassword ?? '');
         this.users = options.users ?? new MemoryUsers();
+        // Override E switches the wallbox's own charging rules off until the car is unplugged.
+        site.setEvseRulesDisabled(
+            (id) => ((this.overrides.get(id)?.flags ?? 0) & OVERRIDE.evseRulesDisabled) !== 0,
+        );
         // Called by the engine once per cycle; no event subscription is left behind.
         site.manager.setExtraLimits(() => {
             this.forgetUnplugged();

@@ -151,6 +151,7 @@ export class Site {
     private readonly ownPool: boolean;
     private readonly driverContext: DriverContext;
     private readonly ruleStates = new Map<string, RuleState>();
+    private evseRulesOff: (devId: string) => boolean = () => false;
 
     constructor(opts: SiteOptions = {}) {
         this.paramsValue = parseParams(opts.params);
@@ -241,10 +242,17 @@ export class Site {
         await this.manager.removeDriver(devId);
     }
 
+    /** Which wallboxes have their own charging rules switched off (override flag E). */
+    setEvseRulesDisabled(off: (devId: string) => boolean): void {
+        this.evseRulesOff = off;
+    }
+
     /** Rule results of this cycle, per wallbox that has charging rules (mA). */
     ruleLimits(now: number): Map<string, number> {
         const limits = new Map<string, number>();
-        const evses = this.devicesValue.filter(isEvse).filter((e) => e.charging_rules?.length);
+        const evses = this.devicesValue
+            .filter(isEvse)
+            .filter((e) => e.charging_rules?.length && !this.evseRulesOff(e.dev_id));
         if (!evses.length) return limits;
         const power = (d: DeviceEntry) => {
             const r = this.manager.deviceState(d.dev_id).sample.reading;

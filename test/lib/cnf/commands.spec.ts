@@ -26,6 +26,25 @@ describe('/cnf commands', function () {
         return info.devices.find((x) => x.dev_id === 'E1')!;
     };
 
+    it('override E switches the wallbox charging rules off, e back on', async () => {
+        const ruleLimit = () => d.site.manager.lastCycle!.snapshot.limits?.get('E1');
+        // A rule that never matches: rules exist, none applies, so the wallbox gets 0.
+        await d.site.setDevice({
+            dev_id: 'E1',
+            charging_rules: [{ mode: 0, current: 16000, days: 0 }],
+        });
+        await d.site.manager.runCycle();
+        assert.equal(ruleLimit(), 0);
+        assert.equal(d.site.manager.lastCycle!.result.setpoints.get('E1')!.current, 0);
+        assert.equal((await admin('cmd=override_device&dev_id=E1&flags=E')).status, 200);
+        await d.site.manager.runCycle();
+        assert.equal(ruleLimit(), undefined, 'rules off: no limit from them');
+        assert.equal((await e1()).overrides, 2);
+        assert.equal((await admin('cmd=override_device&dev_id=E1&flags=e')).status, 200);
+        await d.site.manager.runCycle();
+        assert.equal(ruleLimit(), 0, 'rules on again');
+    });
+
     it('override C stops charging, mamps limits it, both end when the car is unplugged', async () => {
         await d.site.manager.runCycle();
         assert.ok(d.site.manager.lastCycle!.result.setpoints.get('E1')!.current > 0);
