@@ -164,6 +164,31 @@ describe('editor in a browser', function () {
         await page.waitForSelector('#node-config-dialog-cancel', { state: 'detached' });
     });
 
+    it('the device table saves back into the devices JSON, keeping fields it does not show', async () => {
+        await page.evaluate(() => {
+            const RED = (window as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+            RED.editor.editConfig('', 'evcm-manager', 'evcm-demo-manager');
+        });
+        const first = page.locator('#node-config-input-devices-list .evcm-dev-row').first();
+        await first.locator('.evcm-dev-name').fill('Garage L');
+        await first.locator('[data-field="max_charging_cur"]').fill('20000');
+        await page.click('#node-config-dialog-ok');
+        await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
+        const devices = await page.evaluate(() => {
+            const RED = (window as unknown as { RED: any }).RED; // eslint-disable-line @typescript-eslint/no-explicit-any
+            return JSON.parse(RED.nodes.node('evcm-demo-manager').devices as string) as Record<
+                string,
+                unknown
+            >[];
+        });
+        assert.equal(devices.length, 4);
+        assert.equal(devices[0]!.name, 'Garage L');
+        assert.equal(devices[0]!.max_charging_cur, 20000);
+        assert.equal(devices[0]!.sim_soc, 0.2, 'a field the table does not show is kept');
+        assert.equal(devices[3]!.dev_type, 'meter_sim');
+        assert.equal(devices[3]!.role, 3);
+    });
+
     it('every example imports from the package and deploys without errors', async () => {
         const files = readdirSync(join(repoRoot, 'examples')).filter((f) => f.endsWith('.json'));
         const port = await freePort();
