@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import helper from 'node-red-node-test-helper';
+import { sharedBusPool } from '../../lib/modbus/shared-pool';
 import { freePort } from '../../lib/sim/powerbrain-sim';
 import type { ManagerNode } from '../../nodes/shared/types';
 import {
@@ -135,6 +136,37 @@ describe('flow nodes', function () {
             const second = (helper.getNode('m1') as unknown as ManagerNode).site!;
             assert.notEqual(first, second);
             assert.equal(second.manager.events.count('setpoint'), 1);
+        });
+    });
+
+    describe('removal by a "modified nodes" deploy', () => {
+        it('a removed flow node unsubscribes while the manager keeps running', async () => {
+            const flow = [
+                { id: 'tab', type: 'tab', label: 't' },
+                ajaxSite,
+                {
+                    id: 'ei',
+                    z: 'tab',
+                    type: 'evcm-evse-in',
+                    manager: 'm1',
+                    dev_id: 'E1',
+                    wires: [[]],
+                },
+                { id: 'mi', z: 'tab', type: 'evcm-meter-in', manager: 'm1', dev_id: 'M1' },
+            ];
+            await load(flow);
+            const site = (helper.getNode('m1') as unknown as ManagerNode).site!;
+            assert.equal(site.manager.events.count('setpoint'), 1);
+            const cycles = site.manager.events.count('cycle');
+            await helper.setFlows(flow.filter((n) => n.id !== 'ei') as unknown as Flow, 'nodes');
+            assert.equal(helper.getNode('ei'), null);
+            assert.equal(
+                (helper.getNode('m1') as unknown as ManagerNode).site,
+                site,
+                'manager kept',
+            );
+            assert.equal(site.manager.events.count('setpoint'), 0);
+            assert.equal(site.manager.events.count('cycle'), cycles - 1);
         });
     });
 
@@ -276,7 +308,13 @@ describe('flow nodes', function () {
         it('redeploy releases the simulator port and the node buses', async () => {
             await load(flow());
             await ready();
+            const pool = sharedBusPool();
+            assert.ok(
+                pool.users(`127.0.0.1:${port}`).includes('rd'),
+                'the read node shares the bus',
+            );
             await helper.unload();
+            assert.deepEqual(pool.users(`127.0.0.1:${port}`), [], 'every user let go of the bus');
             await load(flow());
             await ready();
             assert.equal(await read({ register: '8002' }), 1);
