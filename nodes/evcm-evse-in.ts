@@ -26,9 +26,16 @@ export = function (RED: NodeAPI) {
             const enabled = site.device(devId)?.device_enabled ?? true;
             this.send({ topic: devId, payload: controlOf(setpoint, enabled) });
         });
+        // Optionally every input is answered too, as set_ajax_evse answers every request.
+        const answerEveryInput = def.output === 'input';
         this.on('input', (msg, send, done) => {
             try {
                 site.push(devId, evseReadingFrom(msg.payload, Date.now()));
+                if (answerEveryInput) {
+                    const setpoint = site.manager.lastCycle?.result.setpoints.get(devId);
+                    const enabled = site.device(devId)?.device_enabled ?? true;
+                    send({ ...msg, topic: devId, payload: controlOf(setpoint, enabled) });
+                }
                 done();
             } catch (e) {
                 done(asError(e));

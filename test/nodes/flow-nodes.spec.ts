@@ -88,6 +88,30 @@ describe('flow nodes', function () {
             assert.ok(statuses(node('mi')).some((s) => s.text === 'evcm-meter-in.status.power'));
         });
 
+        it('answers every input with the current control object when asked to', async () => {
+            await load([
+                ajaxSite,
+                {
+                    id: 'ei',
+                    type: 'evcm-evse-in',
+                    manager: 'm1',
+                    dev_id: 'E1',
+                    output: 'input',
+                    wires: [['out']],
+                },
+                { id: 'out', type: 'helper' },
+            ]);
+            const got = nextMessage<{
+                topic: string;
+                payload: Record<string, unknown>;
+                extra?: number;
+            }>(node('out'), 2000, (m) => m.extra === 1);
+            node('ei').receive({ payload: { state: 1 }, extra: 1 });
+            const msg = await got;
+            assert.equal(msg.topic, 'E1');
+            assert.equal(typeof msg.payload.charging_current, 'number');
+        });
+
         it('shows waiting before data and stale after it stops', async () => {
             const site = manager('m1', [
                 { dev_type: 'meter_ajax', dev_id: 'M1', role: 3, stale_after: 1 },
