@@ -118,10 +118,11 @@ describe('flow node helpers', () => {
         await site.stop();
     });
 
-    it('modbus targets: Power Brain names, dev_ids, bus addresses', () => {
+    it('modbus targets: Power Brain names, dev_ids, bus addresses', async () => {
+        // Loopback ports nobody listens on: the site's own drivers fail fast and are stopped.
         const site = new Site({
             devices: [
-                { dev_type: 'evse_powerbrain', dev_id: 'E1', address: '192.0.2.10:4701', id: 1 },
+                { dev_type: 'evse_powerbrain', dev_id: 'E1', address: '127.0.0.1:1', id: 1 },
                 {
                     dev_type: 'meter_sdm630',
                     dev_id: 'M1',
@@ -145,5 +146,7 @@ describe('flow node helpers', () => {
         assert.throws(() => resolveTarget(site, 'E2'), /no Modbus address/);
         assert.throws(() => resolveTarget(site, 'x y'), /bad address/);
         assert.throws(() => resolveTarget(site, '192.0.2.20:502', 300), /unit must be 0..255/);
+        assert.deepEqual(resolveTarget(site, '/dev/ttyUSB0,9600,8,N,1', 4).bus.kind, 'rtu');
+        await site.stop();
     });
 });
