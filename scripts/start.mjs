@@ -30,6 +30,8 @@ module.exports = {
     nodesDir: [${JSON.stringify(root)}],
     editorTheme: { projects: { enabled: false }, tours: false },
     diagnostics: { enabled: false },
+    // No update-notification prompt over the editor.
+    telemetry: { enabled: false },
     logging: { console: { level: 'info', metrics: false, audit: false } },
 };
 `,

@@ -84,7 +84,7 @@ async function smoke() {
         join(userDir, 'settings.js'),
         `module.exports = { uiHost: '127.0.0.1', uiPort: ${port}, flowFile: 'flows.json', credentialSecret: false,
           nodesDir: [${JSON.stringify(root)}], editorTheme: { projects: { enabled: false }, tours: false },
-          diagnostics: { enabled: false }, logging: { console: { level: 'info', metrics: false, audit: false } } };`,
+          diagnostics: { enabled: false }, telemetry: { enabled: false }, logging: { console: { level: 'info', metrics: false, audit: false } } };`,
     );
     writeFileSync(join(userDir, 'flows.json'), readFileSync(join(root, 'demo', 'flows.json')));
     writeFileSync(
