@@ -92,7 +92,8 @@ export class SimWorld {
         const now = this.clock.now();
         const dt = now - this.lastT;
         this.lastT = now;
-        if (dt > 0) for (const e of this.evses.values()) e.stepCar(dt);
+        // Also with no time passed: a lower limit is followed at once.
+        for (const e of this.evses.values()) e.stepCar(Math.max(0, dt));
     }
 
     /** Building-phase currents of all simulated cars. */

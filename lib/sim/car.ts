@@ -63,14 +63,16 @@ export class Car {
      * the car then charges on L1..L(min(its phases, wallboxPhases)).
      */
     step(dtMs: number, offered: number, wallboxPhases: 1 | 2 | 3 = 3): void {
-        if (!(dtMs > 0)) return;
         this.activePhases = Math.min(this.phaseCount, wallboxPhases) as 1 | 2 | 3;
         let target = Math.min(Math.max(0, offered), this.demand());
         if (target < MIN_DRAW) target = 0;
-        // Never above what is offered: a reduction is followed at once, a raise with the lag.
+        // Never above what is offered: a reduction is followed at once (even with no time
+        // passed), a raise with the lag.
         if (target <= this.draw || this.followMs === 0) {
             this.draw = target;
-        } else {
+        }
+        if (!(dtMs > 0)) return;
+        if (target > this.draw) {
             const tau = this.followMs / 3; // ~95 % settled after followMs
             this.draw = target - (target - this.draw) * Math.exp(-dtMs / tau);
             if (target - this.draw < 10) this.draw = target;

@@ -376,6 +376,8 @@ export class PowerBrainSim {
             for (const m of this.meters) m.advance(dt);
             t += dt;
         }
+        // A lower limit written just now is followed at once.
+        this.car?.step(0, this.offered(now), this.relaySelect === 1 ? 1 : 3);
         this.last = Math.max(this.last, now);
     }
 
