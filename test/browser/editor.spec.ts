@@ -25,6 +25,8 @@ const BAD: Record<string, [string, string]> = {
     'evcm-modbus-write': ['register', 'all'],
     'evcm-powerbrain-sim': ['port', '80'],
     'evcm-status': ['manager', ''],
+    'evcm-override': ['flags', 'X'],
+    'evcm-rfid': ['dev_id', 'M1'],
 };
 
 describe('editor in a browser', function () {

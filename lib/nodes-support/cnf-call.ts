@@ -1,0 +1,44 @@
+// Flow nodes that act like /cnf commands (evcm-override, evcm-rfid) run them through the same
+// command table as HTTP clients, with the flow credential in place of an admin password.
+import { cnfContextFor } from '../cnf/context';
+import { handleCnf } from '../cnf/handle';
+import type { Site } from '../site/site';
+
+export class CnfCommandError extends Error {
+    constructor(
+        message: string,
+        readonly status: number,
+    ) {
+        super(message);
+        this.name = 'CnfCommandError';
+    }
+}
+
+/** Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text. */
+export async function runCnfCommand(
+    site: Site,
+    adminPassword: string,
+    params: Record<string, string | number | undefined>,
+): Promise<unknown> {
+    const ctx = cnfContextFor(site, { adminPassword });
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(params))
+        if (v !== undefined && v !== '') query.set(k, String(v));
+    const res = await handleCnf(
+        {
+            method: 'GET',
+            query: query.toString(),
+            remoteAddress: '127.0.0.1',
+            authorization: ctx.auth.flowCredential,
+        },
+        ctx,
+    );
+    const body: unknown = JSON.parse(res.body || 'null');
+    if (res.status >= 400) {
+        throw new CnfCommandError(
+            `${params.cmd}: ${typeof body === 'string' ? body : res.body}`,
+            res.status,
+        );
+    }
+    return body;
+}

@@ -1,0 +1,52 @@
+import type { Node, NodeAPI } from 'node-red';
+import { z } from 'zod';
+import { runCnfCommand } from '../lib/nodes-support/cnf-call';
+import { asError, siteFor, type FlowNodeDef } from './shared/flow-node';
+import { getManager } from './shared/types';
+
+const TYPE = 'evcm-rfid';
+
+/** msg.payload: the RFID or PIN (digits), or {rfid, dev_id}. */
+const InputSchema = z.union([
+    z
+        .union([z.string(), z.number()])
+        .transform((rfid) => ({ rfid: String(rfid), dev_id: undefined })),
+    z.object({
+        rfid: z.union([z.string(), z.number()]).transform(String),
+        dev_id: z.string().optional(),
+    }),
+]);
+
+export = function (RED: NodeAPI) {
+    function EvcmRfidNode(this: Node, def: FlowNodeDef) {
+        RED.nodes.createNode(this, def);
+        const site = siteFor(RED, this, TYPE, def.manager);
+        if (!site) return;
+        const password = getManager(RED, def.manager)!.adminPassword;
+        this.on('input', (msg, send, done) => {
+            const input = InputSchema.safeParse(msg.payload);
+            if (!input.success) {
+                done(new Error(`payload: ${input.error.issues[0]!.message}`));
+                return;
+            }
+            const devId = input.data.dev_id ?? ((def.dev_id as string | undefined) || undefined);
+            runCnfCommand(site, password, {
+                cmd: 'enter_rfid',
+                rfid: input.data.rfid,
+                dev_id: devId,
+            }).then(
+                (result) => {
+                    this.status({
+                        fill: 'green',
+                        shape: 'dot',
+                        text: devId ? `entered at ${devId}` : 'entered',
+                    });
+                    send({ ...msg, payload: result });
+                    done();
+                },
+                (e: unknown) => done(asError(e)),
+            );
+        });
+    }
+    RED.nodes.registerType(TYPE, EvcmRfidNode);
+};

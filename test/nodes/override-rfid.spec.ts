@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import helper from 'node-red-node-test-helper';
+import managerNode = require('../../nodes/evcm-manager');
+import overrideNode = require('../../nodes/evcm-override');
+import rfidNode = require('../../nodes/evcm-rfid');
+import type { ManagerNode } from '../../nodes/shared/types';
+
+helper.init(require.resolve('node-red'));
+
+type Flow = Parameters<typeof helper.load>[1];
+type Msg = { payload: unknown; topic?: string };
+
+const flow = () =>
+    [
+        {
+            id: 'm1',
+            type: 'evcm-manager',
+            max_total_current: '32000',
+            devices: JSON.stringify([
+                { dev_type: 'evse_sim', dev_id: 'E1', max_charging_cur: 16000 },
+                { dev_type: 'meter_sim', dev_id: 'M1', role: 3 },
+            ]),
+        },
+        {
+            id: 'o1',
+            type: 'evcm-override',
+            manager: 'm1',
+            dev_id: 'E1',
+            flags: '',
+            mamps: '',
+            wires: [['h1']],
+        },
+        { id: 'r1', type: 'evcm-rfid', manager: 'm1', dev_id: '', wires: [['h2']] },
+        { id: 'h1', type: 'helper' },
+        { id: 'h2', type: 'helper' },
+    ] as unknown as Flow;
+
+function next(id: string): Promise<Msg> {
+    return new Promise((resolve) =>
+        (helper.getNode(id) as unknown as NodeJS.EventEmitter).once('input', resolve),
+    );
+}
+function nextError(id: string): Promise<string> {
+    return new Promise((resolve) =>
+        (helper.getNode(id) as unknown as NodeJS.EventEmitter).once(
+            'call:error',
+            (call: { args: unknown[] }) => resolve(String(call.args[0])),
+        ),
+    );
+}
+
+describe('evcm-override and evcm-rfid nodes', function () {
+    this.timeout(20_000);
+    afterEach(() => helper.unload());
+
+    for (const password of ['', 'secret']) {
+        it(`override C stops a wallbox, c lets it charge again (admin password ${password ? 'set' : 'not set'})`, async () => {
+            await helper.load([managerNode, overrideNode, rfidNode], flow(), {
+                m1: { adminPassword: password },
+            } as never);
+            const manager = helper.getNode('m1') as unknown as ManagerNode;
+            assert.equal(manager.adminPassword, password);
+            const site = manager.site!;
+            await site.manager.runCycle();
+            const got = next('h1');
+            helper.getNode('o1').receive({ payload: 'C' } as never);
+            const msg = await got;
+            assert.equal(msg.payload, 'ok');
+            assert.equal(msg.topic, 'E1');
+            await site.manager.runCycle();
+            assert.equal(site.manager.lastCycle!.result.setpoints.get('E1')!.current, 0);
+            const again = next('h1');
+            helper.getNode('o1').receive({ payload: { flags: 'c', mamps: 8000 } } as never);
+            await again;
+            await site.manager.runCycle();
+            assert.equal(site.manager.lastCycle!.snapshot.limits?.get('E1'), 8000);
+        });
+    }
+
+    it('reports a bad override with the API message, as an error of the node', async () => {
+        await helper.load([managerNode, overrideNode, rfidNode], flow());
+        const err = nextError('o1');
+        helper.getNode('o1').receive({ payload: 'X' } as never);
+        assert.match(await err, /flags may only hold C c E e U u/);
+        const err2 = nextError('o1');
+        helper.getNode('o1').receive({ payload: { mamps: 3000 } } as never);
+        assert.match(await err2, /mamps must be 0 \(no limit\) or at least 6000/);
+        const err3 = nextError('o1');
+        helper.getNode('o1').receive({ payload: 42 } as never);
+        assert.match(await err3, /payload/);
+    });
+
+    it('enters an RFID at a wallbox, and names the problem when it cannot', async () => {
+        await helper.load([managerNode, overrideNode, rfidNode], flow());
+        const got = next('h2');
+        helper.getNode('r1').receive({ payload: { rfid: '4711', dev_id: 'E1' } } as never);
+        const msg = await got;
+        assert.equal(msg.payload, 'ok');
+        const err = nextError('r1');
+        helper.getNode('r1').receive({ payload: { rfid: '4711', dev_id: 'E9' } } as never);
+        assert.match(await err, /enter_rfid: .*(unknown|E9)/);
+        const err2 = nextError('r1');
+        helper.getNode('r1').receive({ payload: { card: 1 } } as never);
+        assert.match(await err2, /payload/);
+    });
+});
