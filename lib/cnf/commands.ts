@@ -234,21 +234,27 @@ const enterRfid: CommandDef<z.output<typeof enterRfidQuery>> = {
         let target = q.dev_id;
         if (target) evseDevice(ctx, target);
         else {
-            // The one EVSE with a car that has no RFID yet.
-            const waiting = ctx.site.devices.filter(isEvse).filter((e) => {
-                const s = (
-                    ctx.site.manager.deviceState(e.dev_id).sample.reading as EvseReading | undefined
-                )?.state;
-                return s !== undefined && s >= 2 && s <= 4 && !ctx.rfids.has(e.dev_id);
-            });
+            // The one EVSE waiting for authorisation; else the one with a car and no RFID yet.
+            const evses = ctx.site.devices.filter(isEvse);
+            let waiting = evses.filter((e) => ctx.waitingForAuth(e.dev_id));
+            if (!waiting.length) {
+                waiting = evses.filter((e) => {
+                    const s = (
+                        ctx.site.manager.deviceState(e.dev_id).sample.reading as
+                            EvseReading | undefined
+                    )?.state;
+                    return s !== undefined && s >= 2 && s <= 4 && !ctx.rfids.has(e.dev_id);
+                });
+            }
             if (waiting.length === 0) throw badRequest('no EVSE is waiting for an RFID');
+            if (waiting.length > 1) {
+                throw badRequest(
+                    `${waiting.map((e) => e.dev_id).join(', ')} are waiting: give dev_id`,
+                );
+            }
             target = waiting[0]!.dev_id;
         }
-        ctx.rfids.set(target, {
-            rfid: q.rfid,
-            user: ctx.users.byRfid(q.rfid)?.id ?? null,
-            at: ctx.now(),
-        });
+        ctx.rfids.set(target, { rfid: q.rfid, user: ctx.userFor(q.rfid), at: ctx.now() });
         ctx.touch();
         return OK;
     },

@@ -3,6 +3,7 @@
 // One context per Site, shared by every evcm-cnf node that serves it.
 import type { EvseReading } from '../core/types';
 import { CmVariables } from '../rules/variables';
+import { isEvse } from '../site/schema';
 import type { Site } from '../site/site';
 import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
 import { MemoryUsers, type UserDirectory } from './users';
@@ -84,21 +85,74 @@ export class CnfContext {
         // Called by the engine once per cycle; no event subscription is left behind.
         site.manager.setExtraLimits(() => {
             this.forgetUnplugged();
+            this.takeReaderCards();
             return this.limits();
         });
+    }
+
+    private evseState(id: string): number | undefined {
+        return (this.site.manager.deviceState(id).sample.reading as EvseReading | undefined)?.state;
+    }
+
+    /** A wallbox needs authorisation as soon as a user is assigned to it (vendor rule). */
+    needsAuth(devId: string): boolean {
+        const d = this.site.device(devId);
+        if (d && isEvse(d) && d.users?.length) return true;
+        return this.users.list().some((u) => u.dev_ids.includes(devId));
+    }
+
+    /** Whether the card, PIN or user id entered at the wallbox belongs to a user allowed there. */
+    authorized(devId: string): boolean {
+        const entered = this.rfids.get(devId);
+        if (!entered?.user) return false;
+        const user = this.users.get(entered.user);
+        if (!user) return false;
+        const card = user.rfids.find((r) => r.id === entered.rfid);
+        if (card && !card.ac_auth) return false;
+        const d = this.site.device(devId);
+        const listed = d && isEvse(d) && d.users?.some((u) => String(u) === user.id);
+        return user.dev_ids.includes(devId) || !!listed;
+    }
+
+    /** Waiting for authorisation: a car is there, a user is required and none has been given. */
+    waitingForAuth(devId: string): boolean {
+        const state = this.evseState(devId);
+        const plugged = state !== undefined && state >= 2 && state <= 4;
+        return plugged && this.needsAuth(devId) && !this.authorized(devId);
+    }
+
+    /** The user a card, PIN or user id belongs to. */
+    userFor(token: string): string | null {
+        return this.users.byRfid(token)?.id ?? this.users.get(token)?.id ?? null;
+    }
+
+    /** A card held to a wallbox's own reader (Power Brain register 8096) counts as entered there. */
+    private takeReaderCards(): void {
+        for (const d of this.site.devices) {
+            if (!isEvse(d)) continue;
+            const rfid = (
+                this.site.manager.deviceState(d.dev_id).sample.reading as EvseReading | undefined
+            )?.rfid;
+            if (!rfid || this.rfids.get(d.dev_id)?.rfid === rfid) continue;
+            this.rfids.set(d.dev_id, { rfid, user: this.userFor(rfid), at: this.now() });
+            this.touch();
+        }
     }
 
     touch(): void {
         this.revision++;
     }
 
-    /** Per-EVSE caps from overrides: C = 0 (no charging), mamps = that current. */
+    /** Per-EVSE caps: no authorisation yet = 0, override C = 0, mamps = that current, plans. */
     private limits(): ReadonlyMap<string, number> | undefined {
-        if (!this.overrides.size && !this.plans.size) return undefined;
         const out = new Map<string, number>();
         const cap = (id: string, mA: number): void => {
             out.set(id, Math.min(mA, out.get(id) ?? Infinity));
         };
+        for (const d of this.site.devices) {
+            if (isEvse(d) && this.waitingForAuth(d.dev_id)) cap(d.dev_id, 0);
+        }
+        if (!this.overrides.size && !this.plans.size) return out.size ? out : undefined;
         for (const [id, o] of this.overrides) {
             if (o.flags & OVERRIDE.chargingDisabled) cap(id, 0);
             else if (o.current !== null) cap(id, o.current);

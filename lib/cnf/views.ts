@@ -163,7 +163,7 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
         paused,
         pause_time: pausedFor,
         pause_min_time: minPause,
-        needs_auth: false,
+        needs_auth: ctx.waitingForAuth(d.dev_id),
         ucnt: 0,
         overrides: override?.flags ?? 0,
         ov_cur: override?.current ?? e?.max_charging_cur ?? maxCur,
