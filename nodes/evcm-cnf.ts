@@ -1,13 +1,8 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import {
-    cnfContextFor,
-    handleCnf,
-    handleSimPage,
-    MAX_BODY_BYTES,
-    type CnfResponse,
-} from '../lib/cnf';
+import { handleCnf, handleSimPage, MAX_BODY_BYTES, type CnfResponse } from '../lib/cnf';
+import { cnfContextOf } from './shared/cnf';
 import { getManager } from './shared/types';
 
 interface CnfNodeDef extends NodeDef {
@@ -81,7 +76,7 @@ export = function (RED: NodeAPI) {
             this.status({ fill: 'red', shape: 'ring', text: 'evcm-cnf.status.error' });
             return;
         }
-        const ctx = cnfContextFor(manager.site, { adminPassword: manager.adminPassword });
+        const ctx = cnfContextOf(manager, manager.site);
         const onCnf: Handler = (req, res, next) => {
             readBody(req)
                 .then((body) => {

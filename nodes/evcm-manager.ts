@@ -1,5 +1,6 @@
 import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
+import { parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import type { ManagerNode, ManagerNodeDef } from './shared/types';
@@ -16,7 +17,9 @@ export = function (RED: NodeAPI) {
         const credentials = (this as unknown as { credentials?: { adminPassword?: string } })
             .credentials;
         this.adminPassword = credentials?.adminPassword ?? '';
+        this.users = [];
         try {
+            this.users = parseUsersText(def.users);
             const setup = parseManagerConfig(def);
             this.site = new Site({ ...setup, pool: sharedBusPool() });
         } catch (err) {

@@ -2,6 +2,7 @@ import type { Node, NodeAPI } from 'node-red';
 import { z } from 'zod';
 import { runCnfCommand } from '../lib/nodes-support/cnf-call';
 import { asError, badConfig, DevIdSchema, siteFor, type FlowNodeDef } from './shared/flow-node';
+import { cnfContextOf } from './shared/cnf';
 import { getManager } from './shared/types';
 
 const TYPE = 'evcm-override';
@@ -24,7 +25,7 @@ export = function (RED: NodeAPI) {
         if (!devId.success) return badConfig(RED, this, TYPE, devId.error.issues[0]!.message);
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
-        const password = getManager(RED, def.manager)!.adminPassword;
+        const ctx = cnfContextOf(getManager(RED, def.manager)!, site);
         this.on('input', (msg, send, done) => {
             const input = InputSchema.safeParse(msg.payload ?? '');
             if (!input.success) {
@@ -38,7 +39,7 @@ export = function (RED: NodeAPI) {
                 rfid?: string;
             };
             const dev = o.dev_id ?? devId.data;
-            runCnfCommand(site, password, {
+            runCnfCommand(ctx, {
                 cmd: 'override_device',
                 dev_id: dev,
                 flags: o.flags ?? (def.flags as string | undefined),

@@ -2,6 +2,7 @@ import type { Node, NodeAPI } from 'node-red';
 import { z } from 'zod';
 import { runCnfCommand } from '../lib/nodes-support/cnf-call';
 import { asError, siteFor, type FlowNodeDef } from './shared/flow-node';
+import { cnfContextOf } from './shared/cnf';
 import { getManager } from './shared/types';
 
 const TYPE = 'evcm-rfid';
@@ -22,7 +23,7 @@ export = function (RED: NodeAPI) {
         RED.nodes.createNode(this, def);
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
-        const password = getManager(RED, def.manager)!.adminPassword;
+        const ctx = cnfContextOf(getManager(RED, def.manager)!, site);
         this.on('input', (msg, send, done) => {
             const input = InputSchema.safeParse(msg.payload);
             if (!input.success) {
@@ -30,7 +31,7 @@ export = function (RED: NodeAPI) {
                 return;
             }
             const devId = input.data.dev_id ?? ((def.dev_id as string | undefined) || undefined);
-            runCnfCommand(site, password, {
+            runCnfCommand(ctx, {
                 cmd: 'enter_rfid',
                 rfid: input.data.rfid,
                 dev_id: devId,

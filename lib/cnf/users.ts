@@ -41,6 +41,22 @@ export interface UserDirectory {
     newId(): string;
 }
 
+/** The users table of the manager's editor (JSON text): every entry checked, the first problem named. */
+export function parseUsersText(text: unknown): User[] {
+    let list: unknown;
+    try {
+        list = JSON.parse(typeof text === 'string' && text.trim() ? text : '[]');
+    } catch (err) {
+        throw new Error(`users: not valid JSON (${(err as Error).message})`);
+    }
+    if (!Array.isArray(list)) throw new Error('users must be an array');
+    return list.map((u, i) => {
+        const r = UserSchema.safeParse(u);
+        if (!r.success) throw new Error(describeIssues(r.error, `users[${i}]`));
+        return r.data;
+    });
+}
+
 /** Users kept in memory for the manager's lifetime. */
 export class MemoryUsers implements UserDirectory {
     private readonly users = new Map<string, User>();

@@ -1,8 +1,7 @@
 // Flow nodes that act like /cnf commands (evcm-override, evcm-rfid) run them through the same
 // command table as HTTP clients, with the flow credential in place of an admin password.
-import { cnfContextFor } from '../cnf/context';
+import type { CnfContext } from '../cnf/context';
 import { handleCnf } from '../cnf/handle';
-import type { Site } from '../site/site';
 
 export class CnfCommandError extends Error {
     constructor(
@@ -16,11 +15,9 @@ export class CnfCommandError extends Error {
 
 /** Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text. */
 export async function runCnfCommand(
-    site: Site,
-    adminPassword: string,
+    ctx: CnfContext,
     params: Record<string, string | number | undefined>,
 ): Promise<unknown> {
-    const ctx = cnfContextFor(site, { adminPassword });
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(params))
         if (v !== undefined && v !== '') query.set(k, String(v));

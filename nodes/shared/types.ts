@@ -10,6 +10,8 @@ export interface ManagerNode extends Node {
     configError: string;
     /** Admin password for /cnf ('' = none set); a Node-RED credential. */
     adminPassword: string;
+    /** Users from the editor (RFIDs, PINs, the wallboxes they may use). */
+    users: readonly unknown[];
 }
 
 export interface ManagerNodeDef extends NodeDef, Record<string, unknown> {

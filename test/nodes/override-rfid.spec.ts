@@ -104,3 +104,37 @@ describe('evcm-override and evcm-rfid nodes', function () {
         assert.match(await err2, /payload/);
     });
 });
+
+describe('users from the editor', function () {
+    this.timeout(20_000);
+    afterEach(() => helper.unload());
+
+    it('a wallbox with an editor user waits for the card, then charges', async () => {
+        const users = JSON.stringify([
+            { id: '2167520770', name: 'Anna', dev_ids: ['E1'], rfids: [{ id: '4711' }] },
+        ]);
+        const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
+            n.id === 'm1' ? { ...n, users } : n,
+        );
+        await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
+        const site = (helper.getNode('m1') as unknown as ManagerNode).site!;
+        await site.manager.runCycle();
+        await site.manager.runCycle();
+        assert.equal(site.manager.lastCycle!.snapshot.limits?.get('E1'), 0, 'waiting for a card');
+        const got = next('h2');
+        helper.getNode('r1').receive({ payload: '4711' } as never);
+        assert.equal((await got).payload, 'ok');
+        await site.manager.runCycle();
+        assert.equal(site.manager.lastCycle!.snapshot.limits?.get('E1'), undefined, 'authorised');
+    });
+
+    it('names a bad users table as a configuration error', async () => {
+        const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
+            n.id === 'm1' ? { ...n, users: '[{"id":"12"}]' } : n,
+        );
+        await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
+        const manager = helper.getNode('m1') as unknown as ManagerNode;
+        assert.equal(manager.site, null);
+        assert.match(manager.configError, /users\[0\]\.id/);
+    });
+});

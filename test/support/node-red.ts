@@ -14,6 +14,9 @@ export function allNodes(): Parameters<typeof helper.load>[0] {
         require('../../nodes/evcm-modbus-read'),
         require('../../nodes/evcm-modbus-write'),
         require('../../nodes/evcm-powerbrain-sim'),
+        require('../../nodes/evcm-override'),
+        require('../../nodes/evcm-rfid'),
+        require('../../nodes/evcm-cnf'),
     ] as Parameters<typeof helper.load>[0];
 }
 
