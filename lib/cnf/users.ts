@@ -47,7 +47,7 @@ export function parseUsersText(text: unknown): User[] {
     try {
         list = JSON.parse(typeof text === 'string' && text.trim() ? text : '[]');
     } catch (err) {
-        throw new Error(`users: not valid JSON (${(err as Error).message})`);
+        throw new Error(`users: not valid JSON (${(err as Error).message})`, { cause: err });
     }
     if (!Array.isArray(list)) throw new Error('users must be an array');
     return list.map((u, i) => {
