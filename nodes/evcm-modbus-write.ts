@@ -1,61 +1,19 @@
 import type { Node, NodeAPI } from 'node-red';
 import { parseRegisterRef } from '../lib/modbus/codec';
-import { sharedBusPool } from '../lib/modbus/shared-pool';
-import { resolveTarget, writeRegister } from '../lib/nodes-support/modbus-access';
-import { asError, siteFor, type FlowNodeDef } from './shared/flow-node';
-import { requestOf } from './shared/modbus-node';
+import { writeRegister } from '../lib/nodes-support/modbus-access';
+import { siteFor, type FlowNodeDef } from './shared/flow-node';
+import { handleRegisterAccess } from './shared/modbus-node';
 
 const TYPE = 'evcm-modbus-write';
-/** Never wait past Node-RED's close limit for a bus to close. */
-const CLOSE_TIMEOUT_MS = 5000;
 
 export = function (RED: NodeAPI) {
     function EvcmModbusWriteNode(this: Node, def: FlowNodeDef) {
         RED.nodes.createNode(this, def);
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
-        const pool = sharedBusPool();
-        const used = new Set<string>();
-        this.on('input', (msg, send, done) => {
-            let label = '';
-            void Promise.resolve()
-                .then(() => {
-                    const req = requestOf(def, msg);
-                    const target = resolveTarget(site, req.device, req.unit);
-                    const ref = parseRegisterRef(req.register);
-                    label = `${target.name} ${req.register}`;
-                    used.add(JSON.stringify(target.bus));
-                    this.status({ fill: 'yellow', shape: 'dot', text: label });
-                    return writeRegister(pool, this.id, target, ref, msg.payload);
-                })
-                .then(
-                    () => {
-                        this.status({
-                            fill: 'green',
-                            shape: 'dot',
-                            text: `${label} ok`.slice(0, 24),
-                        });
-                        send(msg);
-                        done();
-                    },
-                    (e: unknown) => {
-                        this.status({
-                            fill: 'red',
-                            shape: 'ring',
-                            text: RED._(`${TYPE}.status.error`),
-                        });
-                        done(asError(e));
-                    },
-                );
-        });
-        this.on('close', (_removed: boolean, done: () => void) => {
-            const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
-            void Promise.all(
-                [...used].map((b) => pool.release(JSON.parse(b) as never, this.id)),
-            ).finally(() => {
-                clearTimeout(timer);
-                done();
-            });
+        handleRegisterAccess(RED, this, TYPE, def, site, async (pool, target, req, msg) => {
+            await writeRegister(pool, this.id, target, parseRegisterRef(req.register), msg.payload);
+            return ' ok';
         });
     }
     RED.nodes.registerType(TYPE, EvcmModbusWriteNode);

@@ -127,8 +127,6 @@ export class LoopSite {
             grid = [grid[0] + b[0], grid[1] + b[1], grid[2] + b[2]];
         }
         const meters = new Map<string, DeviceSample<MeterReading>>();
-        const previous = this.last ? undefined : undefined;
-        void previous;
         if (!this.silent.has(this.gridMeter)) {
             meters.set(this.gridMeter, {
                 reading: { currents: grid, powerW: 0 },
