@@ -205,10 +205,6 @@ const setParams: CommandDef = {
         }
         parseParams({ ...ctx.site.params, ...patch }); // throws before anything changes
         if (devices !== undefined) {
-            const table = ctx.site.devices.map((d) => ({ ...d })) as Record<string, unknown>[];
-            void table;
-        }
-        if (devices !== undefined) {
             // validated as a whole inside applyDevices before the first change
             const snapshot = ctx.site.params;
             if (Object.keys(patch).length) ctx.site.setParams(patch);

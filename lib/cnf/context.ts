@@ -2,9 +2,11 @@
 // soft meters, CM variables, values pushed by HTTP-input devices, and writes to register views.
 // One context per Site, shared by every evcm-cnf node that serves it.
 import type { EvseReading } from '../core/types';
-import { CmVariables } from '../rules/variables';
+import type { ChargingRule } from '../rules/rules';
+import type { CmVariables } from '../rules/variables';
 import { isEvse } from '../site/schema';
 import type { Site } from '../site/site';
+import { BudgetLedger, sessionBudget, type SessionBudget } from '../users/budget';
 import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
 import { MemoryUsers, type UserDirectory } from './users';
 
@@ -49,7 +51,8 @@ export interface CnfContextOptions {
 export class CnfContext {
     readonly auth: CnfAuth;
     readonly users: UserDirectory;
-    readonly variables = new CmVariables();
+    /** Energy and time used against users' and cards' budgets. */
+    readonly budgets = new BudgetLedger();
     readonly overrides = new Map<string, Override>();
     /** soft_meter: offset added to an EVSE's own energy counter (Wh). */
     readonly softMeters = new Map<string, number>();
@@ -82,12 +85,64 @@ export class CnfContext {
         site.setEvseRulesDisabled(
             (id) => ((this.overrides.get(id)?.flags ?? 0) & OVERRIDE.evseRulesDisabled) !== 0,
         );
+        // Override U switches the user's rules off at that wallbox until the car is unplugged.
+        site.setUserRules((id) => this.userRulesAt(id));
         // Called by the engine once per cycle; no event subscription is left behind.
         site.manager.setExtraLimits(() => {
             this.forgetUnplugged();
             this.takeReaderCards();
+            this.recordBudgets();
             return this.limits();
         });
+    }
+
+    /** CM variables live with the site: its formulas read them every cycle. */
+    get variables(): CmVariables {
+        return this.site.variables;
+    }
+
+    /** The user identified at a wallbox (card, PIN or user id entered there), if any. */
+    private userAt(devId: string) {
+        const user = this.rfids.get(devId)?.user;
+        return user ? this.users.get(user) : undefined;
+    }
+
+    private userRulesAt(devId: string): readonly ChargingRule[] | null {
+        if ((this.overrides.get(devId)?.flags ?? 0) & OVERRIDE.userRulesDisabled) return null;
+        const rules = this.userAt(devId)?.charging_rules;
+        return rules?.length ? rules : null;
+    }
+
+    /** The budget the session at a wallbox counts against: the card's, else the user's. */
+    sessionBudgetAt(devId: string): SessionBudget | null {
+        const entered = this.rfids.get(devId);
+        const user = this.userAt(devId);
+        if (!entered || !user) return null;
+        return sessionBudget(
+            user,
+            user.rfids.find((r) => r.id === entered.rfid),
+        );
+    }
+
+    /** Adds what each wallbox charged this cycle to its session's budget. */
+    private recordBudgets(): void {
+        const now = this.now();
+        for (const d of this.site.devices) {
+            if (!isEvse(d)) continue;
+            const session = this.sessionBudgetAt(d.dev_id);
+            if (!session) {
+                this.budgets.forget(d.dev_id);
+                continue;
+            }
+            const r = this.site.manager.deviceState(d.dev_id).sample.reading as
+                EvseReading | undefined;
+            const charging = (r?.state === 3 || r?.state === 4) && (r.powerW ?? 1) > 0;
+            this.budgets.record(d.dev_id, session, now, {
+                energyWh: r?.totalEnergyWh,
+                powerW: r?.powerW,
+                charging,
+            });
+        }
     }
 
     private evseState(id: string): number | undefined {
@@ -143,14 +198,21 @@ export class CnfContext {
         this.revision++;
     }
 
-    /** Per-EVSE caps: no authorisation yet = 0, override C = 0, mamps = that current, plans. */
+    /**
+     * Per-EVSE caps: no authorisation yet = 0, a used-up budget = 0, override C = 0,
+     * mamps = that current, plans.
+     */
     private limits(): ReadonlyMap<string, number> | undefined {
         const out = new Map<string, number>();
         const cap = (id: string, mA: number): void => {
             out.set(id, Math.min(mA, out.get(id) ?? Infinity));
         };
+        const now = this.now();
         for (const d of this.site.devices) {
-            if (isEvse(d) && this.waitingForAuth(d.dev_id)) cap(d.dev_id, 0);
+            if (!isEvse(d)) continue;
+            if (this.waitingForAuth(d.dev_id)) cap(d.dev_id, 0);
+            const session = this.sessionBudgetAt(d.dev_id);
+            if (session && this.budgets.exhausted(session, now)) cap(d.dev_id, 0);
         }
         if (!this.overrides.size && !this.plans.size) return out.size ? out : undefined;
         for (const [id, o] of this.overrides) {

@@ -141,7 +141,7 @@ export function viewWords(ctx: CnfContext, t: Target): Map<number, number> {
         meterBlock(power, energy, c);
         const state = r?.state ?? 1;
         const limit = Math.floor((sp?.current ?? 0) / 100);
-        put(words, 8081, isEvse(d) ? Math.floor(d.max_charging_cur / 100) : 160);
+        put(words, 8081, isEvse(d) ? Math.floor(ctx.site.maxChargingCurrentNow(d) / 100) : 160);
         put(words, 8082, 1);
         put(words, 8083, 300, 2);
         put(words, 8085, isEvse(d) ? Math.floor(d.min_charging_cur / 100) : 60);

@@ -1,8 +1,10 @@
-// Users, their RFIDs/PINs and the EVSEs they may use, behind a small interface so that a fuller
-// users layer (budgets, persistence) can take the place of this in-memory list.
+// Users, their RFIDs/PINs, the EVSEs they may use, their charging rules and budgets, behind a
+// small interface.
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
+import { ChargingRuleSchema } from '../rules/rules';
 import { describeIssues } from '../site/schema';
+import { BudgetSchema } from '../users/budget';
 import { badRequest } from './errors';
 
 const RfidSchema = z
@@ -12,6 +14,8 @@ const RfidSchema = z
         ac_auth: z.boolean().default(true),
         ac_ovch: z.boolean().default(false),
         used_phases: z.number().int().min(0).max(7).default(0),
+        /** While this card is in use, its budget replaces the user's. */
+        budget: BudgetSchema.optional(),
     })
     .strict();
 
@@ -25,7 +29,10 @@ export const UserSchema = z
             .max(1000)
             .default([]),
         rfids: z.array(RfidSchema).max(100).default([]),
-        charging_rules: z.array(z.unknown()).max(100).default([]),
+        /** The user's charging rules; where both apply, the smaller of EVSE and user result wins. */
+        charging_rules: z.array(ChargingRuleSchema).max(100).default([]),
+        /** kWh or minutes per period; a used-up budget stops charging until it resets. */
+        budget: BudgetSchema.optional(),
     })
     .strict();
 export type User = z.output<typeof UserSchema>;

@@ -137,7 +137,12 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
         paused && mem?.pausedSince !== null && mem?.pausedSince !== undefined
             ? Math.floor((v.now - mem.pausedSince) / 1000)
             : minPause;
-    const maxCur = d.dev_type === 'evse_group' ? d.max_charging_cur : (e?.max_charging_cur ?? 0);
+    const maxCur =
+        d.dev_type === 'evse_group'
+            ? d.max_charging_cur
+            : e
+              ? ctx.site.maxChargingCurrentNow(e)
+              : 0;
     const out: Record<string, unknown> = {
         ...common(d, l),
         is_evse: true,
@@ -166,7 +171,7 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
         needs_auth: ctx.waitingForAuth(d.dev_id),
         ucnt: 0,
         overrides: override?.flags ?? 0,
-        ov_cur: override?.current ?? e?.max_charging_cur ?? maxCur,
+        ov_cur: override?.current ?? maxCur,
     };
     if (e?.attach) out.attach = e.attach;
     out.evse = {
@@ -222,13 +227,18 @@ export function deviceInfo(
     return isMeter(d) ? meterInfo(ctx, d, v) : evseInfo(ctx, d, v);
 }
 
-/** The `params` object of get_dev_info and get_params. */
+/**
+ * The `params` object of get_dev_info and get_params. A formula-valued max_total_current shows
+ * as its value in force; get_params gives the formula itself (`settings`), so that what a client
+ * reads can be posted back unchanged.
+ */
 export function paramsInfo(
     ctx: CnfContext,
     v: ViewInputs,
     devices: readonly Record<string, unknown>[],
+    settings = false,
 ): Record<string, unknown> {
-    const p = ctx.site.params;
+    const p = { ...ctx.site.params, max_total_current: ctx.site.maxTotalCurrentNow };
     const watts = (mA: number): number => Math.round((mA * v.voltage * 3) / 1000);
     const site = v.report?.result.site;
     let consumed = 0;
@@ -242,7 +252,7 @@ export function paramsInfo(
     return {
         title: p.title,
         desc: p.desc,
-        max_total_current: p.max_total_current,
+        max_total_current: settings ? ctx.site.params.max_total_current : p.max_total_current,
         max_total_power: watts(p.max_total_current),
         reserve_current: p.reserve_current,
         power_reserve: watts(p.reserve_current),
@@ -302,7 +312,7 @@ export function devInfo(ctx: CnfContext): Record<string, unknown> {
 export function getParams(ctx: CnfContext): Record<string, unknown> {
     const v = viewInputs(ctx);
     const devices = ctx.site.devices.map((d) => deviceInfo(ctx, d, v));
-    return { ...paramsInfo(ctx, v, devices), dev_meta: { ...DEV_TYPE_LABELS } };
+    return { ...paramsInfo(ctx, v, devices, true), dev_meta: { ...DEV_TYPE_LABELS } };
 }
 
 /** Read-only keys of get_params: a client may post them back unchanged; they are ignored. */

@@ -170,6 +170,11 @@ export class CmVariables {
         return this.setMany([], { clear: true, tmp: options.tmp ?? false });
     }
 
+    /** How many variables are set (live). */
+    get size(): number {
+        return this.live.size;
+    }
+
     has(name: string): boolean {
         return this.live.has(name);
     }

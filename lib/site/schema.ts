@@ -3,18 +3,23 @@
 // are coerced because the Node-RED editor and query strings deliver strings.
 import { z } from 'zod';
 import { ChargingRuleSchema } from '../rules/rules';
+import { numberOrFormula } from './formula-scope';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
     .union([z.boolean(), z.literal(0), z.literal(1), z.enum(['0', '1', 'true', 'false'])])
     .transform((v) => v === true || v === 1 || v === '1' || v === 'true');
 
+/** Top of a wallbox's current setting (mA). */
+const MAX_EVSE_CURRENT = 80_000;
+
 /** Global parameters (vendor names; times in the vendor's units, seconds unless named _ms). */
 export const ParamsSchema = z
     .object({
         title: z.string().max(200).default(''),
         desc: z.string().max(2000).default(''),
-        max_total_current: int(0, 10_000_000).default(32_000),
+        /** The grid connection's limit per phase (mA): a number or a formula. */
+        max_total_current: numberOrFormula(0, 10_000_000).default(32_000),
         reserve_current: int(0, 1_000_000).default(2000),
         max_total_evse_current: int(0, 10_000_000).default(0),
         max_total_cur_prc: int(1, 100).default(100),
@@ -91,7 +96,8 @@ export const EvseEntrySchema = z
         dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'an EVSE dev_id starts with E'),
         label: z.string().max(100).default(''),
         min_charging_cur: int(6000, 80_000).default(6000),
-        max_charging_cur: int(6000, 80_000).default(16_000),
+        /** mA: a number or a formula evaluated every cycle (0 while it cannot be evaluated). */
+        max_charging_cur: numberOrFormula(6000, MAX_EVSE_CURRENT).default(16_000),
         prio: int(0, 100).default(1),
         used_phases: int(0, 7).default(0),
         /** Current while site measurements are stale: 0 = pause; else within [min, max]. */
@@ -111,21 +117,30 @@ export const EvseEntrySchema = z
         sim_soc: z.coerce.number().min(0).max(1).default(0.3),
     })
     .strict()
-    .refine((e) => e.max_charging_cur >= e.min_charging_cur, {
-        message: 'max_charging_cur must be at least min_charging_cur',
-        path: ['max_charging_cur'],
-    })
+    .refine(
+        (e) => typeof e.max_charging_cur !== 'number' || e.max_charging_cur >= e.min_charging_cur,
+        {
+            message: 'max_charging_cur must be at least min_charging_cur',
+            path: ['max_charging_cur'],
+        },
+    )
     .refine(
         (e) =>
             e.fail_safe_cur === undefined ||
             e.fail_safe_cur === 0 ||
-            (e.fail_safe_cur >= e.min_charging_cur && e.fail_safe_cur <= e.max_charging_cur),
+            (e.fail_safe_cur >= e.min_charging_cur &&
+                e.fail_safe_cur <= staticMaxCurrent(e.max_charging_cur)),
         {
             message: 'fail_safe_cur must be 0 or within [min_charging_cur, max_charging_cur]',
             path: ['fail_safe_cur'],
         },
     );
 export type EvseEntry = z.output<typeof EvseEntrySchema>;
+
+/** Highest a wallbox's current can be in any cycle: its number, or the field's top for a formula. */
+export function staticMaxCurrent(maxChargingCur: number | string): number {
+    return typeof maxChargingCur === 'number' ? maxChargingCur : MAX_EVSE_CURRENT;
+}
 
 export const MeterEntrySchema = z
     .object({

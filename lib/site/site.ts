@@ -17,13 +17,19 @@ import type {
 import { createModbusDriver, isModbusDevType, type DriverContext } from '../devices/factory';
 import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
+import type { Formula, Resolver } from '../rules/formula';
 import {
+    combineRuleResults,
     evaluateRules,
     localTime,
     NEW_RULE_STATE,
     pvSurplusW,
+    type ChargingRule,
+    type RuleEnvironment,
     type RuleState,
 } from '../rules/rules';
+import { CmVariables } from '../rules/variables';
+import { evaluateLimit, parseSiteFormula, siteResolver } from './formula-scope';
 import {
     describeIssues,
     isEvse,
@@ -34,6 +40,7 @@ import {
     type DeviceEntry,
     type EvseEntry,
     type Params,
+    staticMaxCurrent,
 } from './schema';
 
 export class SiteConfigError extends Error {
@@ -79,7 +86,7 @@ const DEFAULT_STALE_S: Record<string, number> = { evse_ajax: 60, meter_ajax: 60 
 export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): SiteConfig {
     const core: SiteParams = {
         ...DEFAULT_PARAMS,
-        maxTotalCurrent: params.max_total_current,
+        maxTotalCurrent: staticMaxTotal(params),
         reserveCurrent: params.reserve_current,
         maxTotalEvseCurrent: params.max_total_evse_current,
         maxTotalCurPrc: params.max_total_cur_prc,
@@ -102,7 +109,7 @@ export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): S
         group: e.group,
         prio: e.prio,
         minCurrent: e.min_charging_cur,
-        maxCurrent: e.max_charging_cur,
+        maxCurrent: staticMaxCurrent(e.max_charging_cur),
         phaseRotation: e.phase_rotation as 0 | 120 | 240,
         usedPhases: e.used_phases,
         failSafeCurrent: e.fail_safe_cur ?? e.min_charging_cur,
@@ -145,17 +152,27 @@ export interface SiteOptions {
 export class Site {
     readonly manager: ChargingManager;
     readonly world: SimWorld;
+    /** CM variables (set_cm_vars): formulas read them as CM.<name>. */
+    readonly variables = new CmVariables();
+    /** Problems of the last cycle's formulas (limits, rules, variables), one line each. */
+    formulaErrors: readonly string[] = [];
     private paramsValue: Params;
     private devicesValue: DeviceEntry[];
     private readonly pool: BusPool;
     private readonly ownPool: boolean;
     private readonly driverContext: DriverContext;
     private readonly ruleStates = new Map<string, RuleState>();
+    private readonly formulas = new Map<string, Formula>();
+    /** max_total_current and formula-valued wallbox maxima of the last cycle (mA). */
+    private maxTotalNow: number;
+    private readonly evseMaxNow = new Map<string, number>();
     private evseRulesOff: (devId: string) => boolean = () => false;
+    private userRules: (devId: string) => readonly ChargingRule[] | null = () => null;
 
     constructor(opts: SiteOptions = {}) {
         this.paramsValue = parseParams(opts.params);
         this.devicesValue = parseDevices(opts.devices ?? []);
+        this.maxTotalNow = staticMaxTotal(this.paramsValue);
         const clock = opts.clock ?? systemClock;
         this.world = new SimWorld(clock);
         this.ownPool = !opts.pool;
@@ -171,11 +188,20 @@ export class Site {
             cycleMs: this.paramsValue.cycle_ms,
             inputs: (now) => {
                 const outside = external?.(now) ?? {};
+                const own = this.cycleInputs(now);
                 const limits = new Map(outside.limits ?? []);
-                for (const [id, cap] of this.ruleLimits(now)) {
+                for (const [id, cap] of own.limits) {
                     limits.set(id, Math.min(cap, limits.get(id) ?? Infinity));
                 }
-                return { ...outside, limits };
+                const maxTotal = Math.min(
+                    outside.maxTotalCurrent ?? Infinity,
+                    own.maxTotalCurrent ?? Infinity,
+                );
+                return {
+                    ...outside,
+                    limits,
+                    ...(maxTotal < Infinity ? { maxTotalCurrent: maxTotal } : {}),
+                };
             },
             drivers: this.devicesValue.flatMap((d) => this.createDriver(d) ?? []),
         });
@@ -193,6 +219,18 @@ export class Site {
         return this.devicesValue.find((d) => d.dev_id === devId);
     }
 
+    /** max_total_current in force (mA): the number, or the formula's value in the last cycle. */
+    get maxTotalCurrentNow(): number {
+        return this.maxTotalNow;
+    }
+
+    /** A wallbox's maximum in force (mA): the number, or its formula's value in the last cycle. */
+    maxChargingCurrentNow(e: EvseEntry): number {
+        return typeof e.max_charging_cur === 'number'
+            ? e.max_charging_cur
+            : (this.evseMaxNow.get(e.dev_id) ?? 0);
+    }
+
     start(): void {
         this.manager.start();
     }
@@ -207,6 +245,8 @@ export class Site {
     setParams(patch: Record<string, unknown>): Params {
         const next = parseParams({ ...this.paramsValue, ...patch });
         this.paramsValue = next;
+        if (typeof next.max_total_current === 'number') this.maxTotalNow = next.max_total_current;
+        this.formulas.clear();
         this.manager.updateConfig(toSiteConfig(next, this.devicesValue));
         return next;
     }
@@ -228,6 +268,7 @@ export class Site {
             existing.id !== entry.id;
         const driver = needsDriver ? this.createDriver(entry) : undefined;
         this.devicesValue = devices;
+        this.formulas.clear();
         this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
         if (driver) await this.manager.setDriver(driver);
         else if (needsDriver) await this.manager.removeDriver(entry.dev_id);
@@ -238,6 +279,7 @@ export class Site {
         if (!this.device(devId)) throw new SiteConfigError(`unknown device ${devId}`);
         const devices = parseDevices(this.devicesValue.filter((d) => d.dev_id !== devId));
         this.devicesValue = devices;
+        this.evseMaxNow.delete(devId);
         this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
         await this.manager.removeDriver(devId);
     }
@@ -247,51 +289,163 @@ export class Site {
         this.evseRulesOff = off;
     }
 
+    /** The charging rules of the user charging at a wallbox, or null (none, or override U). */
+    setUserRules(rulesAt: (devId: string) => readonly ChargingRule[] | null): void {
+        this.userRules = rulesAt;
+    }
+
     /** Rule results of this cycle, per wallbox that has charging rules (mA). */
     ruleLimits(now: number): Map<string, number> {
+        return this.cycleInputs(now).limits;
+    }
+
+    /**
+     * What formulas and rules ask for this cycle: per-wallbox caps (formula-valued
+     * max_charging_cur; EVSE and user charging rules, the smaller of the two) and a formula-valued
+     * max_total_current. CM variables are calculated first, so that all of them read this
+     * cycle's values.
+     */
+    cycleInputs(now: number): { limits: Map<string, number>; maxTotalCurrent?: number } {
         const limits = new Map<string, number>();
-        const evses = this.devicesValue
-            .filter(isEvse)
-            .filter((e) => e.charging_rules?.length && !this.evseRulesOff(e.dev_id));
-        if (!evses.length) return limits;
-        const power = (d: DeviceEntry) => {
-            const r = this.manager.deviceState(d.dev_id).sample.reading;
-            return r?.powerW ?? 0;
-        };
+        const p = this.paramsValue;
+        const evses = this.devicesValue.filter(isEvse);
+        const withRules = evses.filter(
+            (e) =>
+                (e.charging_rules?.length && !this.evseRulesOff(e.dev_id)) ||
+                this.userRules(e.dev_id)?.length,
+        );
+        const formulaMax = evses.filter((e) => typeof e.max_charging_cur === 'string');
+        const formulaTotal = typeof p.max_total_current === 'string';
+        if (!withRules.length && !formulaMax.length && !formulaTotal && !this.variables.size) {
+            this.formulaErrors = [];
+            return { limits };
+        }
+
+        const errors: string[] = [];
+        const power = (d: DeviceEntry) =>
+            this.manager.deviceState(d.dev_id).sample.reading?.powerW ?? 0;
         const meters = this.devicesValue
             .filter(isMeter)
             .filter((m) => m.device_enabled && !m.group);
         const sum = (role: number) =>
             meters.filter((m) => m.role === role).reduce((t, m) => t + power(m), 0);
         const grid = meters.some((m) => m.role === 3);
-        const evseW = this.devicesValue.filter(isEvse).reduce((t, e) => t + power(e), 0);
+        const gridW = sum(3);
+        const evseW = evses.reduce((t, e) => t + power(e), 0);
         const solarPowerW = sum(2);
         const surplusPowerW = grid
-            ? pvSurplusW({ gridW: sum(3), evseW })
+            ? pvSurplusW({ gridW, evseW })
             : pvSurplusW({ productionW: solarPowerW, consumptionW: sum(1) });
-        const { weekday, minute } = localTime(now);
         const setpoints = this.manager.lastCycle?.result.setpoints;
-        for (const e of evses) {
-            const phases = phaseCountOf(setpoints?.get(e.dev_id)?.phases, e);
-            const result = evaluateRules(
-                e.charging_rules!,
-                {
-                    weekday,
-                    minute,
-                    maxCurrent: e.max_charging_cur,
-                    minCurrent: e.min_charging_cur,
-                    phases,
-                    voltage: this.paramsValue.voltage,
-                    solarPowerW,
-                    surplusPowerW,
-                },
-                now,
-                this.ruleStates.get(e.dev_id) ?? NEW_RULE_STATE,
-            );
-            this.ruleStates.set(e.dev_id, result.state);
-            if (result.current !== null) limits.set(e.dev_id, result.current);
+        let numCharging = 0;
+        for (const sp of setpoints?.values() ?? []) if (sp.current > 0) numCharging++;
+
+        const other = siteResolver({
+            device: (id) => this.deviceView(id),
+            gridDemandW: gridW,
+            surplusW: surplusPowerW,
+            maxTotalCurrent: this.maxTotalNow,
+            numCharging,
+        });
+        if (this.variables.size) {
+            for (const err of this.variables.evaluateAll(other).errors.values()) {
+                errors.push(err.message);
+            }
         }
-        return limits;
+        const resolve: Resolver = this.variables.resolver(other);
+
+        let maxTotalCurrent: number | undefined;
+        if (typeof p.max_total_current === 'string') {
+            maxTotalCurrent = evaluateLimit(
+                this.formula(p.max_total_current),
+                resolve,
+                10_000_000,
+                'max_total_current',
+                errors,
+            );
+            this.maxTotalNow = maxTotalCurrent;
+        }
+        for (const e of formulaMax) {
+            const cap = evaluateLimit(
+                this.formula(e.max_charging_cur as string),
+                resolve,
+                staticMaxCurrent(e.max_charging_cur),
+                `${e.dev_id}.max_charging_cur`,
+                errors,
+            );
+            this.evseMaxNow.set(e.dev_id, cap);
+            limits.set(e.dev_id, cap);
+        }
+
+        const { weekday, minute } = localTime(now);
+        for (const e of withRules) {
+            const env: RuleEnvironment = {
+                weekday,
+                minute,
+                maxCurrent: this.maxChargingCurrentNow(e),
+                minCurrent: e.min_charging_cur,
+                phases: phaseCountOf(setpoints?.get(e.dev_id)?.phases, e),
+                voltage: p.voltage,
+                solarPowerW,
+                surplusPowerW,
+                resolve,
+            };
+            const own = this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules;
+            const evseResult = this.evaluateRuleSet(`${e.dev_id}`, own, env, now, errors);
+            const userResult = this.evaluateRuleSet(
+                `${e.dev_id}/user`,
+                this.userRules(e.dev_id) ?? undefined,
+                env,
+                now,
+                errors,
+            );
+            const current = combineRuleResults(evseResult, userResult);
+            if (current !== null)
+                limits.set(e.dev_id, Math.min(current, limits.get(e.dev_id) ?? Infinity));
+        }
+        this.formulaErrors = errors;
+        return maxTotalCurrent === undefined ? { limits } : { limits, maxTotalCurrent };
+    }
+
+    /** One rule list's result (mA), null without enabled rules; keeps its undercut state. */
+    private evaluateRuleSet(
+        key: string,
+        rules: readonly ChargingRule[] | undefined,
+        env: RuleEnvironment,
+        now: number,
+        errors: string[],
+    ): number | null {
+        if (!rules?.length) {
+            this.ruleStates.delete(key);
+            return null;
+        }
+        const result = evaluateRules(rules, env, now, this.ruleStates.get(key) ?? NEW_RULE_STATE);
+        this.ruleStates.set(key, result.state);
+        for (const message of result.errors) errors.push(`${key} rule: ${message}`);
+        return result.current;
+    }
+
+    private formula(text: string): Formula {
+        let f = this.formulas.get(text);
+        if (!f) {
+            f = parseSiteFormula(text); // checked when the setting was accepted
+            this.formulas.set(text, f);
+        }
+        return f;
+    }
+
+    private deviceView(id: string) {
+        const d = this.device(id);
+        if (!d || isGroup(d)) return undefined;
+        const state = this.manager.deviceState(id);
+        return {
+            kind: isEvse(d) ? ('evse' as const) : ('meter' as const),
+            reading: state.sample.reading,
+            comError: state.comError,
+            ...(isEvse(d)
+                ? { minCurrent: d.min_charging_cur, maxCurrent: this.maxChargingCurrentNow(d) }
+                : {}),
+        };
     }
 
     /** A value pushed for an HTTP-input device (meter_ajax / evse_ajax). */
@@ -345,6 +499,12 @@ export class Site {
         }
         return undefined; // HTTP input devices and groups have no driver
     }
+}
+
+/** max_total_current without its formula: a formula is evaluated every cycle (Site inputs), and
+ *  until then the limit is 0, so that nothing charges on a value nobody set. */
+function staticMaxTotal(params: Params): number {
+    return typeof params.max_total_current === 'number' ? params.max_total_current : 0;
 }
 
 /** Phases a car charges on, for turning PV power into current: what it is counted on, else its

@@ -2,12 +2,14 @@
 // month or year (local time). A used-up budget stops charging until it resets or is topped up.
 import { z } from 'zod';
 
-export const BudgetSchema = z.object({
-    unit: z.enum(['kwh', 'minutes']),
-    /** kWh or minutes per period. */
-    amount: z.coerce.number().min(0).max(1_000_000),
-    reset: z.enum(['once', 'daily', 'weekly', 'monthly', 'yearly']).default('once'),
-});
+export const BudgetSchema = z
+    .object({
+        unit: z.enum(['kwh', 'minutes']),
+        /** kWh or minutes per period. */
+        amount: z.coerce.number().min(0).max(1_000_000),
+        reset: z.enum(['once', 'daily', 'weekly', 'monthly', 'yearly']).default('once'),
+    })
+    .strict();
 export type Budget = z.output<typeof BudgetSchema>;
 
 export interface BudgetUsage {
@@ -89,4 +91,100 @@ export function exhausted(
     offsetMinutes?: number,
 ): boolean {
     return remaining(budget, usage, now, offsetMinutes) <= 0;
+}
+
+/** The budget a charging session counts against: the card's own replaces the user's. */
+export interface SessionBudget {
+    /** `rfid:<card id>` or `user:<user id>`: whose usage it is. */
+    readonly key: string;
+    readonly budget: Budget;
+}
+
+export function sessionBudget(
+    user: { id: string; budget?: Budget | undefined } | undefined,
+    card: { id: string; budget?: Budget | undefined } | undefined,
+): SessionBudget | null {
+    if (card?.budget) return { key: `rfid:${card.id}`, budget: card.budget };
+    if (user?.budget) return { key: `user:${user.id}`, budget: user.budget };
+    return null;
+}
+
+/** What a wallbox reports in one cycle, for budget accounting. */
+export interface MeterSample {
+    /** Its energy counter (Wh), if it has one. */
+    energyWh?: number | undefined;
+    powerW?: number | undefined;
+    /** The car is charging (IEC 61851 state C or D with current flowing). */
+    charging: boolean;
+}
+
+/** A counter step larger than this in one cycle is a counter reset or swap, not energy. */
+const MAX_PLAUSIBLE_STEP_WH = 50_000;
+
+/**
+ * Usage per budget key, fed once per cycle with what each wallbox charged. Energy comes from the
+ * wallbox's counter when it has one (power × time otherwise); time is time spent charging.
+ */
+export class BudgetLedger {
+    private readonly usage = new Map<string, BudgetUsage>();
+    private readonly last = new Map<string, { at: number; energyWh?: number | undefined }>();
+
+    constructor(private readonly offsetMinutes?: number) {}
+
+    /** Adds what wallbox `devId` charged since its previous sample to `session`'s usage. */
+    record(devId: string, session: SessionBudget, now: number, sample: MeterSample): void {
+        const prev = this.last.get(devId);
+        this.last.set(devId, { at: now, energyWh: sample.energyWh });
+        if (!prev || now <= prev.at) return;
+        const dtS = (now - prev.at) / 1000;
+        let deltaWh = 0;
+        if (sample.charging) {
+            const step =
+                sample.energyWh !== undefined && prev.energyWh !== undefined
+                    ? sample.energyWh - prev.energyWh
+                    : undefined;
+            deltaWh =
+                step !== undefined && step >= 0 && step <= MAX_PLAUSIBLE_STEP_WH
+                    ? step
+                    : (Math.max(0, sample.powerW ?? 0) * dtS) / 3600;
+        }
+        const usage = consume(
+            session.budget,
+            this.usage.get(session.key),
+            now,
+            deltaWh,
+            sample.charging ? dtS : 0,
+            this.offsetMinutes,
+        );
+        this.usage.set(session.key, usage);
+    }
+
+    /** A wallbox without a budgeted session: its next session starts counting afresh. */
+    forget(devId: string): void {
+        this.last.delete(devId);
+    }
+
+    exhausted(session: SessionBudget, now: number): boolean {
+        return exhausted(session.budget, this.usage.get(session.key), now, this.offsetMinutes);
+    }
+
+    remaining(session: SessionBudget, now: number): number {
+        return remaining(session.budget, this.usage.get(session.key), now, this.offsetMinutes);
+    }
+
+    /** Usage by key, for the store. */
+    snapshot(): Record<string, BudgetUsage> {
+        return Object.fromEntries([...this.usage].map(([k, u]) => [k, { ...u }]));
+    }
+
+    /** Usage read back from the store. */
+    restore(saved: Readonly<Record<string, BudgetUsage>>): void {
+        this.usage.clear();
+        for (const [k, u] of Object.entries(saved)) this.usage.set(k, { ...u });
+    }
+
+    /** Sets the usage of one key back to zero (a top-up). */
+    reset(key: string): void {
+        this.usage.delete(key);
+    }
 }
