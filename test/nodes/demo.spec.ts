@@ -152,4 +152,28 @@ describe('the npm start demo in Node-RED', function () {
             assert.deepEqual(errors(node), [], `${n.id} (${n.type})`);
         }
     });
+
+    it('an edited manager, deployed alone, gets its simulators measured again', async () => {
+        const { flow } = await demoFlow();
+        const runnable = flow
+            .filter((n) => n.type !== 'comment')
+            .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper', z: n.z } : n));
+        await helper.load([...(allNodes() as never[]), injectNode], runnable as unknown as Flow);
+        const managerId = flow.find((n) => n.type === 'evcm-manager')!.id;
+        const siteOf = () => (helper.getNode(managerId) as unknown as ManagerNode).site!;
+        const first = siteOf();
+        await until('the simulators attach', 5000, () => first.world.attachedLoads === 3);
+        // "Modified nodes" deploy of the manager only: Node-RED restarts the nodes that use it.
+        const edited = runnable.map((n) =>
+            n.id === managerId ? { ...n, reserve_current: '5000' } : n,
+        );
+        await helper.setFlows(edited as unknown as Flow, 'nodes');
+        const second = siteOf();
+        assert.notEqual(second, first, 'a new site');
+        assert.equal(second.params.reserve_current, 5000);
+        await until('the simulators attach to the new site', 5000, () => {
+            return second.world.attachedLoads === 3;
+        });
+        assert.equal(first.world.attachedLoads, 0, 'none left on the old site');
+    });
 });
