@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { PowerBrainSim } from '../lib/sim/powerbrain-sim';
 import { asError } from './shared/flow-node';
 import { toStatus } from './shared/status';
-import { simCommand, simConfigSchema, simRing } from '../lib/nodes-support/sim';
+import { getManager } from './shared/types';
+import { gridLoadOf, simCommand, simConfigSchema, simRing } from '../lib/nodes-support/sim';
 
 const TYPE = 'evcm-powerbrain-sim';
 const STATUS_MS = 1000;
@@ -22,13 +23,22 @@ export = function (RED: NodeAPI) {
             port: cfg.data.port,
             plugged: cfg.data.plugged,
             car: cfg.data.car,
+            defaultEnable: cfg.data.defaultEnable,
         });
+        // The manager whose simulated grid meter measures this car (config nodes start first).
+        const world = cfg.data.manager ? getManager(RED, cfg.data.manager)?.site?.world : undefined;
+        if (cfg.data.manager && !world) {
+            this.error(RED._(`${TYPE}.errors.no-manager`));
+        }
+        let detach = () => {};
         let timer: NodeJS.Timeout | undefined;
         let closed = false;
         const show = () => this.status(toStatus(RED, TYPE, simRing(sim.state, cfg.data.port)));
         const started = sim.start().then(
             () => {
                 if (closed) return;
+                // Only a wallbox that is there draws current: attach once it serves Modbus.
+                if (world) detach = world.attachLoad(gridLoadOf(sim, cfg.data.phaseRotation));
                 show();
                 timer = setInterval(show, STATUS_MS);
             },
@@ -57,6 +67,7 @@ export = function (RED: NodeAPI) {
         this.on('close', (_removed: boolean, done: () => void) => {
             closed = true;
             clearInterval(timer);
+            detach();
             void started.finally(() => sim.close()).finally(done);
         });
     }

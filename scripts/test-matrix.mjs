@@ -86,7 +86,10 @@ async function smoke() {
           nodesDir: [${JSON.stringify(root)}], editorTheme: { projects: { enabled: false }, tours: false },
           diagnostics: { enabled: false }, telemetry: { enabled: false }, logging: { console: { level: 'info', metrics: false, audit: false } } };`,
     );
-    writeFileSync(join(userDir, 'flows.json'), readFileSync(join(root, 'demo', 'flows.json')));
+    // The demo with its simulator ports (14701, 14711, 14721 and the S0 ports after each) moved
+    // to free ones, so that a running `npm start` does not fail the smoke test.
+    const { demoFlow } = (await import(join(root, 'dist', 'test', 'support', 'demo.js'))).default;
+    writeFileSync(join(userDir, 'flows.json'), JSON.stringify((await demoFlow()).flow));
     writeFileSync(
         join(userDir, 'flows_cred.json'),
         JSON.stringify({ 'evcm-demo-manager': { adminPassword: 'demo' } }),

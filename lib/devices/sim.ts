@@ -1,6 +1,8 @@
 // Simulated devices, so that everything runs without hardware: `evse_sim` wallboxes with cars
 // that follow their setpoint, and `meter_sim` meters that see a household load profile, PV and
-// the simulated cars. All devices of one manager share a SimWorld and its clock.
+// the simulated cars. All devices of one manager share a SimWorld and its clock; wallbox
+// simulators outside the manager (the Power Brain simulator on Modbus TCP) attach their car's
+// current to it, so that a simulated grid meter measures them as a real one would.
 import type { Clock } from '../core/clock';
 import { add3, rotatePhases, ZERO3 } from '../core/phases';
 import {
@@ -28,9 +30,18 @@ export interface HouseholdProfile {
     baseCurrent: Phases3;
     /** Appliances switched on at random, deterministic for a seed: the largest step (mA). */
     stepCurrent: number;
-    /** How long an appliance stays on (ms). */
+    /** How often the load may change (ms). */
     stepMs: number;
     seed: number;
+    /**
+     * Appliances per phase (default 1). With one, each step draws a new load of 0..stepCurrent.
+     * With n > 1, n appliances of ½..1 × stepCurrent each switch on or off for n steps at a time,
+     * staggered so that at most one per phase switches in a step: the load rises and falls in
+     * steps no larger than stepCurrent, up to n × stepCurrent above the base.
+     */
+    appliances?: number;
+    /** Where step 0 begins (ms since epoch; default 0: steps fall on whole periods of the clock). */
+    origin?: number;
 }
 
 export interface PvProfile {
@@ -47,12 +58,24 @@ export const DEFAULT_HOUSEHOLD: HouseholdProfile = {
 
 /** Household load per phase at time `t` (ms since epoch): base plus appliances that come and go. */
 export function householdAt(p: HouseholdProfile, t: number): Phases3 {
-    const slot = Math.floor(t / p.stepMs);
+    const slot = Math.floor((t - (p.origin ?? 0)) / p.stepMs);
     const out: [number, number, number] = [...p.baseCurrent];
+    const n = Math.max(1, Math.floor(p.appliances ?? 1));
     for (let phase = 0; phase < 3; phase++) {
-        const r = seededRandom(p.seed * 7919 + slot * 3 + phase);
-        // About one slot in three has an appliance on this phase.
-        if (r < 0.35) out[phase]! += Math.round((r / 0.35) * p.stepCurrent);
+        if (n === 1) {
+            const r = seededRandom(p.seed * 7919 + slot * 3 + phase);
+            // About one slot in three has an appliance on this phase.
+            if (r < 0.35) out[phase]! += Math.round((r / 0.35) * p.stepCurrent);
+            continue;
+        }
+        for (let k = 0; k < n; k++) {
+            // Appliance k decides anew on the slots where (slot + k) is a multiple of n.
+            const period = Math.floor((slot + k) / n);
+            const key = ((p.seed * 31 + phase) * 31 + k) * 7919;
+            if (seededRandom(key + period * 2) >= 0.5) continue;
+            const size = 0.5 + 0.5 * seededRandom(key + period * 2 + 1);
+            out[phase]! += Math.round(size * p.stepCurrent);
+        }
     }
     return out;
 }
@@ -72,9 +95,13 @@ export interface SimEvseOptions {
     car?: CarOptions | null;
 }
 
+/** Building-phase currents (mA) of a simulated load outside the world, read when measured. */
+export type AttachedLoad = () => Phases3;
+
 /** The simulated world of one manager: time, household, PV and the simulated wallboxes. */
 export class SimWorld {
     readonly evses = new Map<string, SimEvse>();
+    private readonly attached = new Set<{ currents: AttachedLoad }>();
     /** Load switched on by hand or by a test, on top of the household profile (mA per phase). */
     extraLoad: Phases3 = ZERO3;
     private lastT: number;
@@ -96,10 +123,28 @@ export class SimWorld {
         for (const e of this.evses.values()) e.stepCar(Math.max(0, dt));
     }
 
-    /** Building-phase currents of all simulated cars. */
+    /**
+     * Adds a load that the grid meter measures with the cars, e.g. a wallbox simulator serving
+     * Modbus (its car, rotated onto the building's phases). Returns the function that detaches it.
+     */
+    attachLoad(currents: AttachedLoad): () => void {
+        const entry = { currents };
+        this.attached.add(entry);
+        return () => {
+            this.attached.delete(entry);
+        };
+    }
+
+    /** How many loads are attached (see attachLoad). */
+    get attachedLoads(): number {
+        return this.attached.size;
+    }
+
+    /** Building-phase currents of all simulated cars, the attached ones included. */
     carsCurrent(): Phases3 {
         let sum = ZERO3;
         for (const e of this.evses.values()) sum = add3(sum, e.buildingCurrents());
+        for (const a of this.attached) sum = add3(sum, a.currents());
         return sum;
     }
 

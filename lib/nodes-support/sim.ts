@@ -1,5 +1,7 @@
 // The evcm-powerbrain-sim node's config, commands and ring.
 import { z } from 'zod';
+import { rotatePhases } from '../core/phases';
+import type { Phases3, PhaseRotation } from '../core/types';
 import type { PowerBrainSim, PowerBrainSimState } from '../sim/powerbrain-sim';
 import type { Ring } from './ring';
 
@@ -18,10 +20,25 @@ export const simConfigSchema = z
         plugged: bool.default(true),
         car_current: z.coerce.number().int().min(6000).max(32000).default(16000),
         car_phases: z.coerce.number().int().min(1).max(3).default(3),
+        /** 8082 at start: the car may charge before a manager writes (false: it waits). */
+        default_enable: bool.default(true),
+        /** The evcm-manager whose simulated grid meter measures this car ('' = none). */
+        manager: z.string().max(100).default(''),
+        /** How the wallbox is wired: its L1 on the building's L1 (0), L2 (120) or L3 (240). */
+        phase_rotation: z.coerce
+            .number()
+            .refine(
+                (v) => v === 0 || v === 120 || v === 240,
+                'phase_rotation must be 0, 120 or 240',
+            )
+            .default(0),
     })
     .transform((c) => ({
         port: c.port,
         plugged: c.plugged,
+        defaultEnable: c.default_enable,
+        manager: c.manager,
+        phaseRotation: c.phase_rotation as PhaseRotation,
         car: {
             batteryWh: 60_000,
             soc: 0.3,
@@ -30,6 +47,11 @@ export const simConfigSchema = z
             followMs: 3000,
         },
     }));
+
+/** The simulator's car as the building's phases carry it, for a simulated grid meter. */
+export function gridLoadOf(sim: PowerBrainSim, rotation: PhaseRotation): () => Phases3 {
+    return () => rotatePhases(sim.carCurrents, rotation);
+}
 
 const commandSchema = z.union([
     z.enum(['plug', 'unplug']),

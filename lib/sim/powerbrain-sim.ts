@@ -38,6 +38,11 @@ export interface PowerBrainSimOptions {
     maxCurrent?: number;
     /** Current rating of the charging cable (mA) reported in 8090 while plugged. Default 32000. */
     cableCurrent?: number;
+    /**
+     * 8082 (default enable) at power-on: whether the wallbox lets a car charge before anyone
+     * writes to it (default true). Sites under a load manager set it to false.
+     */
+    defaultEnable?: boolean;
     /** 8113 bit 8: 1/3-phase switching permitted while plugged (default true). */
     phaseSwitching?: boolean;
     serial?: string;
@@ -169,6 +174,7 @@ export class PowerBrainSim {
         this.last = this.now();
         this.lastComm = this.last;
         this.meters = [new S0Meter(2, options.meter1), new S0Meter(3, options.meter2)];
+        if (options.defaultEnable === false) this.defaults.enable = this.enabled = 0;
         this.defined = {
             evse: definedWords('evse'),
             meter1: definedWords('meter1'),
@@ -334,6 +340,12 @@ export class PowerBrainSim {
             rfid: this.rfid,
             requests: this.requestCount,
         };
+    }
+
+    /** What the car draws now on the wallbox's phases L1..L3 (mA); a cheaper `state.currents`. */
+    get carCurrents(): Phases3 {
+        this.advance();
+        return this.car ? this.car.currents : [0, 0, 0];
     }
 
     private totalEnergyWh(): number {

@@ -158,6 +158,12 @@ export const MeterEntrySchema = z
         sim_step_current: int(0, 100_000).default(12_000),
         sim_pv_peak_w: int(0, 1_000_000).default(0),
         sim_seed: int(0, 1_000_000).default(1),
+        /** How often the household load may change (s). */
+        sim_step_s: int(1, 3600).default(60),
+        /** Appliances per phase: with more than one the load builds up step by step. */
+        sim_appliances: int(1, 10).default(1),
+        /** The profile starts over when the site starts (the same story every time). */
+        sim_from_start: bool.default(false),
     })
     .strict();
 export type MeterEntry = z.output<typeof MeterEntrySchema>;

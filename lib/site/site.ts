@@ -477,8 +477,10 @@ export class Site {
             this.world.household = {
                 baseCurrent: [d.sim_base_current, d.sim_base_current, d.sim_base_current],
                 stepCurrent: d.sim_step_current,
-                stepMs: 60_000,
+                stepMs: d.sim_step_s * 1000,
                 seed: d.sim_seed,
+                appliances: d.sim_appliances,
+                ...(d.sim_from_start ? { origin: this.world.clock.now() } : {}),
             };
             if (d.sim_pv_peak_w) this.world.pv = { peakW: d.sim_pv_peak_w };
             return new SimMeter(this.world, { id: d.dev_id, role: d.role as MeterConfig['role'] });

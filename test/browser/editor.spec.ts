@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePort } from '../../lib/sim/powerbrain-sim';
+import { demoFlow } from '../support/demo';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -43,10 +44,7 @@ describe('editor in a browser', function () {
             );
             this.skip();
         }
-        const demo = JSON.parse(
-            readFileSync(join(repoRoot, 'demo', 'flows.json'), 'utf8'),
-        ) as unknown[];
-        red = await startNodeRed(demo);
+        red = await startNodeRed((await demoFlow()).flow);
         browser = await chromium.launch({
             executablePath: CHROMIUM,
             args: [
@@ -186,7 +184,14 @@ describe('editor in a browser', function () {
         assert.equal(devices.length, 4);
         assert.equal(devices[0]!.name, 'Garage L');
         assert.equal(devices[0]!.max_charging_cur, 20000);
-        assert.equal(devices[0]!.sim_soc, 0.2, 'a field the table does not show is kept');
+        assert.deepEqual(
+            devices[1]!.charging_rules,
+            [
+                { time: 1320, dur: 480, mode: 0, current: 16000 },
+                { mode: 0, current: 10000 },
+            ],
+            'a field the table does not show is kept',
+        );
         assert.equal(devices[3]!.dev_type, 'meter_sim');
         assert.equal(devices[3]!.role, 3);
     });

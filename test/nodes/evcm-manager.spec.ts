@@ -1,32 +1,31 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
 import managerNode = require('../../nodes/evcm-manager');
-import statusNode = require('../../nodes/evcm-status');
-import cnfNode = require('../../nodes/evcm-cnf');
 import type { SiteSummary } from '../../lib/site/status';
 import type { ManagerNode } from '../../nodes/shared/types';
+import statusNode = require('../../nodes/evcm-status');
+import { demoFlow } from '../support/demo';
+import { allNodes } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
 
 type Flow = Parameters<typeof helper.load>[1];
+const injectNode = require(require.resolve('@node-red/nodes/core/common/20-inject.js')) as never;
 
-const demoFlow = (): Flow =>
-    (
-        JSON.parse(
-            readFileSync(join(__dirname, '..', '..', '..', 'demo', 'flows.json'), 'utf8'),
-        ) as Record<string, unknown>[]
-    )
-        .filter((n) => n.type !== 'tab' && n.type !== 'comment')
-        .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper' } : n)) as unknown as Flow;
+/** The demo flow on free ports, its debug nodes as helper nodes. */
+const loadDemo = async () => {
+    const flow = (await demoFlow()).flow
+        .filter((n) => n.type !== 'comment')
+        .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper', z: n.z } : n));
+    await helper.load([...(allNodes() as never[]), injectNode], flow as unknown as Flow);
+};
 
 describe('evcm-manager and evcm-status nodes', function () {
     this.timeout(20_000);
     afterEach(() => helper.unload());
 
     it('runs the demo site and reports its state on change', async () => {
-        await helper.load([managerNode, statusNode, cnfNode], demoFlow());
+        await loadDemo();
         const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
         assert.ok(manager.site, manager.configError);
         const out = helper.getNode('evcm-demo-debug') as unknown as NodeJS.EventEmitter;
@@ -65,16 +64,14 @@ describe('evcm-manager and evcm-status nodes', function () {
         assert.ok((s1.error as unknown as { called: boolean }).called);
     });
 
-    it('gives up control on close: every wallbox gets disable_policy', async () => {
-        await helper.load([managerNode, statusNode, cnfNode], demoFlow());
+    it('closes cleanly: the simulators detach, no subscription is left', async () => {
+        await loadDemo();
         const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
         const site = manager.site!;
         await site.manager.runCycle();
+        assert.equal(site.world.attachedLoads, 3, 'the three simulated cars are measured');
         await helper.unload();
-        for (const id of ['E1', 'E2', 'E3']) {
-            const sim = site.world.evses.get(id);
-            assert.equal(sim, undefined, `${id} closed`);
-        }
+        assert.equal(site.world.attachedLoads, 0, 'the simulators detached');
         assert.equal(site.manager.events.count(), 0, 'no subscriptions left');
     });
 });
