@@ -52,7 +52,7 @@ describe('the npm start demo in Node-RED', function () {
 
         const site = (helper.getNode(managerDef.id) as unknown as ManagerNode).site!;
         assert.ok(site, 'the demo manager runs');
-        const fuse = site.params.max_total_current;
+        const fuse = site.maxTotalCurrentNow;
         const budget = fuse - site.params.reserve_current;
         const simOut = helper.getNode('evcm-demo-sim-debug') as unknown as HelperNode;
         /** A simulator's state: any input makes the node answer with it. */

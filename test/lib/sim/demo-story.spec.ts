@@ -120,7 +120,7 @@ describe('the npm start demo (demo/flows.json) in simulated time', function () {
         it(`at ${hour}:00 UTC: slowed, paused and resumed within a minute, fuse respected, honest accounting`, async () => {
             const start = Date.UTC(2026, 5, 1) + hour * 3_600_000;
             const { log, params } = await runDemo(start, 75, 1000);
-            const fuse = params.max_total_current;
+            const fuse = Number(params.max_total_current);
             const worst = Math.max(...log.flatMap((s) => [...s.gridBefore, ...s.gridAfter]));
             assert.ok(worst <= fuse, `the grid peaked at ${worst} mA on a ${fuse} mA fuse`);
 
