@@ -716,7 +716,7 @@ export async function soakNodeRed(opts: NodeRedSoakOptions): Promise<NodeRedSoak
                     const y = random();
                     const q =
                         y < 0.6
-                            ? `mamps=${random() < 0.3 ? 0 : 6000 + 1000 * Math.floor(random() * 11)}`
+                            ? `mamps=${random() < 0.6 ? 0 : 6000 + 1000 * Math.floor(random() * 11)}`
                             : `flags=${y < 0.7 ? 'C' : 'c'}`;
                     const r = await call(
                         agent,
@@ -878,9 +878,9 @@ export async function soakNodeRed(opts: NodeRedSoakOptions): Promise<NodeRedSoak
         while (Date.now() < endAt) {
             const now = Date.now();
             tick++;
-            // Household: an appliance switches on or off now and then (a step every ~20 s).
+            // Household: appliances switch on or off now and then (a step every ~20 s, 2–15 A a phase).
             if (random() < (SAMPLE_MS * scale) / 20_000) {
-                for (let p = 0; p < 3; p++) household[p] = 2000 + Math.round(random() * 9000);
+                for (let p = 0; p < 3; p++) household[p] = 2000 + Math.round(random() * 13_000);
                 lastStepAt = now;
                 report.loadSteps++;
             }
