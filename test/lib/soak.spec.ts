@@ -1,6 +1,7 @@
 // A short run of the reliability harness (npm run soak runs 30 simulated minutes).
 import assert from 'node:assert/strict';
 import { soak } from '../../bench/soak';
+import { soakNodeRed } from '../../bench/soak-nodered';
 
 describe('reliability harness (short soak)', function () {
     this.timeout(60_000);
@@ -26,4 +27,46 @@ describe('reliability harness (short soak)', function () {
             assert.ok(r.heapGrowthMB < 50, `heap grew ${r.heapGrowthMB} MB`);
         });
     }
+});
+
+describe('reliability harness, Node-RED stage (short soak)', function () {
+    this.timeout(60_000);
+
+    it('redeploys through the admin API and serves concurrent /cnf traffic without a fuse overload or a leak', async () => {
+        const r = await soakNodeRed({
+            simMinutes: 1.5,
+            timeScale: 5,
+            evses: 4,
+            seed: 2,
+            redeployEverySimS: 20,
+            cnfClients: 3,
+            failureEverySimS: 30,
+        });
+        const summary = JSON.stringify({ ...r, leak: undefined, cnf: { ...r.cnf, byCommand: 0 } });
+        const deploys = Object.values(r.redeploys).reduce((t, n) => t + n, 0);
+        assert.ok(deploys >= 3, `only ${deploys} redeploys`);
+        assert.ok(Object.keys(r.redeploys).length >= 3, 'every deployment type was used');
+        assert.ok(r.cycles.sites >= 3, 'the manager was re-created by the redeploys');
+        assert.ok(r.carsPlugged > 0 && r.loadSteps > 0, summary);
+        for (const cmd of ['get_dev_info', 'get_params', 'set_params', 'override_device']) {
+            assert.ok((r.cnf.byCommand[cmd]?.count ?? 0) > 10, `${cmd} was exercised`);
+        }
+        assert.ok((r.cnf.byCommand['set_ajax_meter (feed)']?.count ?? 0) > 100, summary);
+        assert.ok(Object.keys(r.cnf.rejected).length >= 6, 'bad requests of many kinds');
+        assert.deepEqual(r.cnf.unexpected, {}, 'good requests failed');
+        assert.equal(r.cnf.badAccepted, 0, summary);
+        assert.equal(r.cnf.partialChanges, 0, summary);
+        assert.equal(r.fuseViolationSamples, 0, summary);
+        assert.ok(
+            r.worstMarginSettled.every((m) => m >= 0),
+            JSON.stringify(r.worstMarginSettled),
+        );
+        assert.equal(r.leak.final.cnfRoutes, 2, 'one GET and one POST /cnf route');
+        assert.equal(r.leak.routesGrowth, 0, 'Express routes after redeploys');
+        assert.ok(r.leak.listenersGrowth <= 0, `listeners grew by ${r.leak.listenersGrowth}`);
+        assert.ok(r.leak.final.buses <= 4, `${r.leak.final.buses} Modbus buses open`);
+        assert.ok(r.leak.heapGrowthMB < 20, `heap grew ${r.leak.heapGrowthMB} MB`);
+        assert.deepEqual(r.problems, []);
+        assert.ok(r.ok);
+    });
 });
