@@ -116,7 +116,7 @@ export = function (RED: NodeAPI) {
             offError();
             offRecovered();
             const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
-            this.ready
+            void this.ready
                 .then(() => site.stop())
                 .catch((err: unknown) => this.error(err))
                 // counters are saved after the site stopped counting
