@@ -45,10 +45,10 @@ export = function (RED: NodeAPI) {
             this.log(RED._('evcm-manager.status.recovered', { id }));
         });
 
+        // A config node has no status of its own: the evcm-cnf nodes show storeProblem.
         const problem = (text: string) => {
             this.storeProblem = text;
             this.error(text);
-            this.status({ fill: 'yellow', shape: 'ring', text: 'evcm-manager.status.store-error' });
         };
         let closed = false;
         let persistence: ManagerPersistence | null = null;
