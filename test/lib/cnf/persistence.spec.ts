@@ -2,7 +2,7 @@
 // not (tmp, max_total_cur_prc), the editor/API precedence per item, and energy counters that
 // never go down. Changes are made through handleCnf, as clients make them.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CnfContext } from '../../../lib/cnf/context';
@@ -17,7 +17,7 @@ import {
 import { MemoryUsers, parseUsersText } from '../../../lib/cnf/users';
 import { parseManagerConfig } from '../../../lib/site/editor';
 import { Site } from '../../../lib/site/site';
-import { emptyDocument } from '../../../lib/store/schema';
+import { emptyDocument, type StoreDocument } from '../../../lib/store/schema';
 import { ManagerStore } from '../../../lib/store/store';
 import { basic, TEST_SCRYPT } from '../../support/cnf';
 
@@ -359,6 +359,39 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.match(m.report.problems[0]!, /^device:E5: the device cannot be applied: .*M1/);
         assert.equal(m.site.device('E5'), undefined);
         assert.equal(m.store.document.devices.E5?.added, true, 'still in the store');
+    });
+
+    it('a write that fails is reported, the change stays in force and is written later', async () => {
+        const problems: Error[] = [];
+        const users = parseUsersText(editorDef().users);
+        const site = new Site(parseManagerConfig(editorDef()));
+        const ctx = new CnfContext(site, { scrypt: TEST_SCRYPT, users: new MemoryUsers(users) });
+        const sub = join(dir, 'sub');
+        mkdirSync(sub);
+        const store = await ManagerStore.open(join(sub, 'mgr1.json'), { debounceMs: 5 });
+        const { persistence } = await ManagerPersistence.start(
+            ctx,
+            store,
+            editorStateOf(editorDef(), users, ''),
+            { onProblem: (err) => problems.push(err), scrypt: TEST_SCRYPT },
+        );
+        await store.flush();
+        rmSync(sub, { recursive: true });
+        writeFileSync(sub, 'a file where the folder was');
+        const r = await handleCnf(
+            { method: 'GET', query: 'cmd=set_params&reserve_current=4000', remoteAddress: '::1' },
+            ctx,
+        );
+        assert.equal(r.status, 200);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.match(problems[0]?.message ?? '', /could not be written/);
+        assert.equal(site.params.reserve_current, 4000);
+        rmSync(sub);
+        mkdirSync(sub);
+        await persistence.close();
+        await site.stop();
+        const saved = JSON.parse(readFileSync(join(sub, 'mgr1.json'), 'utf8')) as StoreDocument;
+        assert.equal(saved.params.reserve_current, 4000);
     });
 
     it('store files are named after the manager node id, made safe for a file name', () => {
