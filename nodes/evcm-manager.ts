@@ -25,10 +25,8 @@ export = function (RED: NodeAPI) {
             .credentials;
         this.adminPassword = credentials?.adminPassword ?? '';
         this.users = [];
-        let users;
         try {
-            users = parseUsersText(def.users);
-            this.users = users;
+            this.users = parseUsersText(def.users);
             const setup = parseManagerConfig(def);
             this.site = new Site({ ...setup, pool: sharedBusPool() });
         } catch (err) {
@@ -76,7 +74,7 @@ export = function (RED: NodeAPI) {
                 const started = await ManagerPersistence.start(
                     ctx,
                     store,
-                    editorStateOf(def, users, this.adminPassword),
+                    editorStateOf(def, this.adminPassword),
                     {
                         onProblem: (err) =>
                             problem(

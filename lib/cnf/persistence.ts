@@ -32,7 +32,6 @@ import {
 import type { ManagerStore } from '../store/store';
 import { hashPasswordForStore, verifyStoredPassword, type ScryptCost } from './auth';
 import type { CnfChange, CnfContext } from './context';
-import type { User } from './users';
 
 /** What the editor (the deployed flow) says, for the precedence rule. */
 export interface EditorState {
@@ -46,16 +45,21 @@ export const COUNTER_SAVE_MS = 60_000;
 
 const has = (record: object, key: string): boolean => Object.hasOwn(record, key);
 
+/** A JSON table from the editor (already validated by the manager node). */
+function editorTable(text: unknown): Record<string, unknown>[] {
+    return JSON.parse(typeof text === 'string' && text.trim() ? text : '[]') as Record<
+        string,
+        unknown
+    >[];
+}
+
 /**
- * The editor's items from the manager node's config: the parameter fields it sets (as saved,
- * strings), its device table entries by dev_id, and its users by id. The config must already have
- * passed parseManagerConfig and parseUsersText.
+ * The editor's items from the manager node's config as the user wrote them (so that a new default
+ * in a later version is not taken for a change): the parameter fields it sets (as saved, strings),
+ * its device table entries by dev_id, and its users by id. The config must already have passed
+ * parseManagerConfig and parseUsersText.
  */
-export function editorStateOf(
-    def: Record<string, unknown>,
-    users: readonly User[],
-    adminPassword: string,
-): EditorState {
+export function editorStateOf(def: Record<string, unknown>, adminPassword: string): EditorState {
     const params: Record<string, string | number | boolean> = {};
     for (const field of EDITOR_PARAM_FIELDS) {
         const v = def[field];
@@ -64,14 +68,13 @@ export function editorStateOf(
         }
     }
     const devices: Record<string, DeviceConfig> = {};
-    const text = typeof def.devices === 'string' && def.devices.trim() ? def.devices : '[]';
-    for (const entry of JSON.parse(text) as Record<string, unknown>[]) {
+    for (const entry of editorTable(def.devices)) {
         const { dev_id: devId, ...config } = entry;
         devices[String(devId)] = config as DeviceConfig;
     }
-    const byId: Record<string, StoredUser> = {};
-    for (const user of users) byId[user.id] = structuredClone(user) as StoredUser;
-    return { config: { params, devices, users: byId }, adminPassword };
+    const users: Record<string, StoredUser> = {};
+    for (const user of editorTable(def.users)) users[String(user.id)] = user as StoredUser;
+    return { config: { params, devices, users }, adminPassword };
 }
 
 /** The stored form of a parsed device entry: its fields without dev_id. */

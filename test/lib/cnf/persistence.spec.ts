@@ -74,7 +74,7 @@ async function startManager(file: string, def: Def, adminPassword: string): Prom
     const { persistence, report } = await ManagerPersistence.start(
         ctx,
         store,
-        editorStateOf(def, users, adminPassword),
+        editorStateOf(def, adminPassword),
         { onProblem: (err) => problems.push(err), scrypt: TEST_SCRYPT, counterSaveMs: 3_600_000 },
     );
     const call: Manager['call'] = (query, options = {}) =>
@@ -372,7 +372,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         const { persistence } = await ManagerPersistence.start(
             ctx,
             store,
-            editorStateOf(editorDef(), users, ''),
+            editorStateOf(editorDef(), ''),
             { onProblem: (err) => problems.push(err), scrypt: TEST_SCRYPT },
         );
         await store.flush();
