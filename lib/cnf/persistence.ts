@@ -227,7 +227,7 @@ export interface RestoreReport {
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** Runs `steps` again and again while some succeed; returns the failures of the last round. */
+/** Runs `step` on the items again and again while some succeed; returns the last failures. */
 async function untilNoProgress<T>(
     items: readonly T[],
     step: (item: T) => Promise<void> | void,
@@ -589,6 +589,9 @@ export class ManagerPersistence {
     }
 }
 
+/** Folder under Node-RED's userDir that holds the managers' store files. */
+export const STORE_DIR = 'evcm-charging-manager';
+
 /**
  * The store file of a manager: `<userDir>/evcm-charging-manager/<node id>.json`. A node id that
  * is not a plain file name (hand-written flows may use anything) is replaced by its hash.
@@ -599,6 +602,3 @@ export function storeFileFor(userDir: string, nodeId: string): string {
         : `id-${hashEditorValue(nodeId).slice(0, 24)}`;
     return join(userDir, STORE_DIR, `${name}.json`);
 }
-
-/** Folder under Node-RED's userDir that holds the managers' store files. */
-export const STORE_DIR = 'evcm-charging-manager';
