@@ -303,7 +303,10 @@ export async function restoreFromStore(
     const doc = password.storeDoc;
     const replaced = [...reconciled.replaced, ...(password.replaced ? [ADMIN_PASSWORD_ITEM] : [])];
     if (reconciled.changed || password.changed) {
-        store.update((draft) => Object.assign(draft, structuredClone(doc)));
+        store.update((draft) => {
+            for (const key of Object.keys(draft)) delete (draft as Record<string, unknown>)[key];
+            Object.assign(draft, structuredClone(doc));
+        });
     }
     const site = ctx.site;
 

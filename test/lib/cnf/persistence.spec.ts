@@ -291,6 +291,22 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.equal(m.site.params.max_total_current, 20000);
     });
 
+    it('a password removed through the API stays removed until the editor sets another', async () => {
+        let m = await start(editorDef(), 'pw1');
+        await m.json('cmd=change_admin_pwd&old_pwd=pw1&new_pwd=');
+        m = await restart(m, editorDef(), 'pw1');
+        assert.equal(m.ctx.auth.password.isSet, false);
+        m = await restart(m, editorDef(), 'pw2');
+        assert.deepEqual(m.report.replaced, ['admin_password']);
+        assert.equal((await m.call('cmd=get_users', { password: 'pw2' })).status, 200);
+        assert.equal((await m.call('cmd=get_users')).status, 401);
+        m = await restart(m, editorDef(), 'pw2');
+        assert.deepEqual(m.report.replaced, []);
+        assert.equal(m.ctx.auth.password.isSet, true);
+        assert.equal((await m.call('cmd=get_users')).status, 401);
+        assert.equal((await m.call('cmd=get_users', { password: 'pw2' })).status, 200);
+    });
+
     it('the password baseline is a salted scrypt hash, and a changed editor password is seen', async () => {
         const first = await reconcileAdminPassword('editor-pw', emptyDocument(), TEST_SCRYPT);
         const baseline = first.storeDoc.editorBaseline.admin_password!;
