@@ -194,6 +194,12 @@ export class EnergyCounters {
         this.pending.delete(devId);
     }
 
+    /** A deleted device: a device made later with its id starts afresh. */
+    drop(devId: string): void {
+        this.pending.delete(devId);
+        this.lastOwn.delete(devId);
+    }
+
     /** The counters of one wallbox as shown now, or undefined while its stored total waits. */
     current(devId: string): DeviceCounters | undefined {
         if (this.pending.has(devId)) return undefined;
@@ -520,6 +526,7 @@ export class ManagerPersistence {
             }
             case 'device-deleted': {
                 const devId = change.devId;
+                this.counters.drop(devId);
                 store.update((doc) => {
                     delete doc.devices[devId];
                     if (has(config.devices, devId) && !doc.deleted.includes(devId)) {
