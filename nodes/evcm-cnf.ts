@@ -77,9 +77,11 @@ export = function (RED: NodeAPI) {
             return;
         }
         const ctx = cnfContextOf(manager, manager.site);
+        // Requests wait until the manager has applied its stored settings.
+        const ready = manager.ready ?? Promise.resolve();
         const onCnf: Handler = (req, res, next) => {
-            readBody(req)
-                .then((body) => {
+            Promise.all([readBody(req), ready])
+                .then(([body]) => {
                     const url = req.originalUrl ?? req.url;
                     const q = url.indexOf('?');
                     return handleCnf(
@@ -97,13 +99,16 @@ export = function (RED: NodeAPI) {
                 .catch(next);
         };
         const onSimPage: Handler = (req, res, next) => {
-            handleSimPage(
-                {
-                    remoteAddress: req.socket.remoteAddress,
-                    authorization: req.headers.authorization,
-                },
-                ctx,
-            )
+            ready
+                .then(() =>
+                    handleSimPage(
+                        {
+                            remoteAddress: req.socket.remoteAddress,
+                            authorization: req.headers.authorization,
+                        },
+                        ctx,
+                    ),
+                )
                 .then((r) => send(res, r, false))
                 .catch(next);
         };
@@ -115,6 +120,11 @@ export = function (RED: NodeAPI) {
         app.post!(path, ...chain, onCnf);
         app.get!(SIM_PAGE, ...chain, onSimPage);
         this.status({ fill: 'green', shape: 'dot', text: path });
+        void ready.then(() => {
+            if (manager.storeProblem) {
+                this.status({ fill: 'yellow', shape: 'dot', text: `${path}: store problem` });
+            }
+        });
 
         this.on('close', (_removed: boolean, done: () => void) => {
             try {

@@ -1,8 +1,13 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
+import { ManagerPersistence, editorStateOf, storeFileFor } from '../lib/cnf/persistence';
 import { parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
+import { ManagerStore } from '../lib/store/store';
+import { cnfContextOf } from './shared/cnf';
 import type { ManagerNode, ManagerNodeDef } from './shared/types';
 
 /** Stopping gives every wallbox its disable_policy command; never wait past Node-RED's limit. */
@@ -14,6 +19,8 @@ export = function (RED: NodeAPI) {
         this.evcmManager = true;
         this.site = null;
         this.configError = '';
+        this.storeProblem = '';
+        this.ready = Promise.resolve();
         const credentials = (this as unknown as { credentials?: { adminPassword?: string } })
             .credentials;
         this.adminPassword = credentials?.adminPassword ?? '';
@@ -28,20 +35,90 @@ export = function (RED: NodeAPI) {
             return;
         }
         const site = this.site;
+        const ctx = cnfContextOf(this, site);
         const offError = site.manager.events.on('deviceError', ({ id, error }) => {
             this.warn(RED._('evcm-manager.errors.device', { id, error: error.message }));
         });
         const offRecovered = site.manager.events.on('deviceRecovered', ({ id }) => {
             this.log(RED._('evcm-manager.status.recovered', { id }));
         });
-        site.start();
+
+        // A config node has no status of its own: the evcm-cnf nodes show storeProblem.
+        const problem = (text: string) => {
+            this.storeProblem = text;
+            this.error(text);
+        };
+        let closed = false;
+        let persistence: ManagerPersistence | null = null;
+        // The stored /cnf changes are applied before the first control cycle: the site must not
+        // run, even briefly, on editor values that the user has since overridden.
+        const open = async () => {
+            const userDir = (RED.settings as { userDir?: string }).userDir;
+            if (!userDir) {
+                this.log(RED._('evcm-manager.status.no-store'));
+                return;
+            }
+            const file = storeFileFor(userDir, this.id);
+            try {
+                await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+                const store = await ManagerStore.open(file);
+                const loaded = store.loadReport;
+                if (loaded.status === 'recovered') {
+                    problem(
+                        RED._('evcm-manager.errors.store-corrupt', {
+                            error: loaded.error?.message ?? '',
+                            movedTo: loaded.movedTo ?? '-',
+                        }),
+                    );
+                }
+                const started = await ManagerPersistence.start(
+                    ctx,
+                    store,
+                    editorStateOf(def, this.adminPassword),
+                    {
+                        onProblem: (err) =>
+                            problem(
+                                RED._('evcm-manager.errors.store-write', { error: err.message }),
+                            ),
+                    },
+                );
+                persistence = started.persistence;
+                if (started.report.replaced.length) {
+                    this.log(
+                        RED._('evcm-manager.status.store-replaced', {
+                            items: started.report.replaced.join(', '),
+                        }),
+                    );
+                }
+                for (const item of started.report.problems) {
+                    this.warn(RED._('evcm-manager.errors.store-item', { error: item }));
+                }
+                if (closed) await persistence.close();
+            } catch (err) {
+                problem(
+                    RED._('evcm-manager.errors.store-open', {
+                        file,
+                        error: (err as Error).message,
+                    }),
+                );
+            }
+        };
+        this.ready = open()
+            .catch((err: unknown) => this.error(err))
+            .finally(() => {
+                if (!closed) site.start();
+            });
 
         this.on('close', (_removed: boolean, done: () => void) => {
+            closed = true;
             offError();
             offRecovered();
             const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
-            site.stop()
+            void this.ready
+                .then(() => site.stop())
                 .catch((err: unknown) => this.error(err))
+                // counters are saved after the site stopped counting
+                .then(() => persistence?.close())
                 .finally(() => {
                     clearTimeout(timer);
                     done();

@@ -24,50 +24,135 @@ function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffe
     );
 }
 
+const STORED_PREFIX = 'scrypt$';
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+interface StoredHash {
+    cost: ScryptCost;
+    salt: Buffer;
+    hash: Buffer;
+}
+
+function formatStored({ cost, salt, hash }: StoredHash): string {
+    return `${STORED_PREFIX}${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+/** `scrypt$N$r$p$<salt>$<hash>` (base64) → its parts; throws on anything else. */
+function parseStored(stored: string): StoredHash {
+    const parts = stored.split('$');
+    const [tag, n, r, p, salt, hash] = parts;
+    const whole = (v: string | undefined, max: number) =>
+        v !== undefined && /^[1-9][0-9]{0,9}$/.test(v) && Number(v) <= max ? Number(v) : NaN;
+    const cost = { N: whole(n, 2 ** 24), r: whole(r, 64), p: whole(p, 16) };
+    if (
+        parts.length !== 6 ||
+        tag !== 'scrypt' ||
+        !Number.isInteger(cost.N) ||
+        !Number.isInteger(cost.r) ||
+        !Number.isInteger(cost.p) ||
+        (cost.N & (cost.N - 1)) !== 0 ||
+        128 * cost.N * cost.r > 32 * 1024 * 1024 || // within derive's memory limit
+        !B64.test(salt ?? '') ||
+        !B64.test(hash ?? '')
+    ) {
+        throw new Error('not a stored scrypt password hash');
+    }
+    return { cost, salt: Buffer.from(salt!, 'base64'), hash: Buffer.from(hash!, 'base64') };
+}
+
+/** A password as a self-describing scrypt hash string (cost and salt included), for storing. */
+export async function hashPasswordForStore(
+    password: string,
+    cost: ScryptCost = DEFAULT_SCRYPT,
+): Promise<string> {
+    const salt = randomBytes(16);
+    return formatStored({ cost, salt, hash: await derive(password, salt, cost) });
+}
+
+/** Whether `password` matches a hash string made by hashPasswordForStore (false if malformed). */
+export async function verifyStoredPassword(password: string, stored: string): Promise<boolean> {
+    let parsed: StoredHash;
+    try {
+        parsed = parseStored(stored);
+    } catch {
+        return false;
+    }
+    const candidate = await derive(password, parsed.salt, parsed.cost).catch(() => null);
+    return (
+        !!candidate &&
+        candidate.length === parsed.hash.length &&
+        timingSafeEqual(candidate, parsed.hash)
+    );
+}
+
 /** The admin password as a salted scrypt hash; the clear text is never kept. */
 export class AdminPassword {
     private salt: Buffer = Buffer.alloc(0);
     private hash: Buffer | null = null;
+    /** Cost the current hash was made with (a stored hash keeps its own). */
+    private hashCost: ScryptCost;
     /** sha256 of credential strings already checked against the current hash. */
     private readonly verified = new Set<string>();
     private pending: Promise<void> = Promise.resolve();
 
-    constructor(private readonly cost: ScryptCost = DEFAULT_SCRYPT) {}
+    constructor(private readonly cost: ScryptCost = DEFAULT_SCRYPT) {
+        this.hashCost = cost;
+    }
 
     get isSet(): boolean {
         return this.hash !== null;
     }
 
-    /** Sets (or with '' removes) the password. */
+    /** Sets (or with '' removes) the password; changes apply in call order. */
     set(password: string): Promise<void> {
-        this.pending = (async () => {
-            this.verified.clear();
-            if (!password) {
-                this.hash = null;
-                return;
-            }
+        return this.queue(async () => {
+            if (!password) return null;
             const salt = randomBytes(16);
-            const hash = await derive(password, salt, this.cost);
-            this.salt = salt;
-            this.hash = hash;
-        })();
+            return { cost: this.cost, salt, hash: await derive(password, salt, this.cost) };
+        });
+    }
+
+    /** Takes a hash string made by `stored()` (null removes the password); throws if malformed. */
+    setStored(stored: string | null): Promise<void> {
+        const parsed = stored === null ? null : parseStored(stored);
+        return this.queue(() => Promise.resolve(parsed));
+    }
+
+    /** The current hash as a self-describing string for the store, or null when none is set. */
+    stored(): string | null {
+        if (!this.hash) return null;
+        return formatStored({ cost: this.hashCost, salt: this.salt, hash: this.hash });
+    }
+
+    private queue(next: () => Promise<StoredHash | null>): Promise<void> {
+        this.pending = this.pending
+            .catch(() => undefined)
+            .then(async () => {
+                const value = await next();
+                this.verified.clear();
+                this.hash = value?.hash ?? null;
+                if (value) {
+                    this.salt = value.salt;
+                    this.hashCost = value.cost;
+                }
+            });
         return this.pending;
     }
 
     /** Resolves once a set() in progress is done. */
     ready(): Promise<void> {
-        return this.pending;
+        return this.pending.catch(() => undefined);
     }
 
     async verify(password: string): Promise<boolean> {
-        await this.pending;
+        await this.ready();
         const hash = this.hash;
         if (!hash) return password === '';
         const memo = createHash('sha256').update(this.salt).update(password).digest('hex');
         if (this.verified.has(memo)) return true;
-        const candidate = await derive(password, this.salt, this.cost);
+        const candidate = await derive(password, this.salt, this.hashCost);
         if (this.hash !== hash) return false; // changed meanwhile
-        const ok = timingSafeEqual(candidate, hash);
+        const ok = candidate.length === hash.length && timingSafeEqual(candidate, hash);
         if (ok) {
             if (this.verified.size >= 16) this.verified.clear();
             this.verified.add(memo);

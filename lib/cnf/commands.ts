@@ -151,8 +151,11 @@ function bodyOrQuery(call: CnfCall<unknown>): Record<string, unknown> {
     return out;
 }
 
-/** Validates a set of device changes against the whole table, then applies them in a safe order. */
-async function applyDevices(ctx: CnfContext, input: unknown): Promise<void> {
+/**
+ * Validates a set of device changes against the whole table, then applies them in a safe order.
+ * `tmp`: live only, not to be saved.
+ */
+async function applyDevices(ctx: CnfContext, input: unknown, tmp = false): Promise<void> {
     if (!Array.isArray(input)) throw badRequest('devices must be an array');
     if (input.length === 0 || input.length > 100)
         throw badRequest('devices must hold 1..100 devices');
@@ -187,7 +190,10 @@ async function applyDevices(ctx: CnfContext, input: unknown): Promise<void> {
     const rank = (c: Record<string, unknown>): number =>
         c.dev_type === 'evse_group' ? 0 : String(c.dev_id).startsWith('M') ? 1 : 2;
     for (const c of [...changes].sort((a, b) => rank(a) - rank(b))) await ctx.site.setDevice(c);
-    ctx.touch();
+    if (tmp) ctx.touch();
+    for (const c of tmp ? [] : changes) {
+        ctx.touch({ kind: 'device', devId: String(c.dev_id), fields: Object.keys(c) });
+    }
 }
 
 const setParams: CommandDef = {
@@ -196,7 +202,10 @@ const setParams: CommandDef = {
     body: true,
     async handler(call) {
         const { ctx } = call;
+        // tmp=1: applied but not saved (as set_cm_vars and set_cplan do)
+        const tmp = call.raw.get('tmp')?.at(-1) === '1';
         const input = bodyOrQuery(call);
+        if (call.body === undefined) delete input.tmp;
         const { devices, ...rest } = input;
         const patch: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(rest)) if (!READ_ONLY_PARAMS.has(k)) patch[k] = v;
@@ -209,7 +218,7 @@ const setParams: CommandDef = {
             const snapshot = ctx.site.params;
             if (Object.keys(patch).length) ctx.site.setParams(patch);
             try {
-                await applyDevices(ctx, devices);
+                await applyDevices(ctx, devices, tmp);
             } catch (err) {
                 if (Object.keys(patch).length) ctx.site.setParams({ ...snapshot });
                 throw err;
@@ -217,7 +226,7 @@ const setParams: CommandDef = {
         } else {
             ctx.site.setParams(patch);
         }
-        ctx.touch();
+        ctx.touch({ kind: 'params', names: Object.keys(patch), tmp });
         return OK;
     },
 };
@@ -319,7 +328,7 @@ const softMeter: CommandDef<z.output<typeof softMeterQuery>> = {
         const old = own + (ctx.softMeters.get(d.dev_id) ?? 0);
         if (q.val !== undefined) {
             ctx.softMeters.set(d.dev_id, q.val - own);
-            ctx.touch();
+            ctx.touch({ kind: 'soft-meter', devId: d.dev_id });
         }
         return old;
     },
@@ -503,8 +512,8 @@ const setUser: CommandDef = {
         if (typeof input.id !== 'string' || !ctx.users.get(input.id)) {
             await ctx.auth.requireAdmin(authorization, remoteAddress);
         }
-        ctx.users.set(input);
-        ctx.touch();
+        const user = ctx.users.set(input);
+        ctx.touch({ kind: 'user', id: user.id });
         return OK;
     },
 };
@@ -547,7 +556,7 @@ const changeAdminPwd: CommandDef<z.output<typeof pwdQuery>> = {
             auth.throttle.succeed(remoteAddress);
         }
         await auth.password.set(q.new_pwd);
-        ctx.touch();
+        ctx.touch({ kind: 'admin-password' });
         return OK;
     },
 };
@@ -571,6 +580,7 @@ const delDevice: CommandDef<z.output<typeof devIdQuery>> = {
         device(ctx, q.dev_id);
         await ctx.site.deleteDevice(q.dev_id);
         forgetDevice(ctx, q.dev_id);
+        ctx.touch({ kind: 'device-deleted', devId: q.dev_id });
         return OK;
     },
 };
@@ -585,6 +595,7 @@ const resetDevice: CommandDef<z.output<typeof devIdQuery>> = {
         await ctx.site.deleteDevice(q.dev_id);
         await ctx.site.setDevice({ ...entry });
         forgetDevice(ctx, q.dev_id);
+        ctx.touch({ kind: 'device-reset', devId: q.dev_id });
         return OK;
     },
 };
@@ -640,7 +651,7 @@ const setCmVars: CommandDef<z.output<typeof cmVarsQuery>> = {
         } else {
             throw badRequest('set_cm_vars needs name and val, a vars body, or clear=1');
         }
-        ctx.touch();
+        ctx.touch({ kind: 'variables' });
         return OK;
     },
 };
@@ -708,7 +719,7 @@ const setCplan: CommandDef<z.output<typeof planQuery>> = {
         const b = parseWith(planBody, body ?? {}, 'body');
         if (b.cplan.length) ctx.plans.set(d.dev_id, { cplan: b.cplan, tmp: q.tmp ?? false });
         else ctx.plans.delete(d.dev_id);
-        ctx.touch();
+        ctx.touch({ kind: 'plan', devId: d.dev_id, tmp: q.tmp ?? false });
         return OK;
     },
 };

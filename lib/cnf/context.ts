@@ -39,6 +39,20 @@ export interface PlanEntry {
     lm: number;
 }
 
+/** What a change through /cnf or a flow node touched, for the persistent store (DESIGN §6). */
+export type CnfChange =
+    | { kind: 'params'; names: readonly string[]; tmp: boolean }
+    /** Added or changed: `fields` are the fields the request set. */
+    | { kind: 'device'; devId: string; fields: readonly string[] }
+    | { kind: 'device-deleted'; devId: string }
+    /** Deleted and recreated: its soft meter and plan are gone. */
+    | { kind: 'device-reset'; devId: string }
+    | { kind: 'user'; id: string }
+    | { kind: 'admin-password' }
+    | { kind: 'variables' }
+    | { kind: 'soft-meter'; devId: string }
+    | { kind: 'plan'; devId: string; tmp: boolean };
+
 export interface CnfContextOptions {
     /** Admin password in clear text as configured (hashed at once, never kept). '' = none. */
     adminPassword?: string;
@@ -69,6 +83,7 @@ export class CnfContext {
     /** Bumped on every change made through this context (view caches key on it). */
     revision = 0;
     private readonly lastState = new Map<string, number>();
+    private readonly changeListeners = new Set<(change: CnfChange) => void>();
 
     constructor(
         readonly site: Site,
@@ -194,8 +209,16 @@ export class CnfContext {
         }
     }
 
-    touch(): void {
+    /** Marks a change; with `change`, also tells the listeners what it was (for the store). */
+    touch(change?: CnfChange): void {
         this.revision++;
+        if (change) for (const listener of this.changeListeners) listener(change);
+    }
+
+    /** Listens to changes that may need saving; returns the unsubscribe function. */
+    onChange(listener: (change: CnfChange) => void): () => void {
+        this.changeListeners.add(listener);
+        return () => this.changeListeners.delete(listener);
     }
 
     /**

@@ -1,5 +1,7 @@
 // The editor/API precedence rule (DESIGN §6): the later intent wins per item. Items are each
-// global parameter (`param:<name>`) and each device's settings (`device:<dev_id>`).
+// global parameter (`param:<name>`), each device's settings (`device:<dev_id>`) and each user
+// (`user:<id>`, RFIDs included). The admin password (`admin_password`) follows the same rule but
+// needs a slow hash, so lib/cnf/persistence.ts handles it.
 //
 // The store remembers, per item, a hash of the editor value it last reconciled against
 // (`editorBaseline`). On every start or deploy:
@@ -11,7 +13,7 @@
 // Pure: the store document is copied, never modified.
 
 import { createHash } from 'node:crypto';
-import type { DeviceConfig, StoreDocument } from './schema';
+import type { DeviceConfig, StoreDocument, StoredUser } from './schema';
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -20,12 +22,16 @@ export interface EditorConfig {
     readonly params: Readonly<Record<string, JsonValue>>;
     /** Devices as set in the editor, by dev_id, in editor order. */
     readonly devices: Readonly<Record<string, DeviceConfig>>;
+    /** Users as set in the editor, by id (absent: the caller does not reconcile users). */
+    readonly users?: Readonly<Record<string, StoredUser>>;
 }
 
 export interface EffectiveConfig {
     params: Record<string, JsonValue>;
     /** Editor devices (minus those deleted through the API), then devices added through the API. */
     devices: Record<string, DeviceConfig>;
+    /** Editor users, each replaced by its stored API version if that stays, then API-added users. */
+    users: StoredUser[];
 }
 
 export interface ReconcileResult {
@@ -38,10 +44,13 @@ export interface ReconcileResult {
 }
 
 /** Baseline marker for an item the editor did not have. */
-const ABSENT = '-';
+export const EDITOR_ABSENT = '-';
+const ABSENT = EDITOR_ABSENT;
 
 export const paramItem = (name: string): string => `param:${name}`;
 export const deviceItem = (devId: string): string => `device:${devId}`;
+export const userItem = (id: string): string => `user:${id}`;
+export const ADMIN_PASSWORD_ITEM = 'admin_password';
 
 /** JSON with object keys sorted, so that equal values hash equally whatever their key order. */
 function canonicalJson(value: unknown): string {
@@ -130,6 +139,33 @@ export function reconcile(editor: EditorConfig, storeDoc: StoreDocument): Reconc
         if (!has(devices, devId) && entry.added) devices[devId] = { ...entry.config };
     }
 
+    // Users: a stored user replaces the editor's user with the same id as a whole.
+    const users: StoredUser[] = [];
+    if (editor.users) {
+        const editorUsers = editor.users;
+        const stored = new Map(doc.users.map((u) => [u.id, u]));
+        const userIds = new Set([...Object.keys(editorUsers), ...stored.keys()]);
+        for (const key of Object.keys(baseline)) {
+            if (key.startsWith('user:')) userIds.add(key.slice('user:'.length));
+        }
+        for (const id of userIds) {
+            const item = userItem(id);
+            const inEditor = has(editorUsers, id);
+            const hash = inEditor ? hashEditorValue(editorUsers[id]) : ABSENT;
+            const before = baseline[item];
+            if (before !== undefined && before !== hash && stored.delete(id)) replaced.push(item);
+            if (inEditor || stored.has(id)) baseline[item] = hash;
+            else delete baseline[item];
+        }
+        doc.users = doc.users.filter((u) => stored.get(u.id) === u);
+        for (const [id, user] of Object.entries(editorUsers)) {
+            users.push(structuredClone(stored.get(id) ?? user));
+        }
+        for (const user of doc.users) {
+            if (!has(editorUsers, user.id)) users.push(structuredClone(user));
+        }
+    }
+
     const changed = canonicalJson(doc) !== canonicalJson(storeDoc);
-    return { effective: { params, devices }, storeDoc: doc, changed, replaced };
+    return { effective: { params, devices, users }, storeDoc: doc, changed, replaced };
 }

@@ -100,13 +100,26 @@ export const StoredVariableSchema = z.object({
 
 const wattHours = z.number().finite().nonnegative();
 
-/** Energy counters of one device, Wh. Never lowered by a save. */
+/** Energy counters of one device, Wh. soft_meter and total_energy are never lowered by a save. */
 export const CountersSchema = z.object({
     soft_meter: wattHours.optional(),
     total_energy: wattHours.optional(),
+    /**
+     * The device's own counter when total_energy was saved: tells on restart whether the device
+     * kept counting or started again lower. Not monotonic.
+     */
+    own_energy: wattHours.optional(),
 });
 export type CounterName = keyof z.infer<typeof CountersSchema>;
 export const COUNTER_NAMES: readonly CounterName[] = ['soft_meter', 'total_energy'];
+
+/** One entry of a charging plan (set_cplan without tmp). */
+export const PlanEntrySchema = z.object({
+    dc: z.boolean(),
+    st: z.number().int().min(0).max(1439),
+    dr: z.number().int().min(1).max(1440),
+    lm: z.number().int().min(0),
+});
 
 export const StoreDocumentSchema = z.object({
     version: z.literal(STORE_VERSION),
@@ -121,9 +134,16 @@ export const StoreDocumentSchema = z.object({
     variables: z.array(StoredVariableSchema),
     /** Admin password as a scrypt hash string (`scrypt…`), null while none is set. */
     adminPasswordHash: z.string().startsWith('scrypt').nullable(),
+    /** true: the admin password was removed through the API (adminPasswordHash is then null). */
+    adminPasswordRemoved: z.boolean().optional(),
     /** By dev_id. */
     counters: z.record(z.string(), CountersSchema),
-    /** Item key (`param:<name>`, `device:<dev_id>`) → hash of the editor value last reconciled. */
+    /** Charging plans by dev_id (added after version 1 was defined, hence optional). */
+    plans: z.record(z.string(), z.array(PlanEntrySchema)).optional(),
+    /**
+     * Item key (`param:<name>`, `device:<dev_id>`, `user:<id>`, `admin_password`) → hash of the
+     * editor value last reconciled (for the password a salted scrypt hash, never a fast one).
+     */
     editorBaseline: z.record(z.string(), z.string()),
 });
 
@@ -134,6 +154,7 @@ export type StoredUser = z.infer<typeof UserSchema>;
 export type StoredRfid = z.infer<typeof RfidSchema>;
 export type StoredVariable = z.infer<typeof StoredVariableSchema>;
 export type DeviceCounters = z.infer<typeof CountersSchema>;
+export type StoredPlanEntry = z.infer<typeof PlanEntrySchema>;
 
 /** The document of a manager that has nothing stored yet. */
 export function emptyDocument(): StoreDocument {

@@ -16,9 +16,11 @@ import { StoreError } from './errors';
 import { migrateDocument, MIGRATIONS, type Migration } from './migrations';
 import {
     COUNTER_NAMES,
+    CountersSchema,
     emptyDocument,
     StoreDocumentSchema,
     STORE_VERSION,
+    type DeviceCounters,
     type StoreDocument,
 } from './schema';
 
@@ -216,6 +218,21 @@ export class ManagerStore {
             this.timer = undefined;
             this.write().catch((err: unknown) => this.report(err));
         }, this.debounceMs);
+    }
+
+    /**
+     * Sets one device's counters to exactly `counters`, lower values included: for an explicit
+     * reset (soft_meter with a value), which the monotonic rule of update() would refuse.
+     */
+    setCounters(devId: string, counters: DeviceCounters): void {
+        this.update((doc) => {
+            doc.counters[devId] = { ...counters };
+        });
+        // update() kept the old values as a floor: put the requested ones in, and drop the
+        // on-disk floor of this device so that the next write does not raise them again.
+        const parsed = CountersSchema.parse(counters);
+        this.doc.counters[devId] = parsed;
+        delete this.countersOnDisk[devId];
     }
 
     /** Resolves once every change made before the call is on disk; rejects with STORE_WRITE. */

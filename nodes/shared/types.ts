@@ -12,6 +12,10 @@ export interface ManagerNode extends Node {
     adminPassword: string;
     /** Users from the editor (RFIDs, PINs, the wallboxes they may use). */
     users: readonly unknown[];
+    /** Settles once the stored /cnf changes are applied and control runs; never rejects. */
+    ready: Promise<void>;
+    /** The last problem with the store ('' = none). */
+    storeProblem: string;
 }
 
 export interface ManagerNodeDef extends NodeDef, Record<string, unknown> {

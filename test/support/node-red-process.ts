@@ -11,13 +11,28 @@ export const repoRoot = join(__dirname, '..', '..', '..');
 export interface NodeRedProcess {
     url: string;
     userDir: string;
+    pid: number;
     /** Everything Node-RED logged so far. */
     log(): string;
     stop(): Promise<void>;
 }
 
-export async function startNodeRed(flows: unknown[] = []): Promise<NodeRedProcess> {
-    const userDir = mkdtempSync(join(tmpdir(), 'evcm-nr-'));
+export interface StartOptions {
+    /**
+     * An existing user directory (a restart): its flows, credentials and stores are used, and it
+     * is left in place on stop. `flows`, if given, replaces its flow file.
+     */
+    userDir?: string;
+    /** Node credentials by node id (flows_cred.json; credentialSecret is off). */
+    credentials?: Record<string, Record<string, string>>;
+}
+
+export async function startNodeRed(
+    flows?: unknown[],
+    options: StartOptions = {},
+): Promise<NodeRedProcess> {
+    const ownDir = !options.userDir;
+    const userDir = options.userDir ?? mkdtempSync(join(tmpdir(), 'evcm-nr-'));
     const port = await freePort();
     writeFileSync(
         join(userDir, 'settings.js'),
@@ -34,7 +49,10 @@ export async function startNodeRed(flows: unknown[] = []): Promise<NodeRedProces
             logging: { console: { level: 'info', metrics: false, audit: false } },
         })};\n`,
     );
-    writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flows));
+    if (flows || ownDir) writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flows ?? []));
+    if (options.credentials) {
+        writeFileSync(join(userDir, 'flows_cred.json'), JSON.stringify(options.credentials));
+    }
     let output = '';
     const child: ChildProcess = spawn(
         process.execPath,
@@ -44,12 +62,13 @@ export async function startNodeRed(flows: unknown[] = []): Promise<NodeRedProces
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // SIGTERM by PID: Node-RED stops its flows (every node's close handler runs), then exits.
     const stop = async () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
         await exited;
         clearTimeout(timer);
-        rmSync(userDir, { recursive: true, force: true });
+        if (ownDir) rmSync(userDir, { recursive: true, force: true });
     };
     const deadline = Date.now() + 30_000;
     while (!output.includes('Started flows')) {
@@ -59,5 +78,5 @@ export async function startNodeRed(flows: unknown[] = []): Promise<NodeRedProces
         }
         await new Promise((r) => setTimeout(r, 100));
     }
-    return { url: `http://127.0.0.1:${port}/`, userDir, log: () => output, stop };
+    return { url: `http://127.0.0.1:${port}/`, userDir, pid: child.pid!, log: () => output, stop };
 }

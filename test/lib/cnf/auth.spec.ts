@@ -2,6 +2,7 @@
 // throttling of failed logins; writes only from this machine while no password is set; the
 // RFID/PIN/user-id paths the vendor allows.
 import assert from 'node:assert/strict';
+import { AdminPassword, hashPasswordForStore, verifyStoredPassword } from '../../../lib/cnf/auth';
 import type { CnfRequest } from '../../../lib/cnf/handle';
 import {
     ADMIN,
@@ -241,5 +242,47 @@ describe('/cnf auth', function () {
         });
         assert.equal(self.status, 200, self.body);
         assert.equal(d.ctx.users.get('55555')?.name, 'renamed');
+    });
+});
+
+describe('admin password in its stored form', () => {
+    const cost = { N: 1024, r: 8, p: 1 };
+
+    it('round-trips through stored() and setStored() with its own cost and salt', async () => {
+        const a = new AdminPassword(cost);
+        assert.equal(a.stored(), null);
+        await a.set('s3cret');
+        const stored = a.stored()!;
+        assert.match(stored, /^scrypt\$1024\$8\$1\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*$/);
+        assert.ok(!stored.includes('s3cret'));
+        // a manager with another default cost still verifies a stored hash
+        const b = new AdminPassword({ N: 2048, r: 8, p: 1 });
+        await b.setStored(stored);
+        assert.equal(await b.verify('s3cret'), true);
+        assert.equal(await b.verify('S3cret'), false);
+        assert.equal(b.stored(), stored);
+        assert.equal(await verifyStoredPassword('s3cret', stored), true);
+        assert.equal(await verifyStoredPassword('other', stored), false);
+        assert.equal(
+            await verifyStoredPassword('s3cret', await hashPasswordForStore('s3cret', cost)),
+            true,
+        );
+    });
+
+    it('refuses a malformed or too costly stored hash, and changes apply in call order', async () => {
+        const a = new AdminPassword(cost);
+        for (const bad of ['scrypt$', 'scrypt$1000$8$1$AAAA$AAAA', 'scrypt$1048576$64$1$AA$AA']) {
+            assert.throws(() => void a.setStored(bad), /not a stored scrypt password hash/);
+            assert.equal(await verifyStoredPassword('x', bad), false);
+        }
+        const other = new AdminPassword(cost);
+        await other.set('from-store');
+        // the slow set() started first must not overwrite the stored hash set after it
+        void a.set('first');
+        await a.setStored(other.stored());
+        assert.equal(await a.verify('from-store'), true);
+        assert.equal(await a.verify('first'), false);
+        await a.setStored(null);
+        assert.equal(a.isSet, false);
     });
 });

@@ -4,6 +4,7 @@ import {
     hashEditorValue,
     paramItem,
     reconcile,
+    userItem,
     type EditorConfig,
 } from '../../../lib/store/reconcile';
 import { emptyDocument, type StoreDocument } from '../../../lib/store/schema';
@@ -44,7 +45,11 @@ function withEditor(
 describe('editor / API precedence (reconcile)', () => {
     it('first start: the editor config is in force and its baseline is recorded', () => {
         const result = reconcile(editor, emptyDocument());
-        assert.deepEqual(result.effective, { params: editor.params, devices: editor.devices });
+        assert.deepEqual(result.effective, {
+            params: editor.params,
+            devices: editor.devices,
+            users: [],
+        });
         assert.equal(result.changed, true);
         assert.deepEqual(result.replaced, []);
         assert.equal(result.storeDoc.editorBaseline[paramItem('title')], hashEditorValue('Home'));
@@ -221,5 +226,61 @@ describe('editor / API precedence (reconcile)', () => {
         assert.deepEqual(result.storeDoc.variables, doc.variables);
         assert.deepEqual(result.storeDoc.counters, doc.counters);
         assert.equal(result.storeDoc.adminPasswordHash, 'scrypt$x');
+    });
+
+    describe('users (per user id, RFIDs included)', () => {
+        const anna = { id: '1001', name: 'Anna', rfids: [{ id: 'A1' }] };
+        const ben = { id: '1002', name: 'Ben', rfids: [{ id: 'B1' }] };
+        const withUsers: EditorConfig = { ...editor, users: { '1001': anna, '1002': ben } };
+
+        it('stored API versions of users stay while the editor leaves them alone', () => {
+            const doc = reconcile(withUsers, emptyDocument()).storeDoc;
+            doc.users.push({ ...anna, rfids: [{ id: 'A1' }, { id: 'A2' }] });
+            doc.users.push({ id: '1003', name: 'Carla (API)' });
+            const result = reconcile({ ...withUsers, params: { title: 'other' } }, doc);
+            assert.deepEqual(result.replaced, []);
+            assert.deepEqual(
+                result.effective.users.map((u) => [u.id, u.rfids?.map((r) => r.id)]),
+                [
+                    ['1001', ['A1', 'A2']],
+                    ['1002', ['B1']],
+                    ['1003', undefined],
+                ],
+            );
+            assert.equal(result.storeDoc.editorBaseline[userItem('1003')], '-');
+        });
+
+        it('a user changed in the editor replaces its API version; the others stay', () => {
+            const doc = reconcile(withUsers, emptyDocument()).storeDoc;
+            doc.users.push({ ...anna, name: 'Anna (API)' });
+            doc.users.push({ ...ben, name: 'Ben (API)' });
+            const deploy: EditorConfig = {
+                ...withUsers,
+                users: { '1001': { ...anna, rfids: [{ id: 'A9' }] }, '1002': ben },
+            };
+            const result = reconcile(deploy, doc);
+            assert.deepEqual(result.replaced, [userItem('1001')]);
+            const byId = new Map(result.effective.users.map((u) => [u.id, u]));
+            assert.deepEqual(byId.get('1001')?.rfids, [{ id: 'A9' }]);
+            assert.equal(byId.get('1001')?.name, 'Anna');
+            assert.equal(byId.get('1002')?.name, 'Ben (API)');
+            assert.deepEqual(
+                result.storeDoc.users.map((u) => u.id),
+                ['1002'],
+            );
+        });
+
+        it('an editor user with the id of an API-added user replaces it', () => {
+            const doc = reconcile(withUsers, emptyDocument()).storeDoc;
+            doc.users.push({ id: '1003', name: 'Carla (API)' });
+            const kept = reconcile(withUsers, doc).storeDoc;
+            const deploy: EditorConfig = {
+                ...withUsers,
+                users: { ...withUsers.users, '1003': { id: '1003', name: 'Carla' } },
+            };
+            const result = reconcile(deploy, kept);
+            assert.deepEqual(result.replaced, [userItem('1003')]);
+            assert.equal(result.effective.users.find((u) => u.id === '1003')?.name, 'Carla');
+        });
     });
 });

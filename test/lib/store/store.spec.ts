@@ -395,5 +395,36 @@ describe('manager store', () => {
             await store.flush();
             assert.deepEqual((await onDisk()).counters, {});
         });
+        it('setCounters sets an explicit lower value, on disk too; later changes stay monotonic', async () => {
+            const store = await openStore();
+            store.update((doc) => (doc.counters.E1 = { total_energy: 9000, own_energy: 9000 }));
+            await store.flush();
+            store.setCounters('E1', { total_energy: 1000, own_energy: 9000 });
+            assert.deepEqual(store.document.counters.E1, { total_energy: 1000, own_energy: 9000 });
+            await store.flush();
+            assert.deepEqual((await onDisk()).counters.E1, {
+                total_energy: 1000,
+                own_energy: 9000,
+            });
+            store.update((doc) => (doc.counters.E1 = { total_energy: 500, own_energy: 10 }));
+            await store.flush();
+            // own_energy is not a monotonic counter; total_energy is again
+            assert.deepEqual((await onDisk()).counters.E1, { total_energy: 1000, own_energy: 10 });
+        });
+        it('keeps charging plans, an optional section older version 1 files do not have', async () => {
+            await writeFile(file, JSON.stringify(emptyDocument()));
+            const store = await openStore();
+            assert.equal(store.loadReport.status, 'loaded');
+            assert.equal(store.document.plans, undefined);
+            store.update((doc) => (doc.plans = { E1: [{ dc: false, st: 60, dr: 30, lm: 6000 }] }));
+            assert.throws(
+                () => store.update((doc) => (doc.plans = { E1: [{ st: 60 }] as never })),
+                (err: StoreError) => err.code === 'STORE_INVALID',
+            );
+            await store.flush();
+            assert.deepEqual((await onDisk()).plans, {
+                E1: [{ dc: false, st: 60, dr: 30, lm: 6000 }],
+            });
+        });
     });
 });
