@@ -6,8 +6,9 @@
 //
 // What is kept: parameters set without tmp (never max_total_cur_prc), devices added, changed or
 // deleted, users with their RFIDs, the saved set of CM variables, the admin password (scrypt hash),
-// charging plans set without tmp, and per wallbox its energy total. A stored item that no longer
-// fits the configuration is reported and kept in the store, never dropped silently.
+// charging plans set without tmp, per wallbox its energy total, and the budget usage of users and
+// cards. A stored item that no longer fits the configuration is reported and kept in the store,
+// never dropped silently.
 
 import { join } from 'node:path';
 import { isEvse, type DeviceEntry } from '../site/schema';
@@ -372,6 +373,8 @@ export async function restoreFromStore(
         else problems.push(`plan of ${devId}: no such wallbox`);
     }
 
+    ctx.budgets.restore(doc.budgets ?? {});
+
     const counters = new EnergyCounters(ctx, doc.counters);
     ctx.touch();
     return { report: { replaced, problems }, counters };
@@ -429,8 +432,17 @@ export class ManagerPersistence {
         };
     }
 
-    /** Saves the energy counters of every wallbox (they never go down in the store). */
+    /**
+     * Saves the energy counters of every wallbox (they never go down in the store) and the
+     * budget usage of users and cards.
+     */
     saveCounters(): void {
+        const budgets = this.ctx.budgets.snapshot();
+        if (JSON.stringify(budgets) !== JSON.stringify(this.store.document.budgets ?? {})) {
+            this.store.update((doc) => {
+                doc.budgets = budgets;
+            });
+        }
         const snapshot = this.counters.snapshot();
         const saved = this.store.document.counters;
         const changed = Object.entries(snapshot).filter(

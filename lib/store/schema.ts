@@ -100,6 +100,15 @@ export const StoredVariableSchema = z.object({
 
 const wattHours = z.number().finite().nonnegative();
 
+/** Energy (Wh) and charging time (s) used in the period that began at periodStart (ms). */
+export const BudgetUsageSchema = z
+    .object({
+        usedWh: wattHours,
+        usedS: z.number().finite().nonnegative(),
+        periodStart: z.number().finite(),
+    })
+    .strict();
+
 /** Energy counters of one device, Wh. soft_meter and total_energy are never lowered by a save. */
 export const CountersSchema = z.object({
     soft_meter: wattHours.optional(),
@@ -140,6 +149,8 @@ export const StoreDocumentSchema = z.object({
     counters: z.record(z.string(), CountersSchema),
     /** Charging plans by dev_id (added after version 1 was defined, hence optional). */
     plans: z.record(z.string(), z.array(PlanEntrySchema)).optional(),
+    /** Budget usage by `user:<id>` / `rfid:<card id>` (optional for the same reason). */
+    budgets: z.record(z.string(), BudgetUsageSchema).optional(),
     /**
      * Item key (`param:<name>`, `device:<dev_id>`, `user:<id>`, `admin_password`) → hash of the
      * editor value last reconciled (for the password a salted scrypt hash, never a fast one).

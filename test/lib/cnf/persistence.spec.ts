@@ -359,6 +359,28 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.deepEqual(await total(), [1010, 7010]);
     });
 
+    it('budget usage survives a restart: a used-up budget stays used up', async () => {
+        let m = await start();
+        const session = {
+            key: 'user:1001',
+            budget: { unit: 'kwh', amount: 1, reset: 'once' },
+        } as const;
+        const now = Date.now();
+        const charging = { charging: true, powerW: 11_000 };
+        m.ctx.budgets.record('E1', session, now, { ...charging, energyWh: 0 });
+        m.ctx.budgets.record('E1', session, now + 60_000, { ...charging, energyWh: 1200 });
+        assert.ok(m.ctx.budgets.exhausted(session, now + 60_000));
+        m.persistence.saveCounters(); // what the periodic save and close do
+        m = await restart(m);
+        assert.ok(
+            m.ctx.budgets.exhausted(session, now + 60_000),
+            'still used up after the restart',
+        );
+        assert.deepEqual(m.ctx.budgets.snapshot(), {
+            'user:1001': { usedWh: 1200, usedS: 60, periodStart: 0 },
+        });
+    });
+
     it('a stored change that no longer fits the editor config is reported and kept', async () => {
         let m = await start();
         await m.json('cmd=set_device', {
