@@ -83,6 +83,10 @@ export class CnfContext {
     /** Bumped on every change made through this context (view caches key on it). */
     revision = 0;
     private readonly lastState = new Map<string, number>();
+    /** Per wallbox: its state as the reader logic last saw it, and a reader value left from a
+     *  session that ended (card#count). */
+    private readonly readerState = new Map<string, number>();
+    private readonly staleReader = new Map<string, string>();
     private readonly changeListeners = new Set<(change: CnfChange) => void>();
 
     constructor(
@@ -200,11 +204,23 @@ export class CnfContext {
     private takeReaderCards(): void {
         for (const d of this.site.devices) {
             if (!isEvse(d)) continue;
-            const rfid = (
-                this.site.manager.deviceState(d.dev_id).sample.reading as EvseReading | undefined
-            )?.rfid;
-            if (!rfid || this.rfids.get(d.dev_id)?.rfid === rfid) continue;
-            this.rfids.set(d.dev_id, { rfid, user: this.userFor(rfid), at: this.now() });
+            const id = d.dev_id;
+            const r = this.site.manager.deviceState(id).sample.reading as EvseReading | undefined;
+            if (!r) continue;
+            const seen = r.rfid ? `${r.rfid}#${r.rfidCount ?? ''}` : '';
+            const before = this.readerState.get(id);
+            this.readerState.set(id, r.state);
+            // What the reader shows when a session ends (or when we first see it with no car)
+            // belongs to the past: a wallbox keeps its last card, and it must not let the next
+            // car charge. A new presentation changes the card or the reader's count.
+            if (r.state === 1 && before !== 1) {
+                if (seen) this.staleReader.set(id, seen);
+                continue;
+            }
+            const stale = this.staleReader.get(id);
+            if (stale !== undefined && seen !== stale) this.staleReader.delete(id);
+            if (!r.rfid || seen === stale || this.rfids.get(id)?.rfid === r.rfid) continue;
+            this.rfids.set(id, { rfid: r.rfid, user: this.userFor(r.rfid), at: this.now() });
             this.touch();
         }
     }
@@ -257,11 +273,10 @@ export class CnfContext {
 
     /** Overrides and entered RFIDs last until the car is unplugged, as with the vendor. */
     private forgetUnplugged(): void {
-        for (const id of new Set([
-            ...this.overrides.keys(),
-            ...this.rfids.keys(),
-            ...this.lastState.keys(),
-        ])) {
+        // Every wallbox, so that an unplug in the cycle right after a card arrived is seen too.
+        for (const d of this.site.devices) {
+            if (!isEvse(d)) continue;
+            const id = d.dev_id;
             const state = (
                 this.site.manager.deviceState(id).sample.reading as EvseReading | undefined
             )?.state;

@@ -128,6 +128,8 @@ export interface EvseReading {
     totalEnergyWh?: number;
     /** RFID or PIN presented at the wallbox, if any. */
     rfid?: string;
+    /** How many cards the wallbox's reader has seen (tells a new presentation of the same card). */
+    rfidCount?: number;
     takenAt?: number;
 }
 

@@ -6,8 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort } from '../../lib/sim/powerbrain-sim';
-import { demoFlow } from '../support/demo';
+import { demoFlow, freePortBlock } from '../support/demo';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -198,7 +197,7 @@ describe('editor in a browser', function () {
 
     it('every example imports from the package and deploys without errors', async () => {
         const files = readdirSync(join(repoRoot, 'examples')).filter((f) => f.endsWith('.json'));
-        const port = await freePort();
+        const port = await freePortBlock(3); // a simulator serves its S0 meters on the next two
         for (const file of files) {
             const url = `${red!.url}library/examples/flows/@evcm/node-red-charging-manager/${encodeURIComponent(file.replace(/\.json$/, ''))}`;
             const text = await page.evaluate(async (u) => (await fetch(u)).text(), url);

@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from '../../lib/sim/powerbrain-sim';
 
 export const demoFile = join(__dirname, '..', '..', '..', 'demo', 'flows.json');
 /** The EVSE ports of the demo's three Power Brain simulators, as written in demo/flows.json. */
@@ -20,13 +19,15 @@ function canListen(port: number): Promise<boolean> {
     });
 }
 
-/** A port that is free together with the next `count − 1` ports. */
+/**
+ * A port that is free together with the next `count − 1` ports, below the ephemeral range
+ * (32768+), where outgoing connections of other processes could take one between probe and use.
+ */
 export async function freePortBlock(count = 3): Promise<number> {
     for (let attempt = 0; attempt < 50; attempt++) {
-        const base = await freePort();
-        if (base + count > 65_535) continue;
+        const base = 20_000 + Math.floor(Math.random() * (32_768 - 20_000 - count));
         let free = true;
-        for (let i = 1; i < count && free; i++) free = await canListen(base + i);
+        for (let i = 0; i < count && free; i++) free = await canListen(base + i);
         if (free) return base;
     }
     throw new Error(`no block of ${count} free ports found`);

@@ -84,6 +84,43 @@ describe('/cnf authorisation flow', function () {
         assert.equal(limit('E3'), undefined);
     });
 
+    it("the card a wallbox's reader still shows after unplugging does not let the next car charge", async () => {
+        await user(['E3'], [{ id: '0815' }]);
+        const cycle = async (reading: { state: 1 | 2; rfid?: string; rfidCount?: number }) => {
+            d.site.push('E3', reading);
+            await d.site.manager.runCycle();
+            return limit('E3');
+        };
+        assert.equal(await cycle({ state: 2, rfid: '0815', rfidCount: 1 }), undefined);
+        assert.equal(await cycle({ state: 1, rfid: '0815', rfidCount: 1 }), undefined, 'gone');
+        assert.equal(
+            await cycle({ state: 2, rfid: '0815', rfidCount: 1 }),
+            0,
+            'the next car waits: the reader only still shows the old card',
+        );
+        assert.equal(
+            await cycle({ state: 2, rfid: '0815', rfidCount: 2 }),
+            undefined,
+            'the same card presented again (the count moved) authorises',
+        );
+        // A reader without a count: the card must disappear or change first.
+        await cycle({ state: 1, rfid: '0815' });
+        assert.equal(await cycle({ state: 2, rfid: '0815' }), 0);
+        assert.equal(await cycle({ state: 2 }), 0);
+        assert.equal(await cycle({ state: 2, rfid: '0815' }), undefined);
+    });
+
+    it('a card presented before the car is plugged in counts for that car', async () => {
+        await user(['E3'], [{ id: '0815' }]);
+        d.site.push('E3', { state: 1 });
+        await d.site.manager.runCycle();
+        d.site.push('E3', { state: 1, rfid: '0815', rfidCount: 7 });
+        await d.site.manager.runCycle();
+        d.site.push('E3', { state: 2, rfid: '0815', rfidCount: 7 });
+        await d.site.manager.runCycle();
+        assert.equal(limit('E3'), undefined);
+    });
+
     it('enter_rfid without dev_id refuses to guess between several waiting wallboxes', async () => {
         await user(['E1', 'E3'], [{ id: '4711' }]);
         d.site.push('E3', { state: 2 });
