@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { handleCnf, handleSimPage, MAX_BODY_BYTES, type CnfResponse } from '../lib/cnf';
 import { cnfContextOf } from './shared/cnf';
@@ -28,6 +28,22 @@ interface Layer {
 }
 
 const SIM_PAGE = '/ui/en/sim.htm';
+
+/**
+ * With the editor and the nodes on the same root, Node-RED's editor API parses every JSON body
+ * first, and one it cannot parse ends in Express's HTML error page (a stack trace outside
+ * production) before /cnf sees it. Marking a request for our path as parsed (the body parsers'
+ * own flag) leaves its body to /cnf, which answers every body as the vendor's API does.
+ */
+function claimBodiesOf(fullPath: string): (req: IncomingMessage) => void {
+    return (req) => {
+        const url = req.url ?? '';
+        const q = url.indexOf('?');
+        if ((q >= 0 ? url.slice(0, q) : url) === fullPath) {
+            (req as IncomingMessage & { _body?: boolean })._body = true;
+        }
+    };
+}
 
 /** The raw body, at most MAX_BODY_BYTES + 1 bytes kept (enough to see it is too large). */
 function readBody(req: Req): Promise<string | undefined> {
@@ -119,6 +135,12 @@ export = function (RED: NodeAPI) {
         app.get!(path, ...chain, onCnf);
         app.post!(path, ...chain, onCnf);
         app.get!(SIM_PAGE, ...chain, onSimPage);
+        const nodeRoot = String(
+            (RED.settings as unknown as { httpNodeRoot?: unknown }).httpNodeRoot || '/',
+        ).replace(/\/$/, '');
+        const server = (RED as unknown as { server?: Server }).server;
+        const claimBodies = claimBodiesOf(nodeRoot + path);
+        server?.prependListener('request', claimBodies);
         this.status({ fill: 'green', shape: 'dot', text: path });
         void ready.then(() => {
             if (manager.storeProblem) {
@@ -127,6 +149,7 @@ export = function (RED: NodeAPI) {
         });
 
         this.on('close', (_removed: boolean, done: () => void) => {
+            server?.off('request', claimBodies);
             try {
                 // Express 4 keeps routes in _router.stack, Express 5 in router.stack.
                 const router = (app._router ?? app.router) as unknown as
