@@ -321,6 +321,7 @@ export class Bus {
             this.lost(client, 'request never completed');
         }, timeoutMs + 1000);
         let request: Promise<unknown>;
+        const transactionId = nextTransactionId(client);
         try {
             if (job.kind === 'read') {
                 request =
@@ -335,8 +336,10 @@ export class Bus {
         } catch (e) {
             request = Promise.reject(e);
         }
+        const sent = filedTransaction(client, transactionId);
         request.then(
             (reply) => {
+                forgetTransaction(client, sent);
                 if (job.settled) return;
                 this.health.delete(job.unit);
                 if (job.kind === 'write') {
@@ -359,6 +362,7 @@ export class Bus {
                 this.pump();
             },
             (e: unknown) => {
+                forgetTransaction(client, sent);
                 if (job.settled) return;
                 const error = normalise(e, job.device, timeoutMs);
                 if (error.code === 'MODBUS_TIMEOUT') {
@@ -464,6 +468,45 @@ export class Bus {
             if (this.current === 'backoff') this.connect();
         }, delay);
     }
+}
+
+/** The parts of modbus-serial's client that its public API does not expose. */
+interface ClientInternals {
+    _transactions?: Record<number, unknown>;
+    _port?: { _transactionIdWrite?: number };
+}
+
+/** The id modbus-serial will give the next transaction of this client. */
+function nextTransactionId(client: ModbusRTU): number | undefined {
+    return (client as unknown as ClientInternals)._port?._transactionIdWrite;
+}
+
+/**
+ * The entry modbus-serial filed for the request just sent under `id`. It keeps every transaction
+ * in a table keyed by the Modbus TCP transaction id (0..255) and never removes one, so without
+ * cleaning each TCP client would hold the callback, promise, reply words and reply buffer of its
+ * last 256 requests (≈300 KB per connection).
+ */
+function filedTransaction(
+    client: ModbusRTU,
+    id: number | undefined,
+): { id: number; entry: unknown } | undefined {
+    const table = (client as unknown as ClientInternals)._transactions;
+    const entry = id === undefined ? undefined : table?.[id];
+    return entry === undefined ? undefined : { id: id!, entry };
+}
+
+/**
+ * Drops a settled transaction from modbus-serial's table. Only one request is ever in flight per
+ * client, so once it has settled nothing can need the entry: a late reply to it finds no
+ * transaction and is ignored, exactly as a reply after a timeout already is.
+ */
+function forgetTransaction(
+    client: ModbusRTU,
+    sent: { id: number; entry: unknown } | undefined,
+): void {
+    const table = (client as unknown as ClientInternals)._transactions;
+    if (sent && table && table[sent.id] === sent.entry) delete table[sent.id];
 }
 
 /** Closes a client and its port completely; never rejects. */
