@@ -1,6 +1,6 @@
 // One Modbus bus = one physical connection (a serial line or a TCP host:port) with one FIFO.
-// Requests run strictly one at a time; the unit id is set inside that critical section, so
-// devices sharing the bus never see each other's id. The connection is a small state machine:
+// Requests run strictly one at a time, each sent with its own unit id, so devices sharing the
+// bus never see each other's id. The connection is a small state machine:
 //
 //   idle → connecting → connected → (lost) → backoff → connecting → …      close() → closed
 //
@@ -372,13 +372,12 @@ export class Bus {
             this.lost(client, 'request never completed');
         }, timeoutMs + 1000);
         job.transactionId = nextTransactionId(client);
-        let sending = true;
         // modbus-serial's callback API: its promise API would add a promise, a bound function
-        // and a callback per request. A callback that comes while the request is still being
-        // sent (a closed port) is handled after send() returns, as a promise would be.
+        // and a callback per request. The answer is handled in a microtask, as a promise's would
+        // be: never inside modbus-serial's receive handler (which would take an exception of
+        // ours for a parse error) nor while this request is still being sent.
         const callback = (err: unknown, reply: unknown): void => {
-            if (sending) queueMicrotask(() => this.replied(job, client, err, reply));
-            else this.replied(job, client, err, reply);
+            queueMicrotask(() => this.replied(job, client, err, reply));
         };
         try {
             if (job.kind === 'read') {
@@ -393,7 +392,6 @@ export class Bus {
             queueMicrotask(() => this.replied(job, client, e, undefined));
         }
         job.transaction = filedTransaction(client, job.transactionId);
-        sending = false;
     }
 
     /** modbus-serial has answered the active job (or given up on it). */
