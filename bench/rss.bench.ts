@@ -94,12 +94,13 @@ async function nodeRedRss(wallboxes: number, firstPort: number): Promise<number>
         },
     );
     try {
-        // Sampled in the steady state, not soon after start. Until V8's first full collection
-        // (20–40 s in at 300 wallboxes) the old generation only grows, and an idle Node-RED gives
-        // back its start-up young generation only when V8's memory reducer runs (8–20 s in): an
-        // early window compared an unreduced idle process with a loaded one still growing, and
-        // hid anything that fills up over the first minute (as modbus-serial's transaction table
-        // did: +90 MB at 300 wallboxes once full).
+        // Sampled after a warm-up, not soon after start: an idle Node-RED gives back its start-up
+        // young generation only when V8's memory reducer runs (8–20 s in), so an early window
+        // compared an unreduced idle process with a loaded one, and it hid what fills up over the
+        // first minute (modbus-serial's transaction table did: +90 MB at 300 wallboxes once full).
+        // At 300 wallboxes the old generation still grows until V8's first full collection,
+        // which came 20–110 s in across our runs: a window before it reads about 40 MB higher
+        // than the level the process then keeps (≈140 MB on 2 cores, Node 20).
         await sleep(WARM_UP_MS);
         const samples: number[] = [];
         for (let i = 0; i < SAMPLES; i++) {
