@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { median, type Report } from './harness';
 
 const root = join(__dirname, '..', '..');
+/** Time each Node-RED runs before sampling, and the samples (one a second) of the median. */
+const WARM_UP_MS = 40_000;
+const SAMPLES = 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function freePort(): Promise<number> {
@@ -91,10 +94,16 @@ async function nodeRedRss(wallboxes: number, firstPort: number): Promise<number>
         },
     );
     try {
-        // Let it start, connect and run its cycles for a while, then sample.
-        await sleep(12_000);
+        // Sampled after a warm-up, not soon after start: an idle Node-RED gives back its start-up
+        // young generation only when V8's memory reducer runs (8–20 s in), so an early window
+        // compared an unreduced idle process with a loaded one, and it hid what fills up over the
+        // first minute (modbus-serial's transaction table did: +90 MB at 300 wallboxes once full).
+        // At 300 wallboxes the old generation still grows until V8's first full collection,
+        // which came 20–110 s in across our runs: a window before it reads about 40 MB higher
+        // than the level the process then keeps (≈140 MB on 2 cores, Node 20).
+        await sleep(WARM_UP_MS);
         const samples: number[] = [];
-        for (let i = 0; i < 5; i++) {
+        for (let i = 0; i < SAMPLES; i++) {
             samples.push(rssMB(red.pid!));
             await sleep(1000);
         }

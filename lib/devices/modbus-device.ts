@@ -58,7 +58,9 @@ export abstract class ModbusDevice {
             const data = await this.bus.read({
                 device: this.label,
                 unit: this.where.unit,
-                ...block,
+                fc: block.fc,
+                address: block.address,
+                count: block.count,
             });
             image.set(block.fc, block.address, data);
         }

@@ -48,6 +48,36 @@ const meterReadingSchema = z.object({
     voltages: phases.optional(),
 });
 
+/**
+ * What the schemas above accept, checked without allocating: a reading is checked on every poll,
+ * and a schema parse builds a copy of it. Only a reading that fails here goes through the schema,
+ * which then names what is wrong (and stays the authority on what is accepted).
+ */
+const isInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v);
+const isPhases = (v: unknown): boolean =>
+    Array.isArray(v) && v.length === 3 && isInt(v[0]) && isInt(v[1]) && isInt(v[2]);
+
+function plausibleEvse(r: EvseReading): boolean {
+    return (
+        isInt(r.state) &&
+        r.state >= 1 &&
+        r.state <= 6 &&
+        (r.currents === undefined || isPhases(r.currents)) &&
+        (r.powerW === undefined || isInt(r.powerW)) &&
+        (r.totalEnergyWh === undefined || (isInt(r.totalEnergyWh) && r.totalEnergyWh >= 0)) &&
+        (r.rfid === undefined || typeof r.rfid === 'string')
+    );
+}
+
+function plausibleMeter(r: MeterReading): boolean {
+    return (
+        (r.currents === undefined || isPhases(r.currents)) &&
+        isInt(r.powerW) &&
+        (r.importWh === undefined || (isInt(r.importWh) && r.importWh >= 0)) &&
+        (r.voltages === undefined || isPhases(r.voltages))
+    );
+}
+
 /** Attached-meter / S0-meter block 8057..8069: flags, energy, power, three currents. */
 const METER_BLOCK = { address: PB.meterFlags, count: 13 } as const;
 /** Wallbox block 8092..8110: state, limit, enable, current, RFID. */
@@ -203,9 +233,11 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
             reading.powerW = m.powerW;
             reading.totalEnergyWh = m.energyWh;
         }
-        const parsed = evseReadingSchema.safeParse(reading);
-        if (!parsed.success)
-            throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
+        if (!plausibleEvse(reading)) {
+            const parsed = evseReadingSchema.safeParse(reading);
+            if (!parsed.success)
+                throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
+        }
         this.lastState = state;
         return reading;
     }
@@ -274,9 +306,11 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
             currents: m.currents,
         };
         if (this.voltages) reading.voltages = this.voltages;
-        const parsed = meterReadingSchema.safeParse(reading);
-        if (!parsed.success)
-            throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
+        if (!plausibleMeter(reading)) {
+            const parsed = meterReadingSchema.safeParse(reading);
+            if (!parsed.success)
+                throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
+        }
         return reading;
     }
 }

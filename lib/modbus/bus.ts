@@ -1,6 +1,6 @@
 // One Modbus bus = one physical connection (a serial line or a TCP host:port) with one FIFO.
-// Requests run strictly one at a time; the unit id is set inside that critical section, so
-// devices sharing the bus never see each other's id. The connection is a small state machine:
+// Requests run strictly one at a time, each sent with its own unit id, so devices sharing the
+// bus never see each other's id. The connection is a small state machine:
 //
 //   idle → connecting → connected → (lost) → backoff → connecting → …      close() → closed
 //
@@ -8,7 +8,6 @@
 // Every attempt uses a fresh client: reusing one after a failure is unreliable in modbus-serial.
 import type { EventEmitter } from 'node:events';
 import ModbusRTU from 'modbus-serial';
-import { z } from 'zod';
 import { type BusAddress, busKey, formatBusAddress } from './address';
 import { ModbusError, normalise } from './errors';
 import type { ReadFunction } from './planner';
@@ -59,21 +58,36 @@ export interface BusStats {
     reconnects: number;
 }
 
-interface Job {
-    kind: 'read' | 'write';
-    device: string;
-    unit: number;
-    fc: ReadFunction;
-    address: number;
-    count: number;
-    values?: readonly number[];
-    /** Identical reads waiting in the queue share one request. */
-    mergeKey?: string;
-    promise: Promise<number[]>;
-    resolve: (data: number[]) => void;
-    reject: (e: ModbusError) => void;
-    settled: boolean;
-    guard?: NodeJS.Timeout;
+/**
+ * One request, queued or in flight. A class rather than an object literal: V8 moves objects made
+ * by a literal straight to the old generation once a burst of them outlived a scavenge (as at
+ * start-up, with every wallbox's first reads in flight at once), and from then on every request
+ * would leave garbage there until the next full collection.
+ */
+class Job {
+    readonly promise: Promise<number[]>;
+    resolve!: (data: number[]) => void;
+    reject!: (e: ModbusError) => void;
+    settled = false;
+    guard: NodeJS.Timeout | undefined = undefined;
+    /** modbus-serial's record of this request while it is in flight (see filedTransaction). */
+    transactionId = -1;
+    transaction: unknown = undefined;
+
+    constructor(
+        readonly kind: 'read' | 'write',
+        readonly device: string,
+        readonly unit: number,
+        readonly fc: ReadFunction,
+        readonly address: number,
+        readonly count: number,
+        readonly values: readonly number[] | undefined,
+    ) {
+        this.promise = new Promise<number[]>((resolve, reject) => {
+            this.resolve = resolve;
+            this.reject = reject;
+        });
+    }
 }
 
 interface DeviceHealth {
@@ -81,8 +95,24 @@ interface DeviceHealth {
     skipUntil: number;
 }
 
-/** A reply's register words: the boundary check against whatever the peer sent. */
-const wordsReply = z.object({ data: z.array(z.number().int().min(0).max(0xffff)) });
+/**
+ * A reply's register words: the boundary check against whatever the peer sent — an array of
+ * exactly `count` integers 0..65535. Checked by hand rather than with a schema because it runs
+ * for every reply (hundreds per second with many wallboxes) and a schema parse copies the array
+ * and allocates per word. The array is modbus-serial's own, made for this reply alone.
+ */
+function replyWords(reply: unknown, count: number): number[] | undefined {
+    const data =
+        typeof reply === 'object' && reply !== null
+            ? (reply as { data?: unknown }).data
+            : undefined;
+    if (!Array.isArray(data) || data.length !== count) return undefined;
+    for (let i = 0; i < count; i++) {
+        const w: unknown = data[i];
+        if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 0xffff) return undefined;
+    }
+    return data as number[];
+}
 
 const PARITY = { none: 'none', even: 'even', odd: 'odd', mark: 'mark', space: 'space' } as const;
 
@@ -146,21 +176,20 @@ export class Bus {
     }
 
     read(request: ReadRequest): Promise<number[]> {
-        const fc = request.fc ?? 3;
         if (!(request.count >= 1 && request.count <= 125)) {
             return Promise.reject(
                 this.badRequest(request.device, `cannot read ${request.count} registers`),
             );
         }
-        return this.enqueue({
-            kind: 'read',
-            device: request.device,
-            unit: request.unit,
-            fc,
-            address: request.address,
-            count: request.count,
-            mergeKey: `${request.unit}:${fc}:${request.address}:${request.count}`,
-        });
+        return this.enqueue(
+            'read',
+            request.device,
+            request.unit,
+            request.fc ?? 3,
+            request.address,
+            request.count,
+            undefined,
+        );
     }
 
     async write(request: WriteRequest): Promise<void> {
@@ -173,15 +202,15 @@ export class Bus {
         if (request.values.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffff)) {
             throw this.badRequest(request.device, 'register values must be 0..65535');
         }
-        await this.enqueue({
-            kind: 'write',
-            device: request.device,
-            unit: request.unit,
-            fc: 3,
-            address: request.address,
-            count: request.values.length,
-            values: [...request.values],
-        });
+        await this.enqueue(
+            'write',
+            request.device,
+            request.unit,
+            3,
+            request.address,
+            request.values.length,
+            [...request.values],
+        );
     }
 
     /** Rejects everything pending, stops reconnecting and closes the connection. Never rejects. */
@@ -202,45 +231,68 @@ export class Bus {
     }
 
     private enqueue(
-        spec: Omit<Job, 'promise' | 'resolve' | 'reject' | 'settled'>,
+        kind: Job['kind'],
+        device: string,
+        unit: number,
+        fc: ReadFunction,
+        address: number,
+        count: number,
+        values: readonly number[] | undefined,
     ): Promise<number[]> {
-        const refuse = (code: ConstructorParameters<typeof ModbusError>[0], message: string) => {
-            this.stats.failures++;
-            return Promise.reject(new ModbusError(code, spec.device, message));
-        };
-        if (!Number.isInteger(spec.unit) || spec.unit < 0 || spec.unit > 255) {
-            return Promise.reject(this.badRequest(spec.device, `bad unit id ${spec.unit}`));
+        if (!Number.isInteger(unit) || unit < 0 || unit > 255) {
+            return Promise.reject(this.badRequest(device, `bad unit id ${unit}`));
         }
-        if (this.current === 'closed') return refuse('MODBUS_CLOSED', 'bus closed');
+        if (this.current === 'closed') return this.refuse(device, 'MODBUS_CLOSED', 'bus closed');
         if (this.current === 'idle') this.connect();
         if (this.current === 'backoff') {
-            return refuse(
+            return this.refuse(
+                device,
                 'MODBUS_NOT_CONNECTED',
                 `not connected to ${this.name}${this.lastError ? ` (${this.lastError})` : ''}`,
             );
         }
-        const skip = this.skipping(spec.unit);
-        if (skip > 0)
-            return refuse('MODBUS_BACKOFF', `not answering; next try in ${Math.ceil(skip)} ms`);
-        if (spec.mergeKey) {
-            const same = this.queue.find((j) => j.mergeKey === spec.mergeKey);
-            if (same) return same.promise;
+        const skip = this.skipping(unit);
+        if (skip > 0) {
+            return this.refuse(
+                device,
+                'MODBUS_BACKOFF',
+                `not answering; next try in ${Math.ceil(skip)} ms`,
+            );
+        }
+        // Identical reads waiting in the queue share one request.
+        if (kind === 'read') {
+            for (const j of this.queue) {
+                if (
+                    j.kind === 'read' &&
+                    j.unit === unit &&
+                    j.fc === fc &&
+                    j.address === address &&
+                    j.count === count
+                ) {
+                    return j.promise;
+                }
+            }
         }
         if (this.queue.length >= this.opts.maxQueue) {
-            return refuse(
+            return this.refuse(
+                device,
                 'MODBUS_QUEUE_FULL',
                 `queue of ${this.name} is full (${this.opts.maxQueue})`,
             );
         }
-        let resolve!: (data: number[]) => void;
-        let reject!: (e: ModbusError) => void;
-        const promise = new Promise<number[]>((res, rej) => {
-            resolve = res;
-            reject = rej;
-        });
-        this.queue.push({ ...spec, promise, resolve, reject, settled: false });
+        const job = new Job(kind, device, unit, fc, address, count, values);
+        this.queue.push(job);
         this.pump();
-        return promise;
+        return job.promise;
+    }
+
+    private refuse(
+        device: string,
+        code: ConstructorParameters<typeof ModbusError>[0],
+        message: string,
+    ): Promise<never> {
+        this.stats.failures++;
+        return Promise.reject(new ModbusError(code, device, message));
     }
 
     /** ms until a failing device may be tried again; 0 = now. */
@@ -306,7 +358,6 @@ export class Bus {
         const timeoutMs = this.opts.timeoutMs;
         this.stats.requests++;
         // The critical section: nothing else uses the client until this job settles.
-        client.setID(job.unit);
         client.setTimeout(timeoutMs);
         // modbus-serial enforces the timeout itself; this guard only catches a request it
         // never settles, which means the connection is unusable.
@@ -320,61 +371,68 @@ export class Bus {
             );
             this.lost(client, 'request never completed');
         }, timeoutMs + 1000);
-        let request: Promise<unknown>;
+        job.transactionId = nextTransactionId(client);
+        // modbus-serial's callback API: its promise API would add a promise, a bound function
+        // and a callback per request. The answer is handled in a microtask, as a promise's would
+        // be: never inside modbus-serial's receive handler (which would take an exception of
+        // ours for a parse error) nor while this request is still being sent.
+        const callback = (err: unknown, reply: unknown): void => {
+            queueMicrotask(() => this.replied(job, client, err, reply));
+        };
         try {
             if (job.kind === 'read') {
-                request =
-                    job.fc === 4
-                        ? client.readInputRegisters(job.address, job.count)
-                        : client.readHoldingRegisters(job.address, job.count);
+                if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, callback);
+                else client.writeFC3(job.unit, job.address, job.count, callback);
             } else if (job.values!.length === 1) {
-                request = client.writeRegister(job.address, job.values![0]!);
+                client.writeFC6(job.unit, job.address, job.values![0]!, callback);
             } else {
-                request = client.writeRegisters(job.address, [...job.values!]);
+                client.writeFC16(job.unit, job.address, [...job.values!], callback);
             }
         } catch (e) {
-            request = Promise.reject(e);
+            queueMicrotask(() => this.replied(job, client, e, undefined));
         }
-        request.then(
-            (reply) => {
-                if (job.settled) return;
-                this.health.delete(job.unit);
-                if (job.kind === 'write') {
-                    this.settle(job);
-                } else {
-                    const parsed = wordsReply.safeParse(reply);
-                    if (!parsed.success || parsed.data.data.length !== job.count) {
-                        this.settle(
-                            job,
-                            new ModbusError(
-                                'MODBUS_BAD_REPLY',
-                                job.device,
-                                `reply to a read of ${job.count} registers at ${job.address} is malformed`,
-                            ),
-                        );
-                    } else {
-                        this.settle(job, undefined, parsed.data.data.slice(0, job.count));
-                    }
-                }
+        job.transaction = filedTransaction(client, job.transactionId);
+    }
+
+    /** modbus-serial has answered the active job (or given up on it). */
+    private replied(job: Job, client: ModbusRTU, err: unknown, reply: unknown): void {
+        forgetTransaction(client, job);
+        if (job.settled) return;
+        if (err) {
+            const error = normalise(err, job.device, this.opts.timeoutMs);
+            if (error.code === 'MODBUS_TIMEOUT') {
+                this.stats.timeouts++;
+                this.deviceFailed(job.unit);
+            } else if (error.code === 'MODBUS_EXCEPTION') {
+                this.health.delete(job.unit); // it answered: alive
+            }
+            this.settle(job, error);
+            if (error.code === 'MODBUS_NOT_CONNECTED' || error.code === 'MODBUS_DISCONNECTED') {
+                this.lost(client, error.message);
+            } else {
                 this.pump();
-            },
-            (e: unknown) => {
-                if (job.settled) return;
-                const error = normalise(e, job.device, timeoutMs);
-                if (error.code === 'MODBUS_TIMEOUT') {
-                    this.stats.timeouts++;
-                    this.deviceFailed(job.unit);
-                } else if (error.code === 'MODBUS_EXCEPTION') {
-                    this.health.delete(job.unit); // it answered: alive
-                }
-                this.settle(job, error);
-                if (error.code === 'MODBUS_NOT_CONNECTED' || error.code === 'MODBUS_DISCONNECTED') {
-                    this.lost(client, error.message);
-                } else {
-                    this.pump();
-                }
-            },
-        );
+            }
+            return;
+        }
+        this.health.delete(job.unit);
+        if (job.kind === 'write') {
+            this.settle(job);
+        } else {
+            const words = replyWords(reply, job.count);
+            if (!words) {
+                this.settle(
+                    job,
+                    new ModbusError(
+                        'MODBUS_BAD_REPLY',
+                        job.device,
+                        `reply to a read of ${job.count} registers at ${job.address} is malformed`,
+                    ),
+                );
+            } else {
+                this.settle(job, undefined, words);
+            }
+        }
+        this.pump();
     }
 
     // ---- connection ----
@@ -464,6 +522,40 @@ export class Bus {
             if (this.current === 'backoff') this.connect();
         }, delay);
     }
+}
+
+/** The parts of modbus-serial's client that its public API does not expose. */
+interface ClientInternals {
+    _transactions?: Record<number, unknown>;
+    _port?: { _transactionIdWrite?: number };
+}
+
+/** The id modbus-serial will give the next transaction of this client (-1: none). */
+function nextTransactionId(client: ModbusRTU): number {
+    return (client as unknown as ClientInternals)._port?._transactionIdWrite ?? -1;
+}
+
+/**
+ * The entry modbus-serial filed for the request just sent under `id`. It keeps every transaction
+ * in a table keyed by the Modbus TCP transaction id (0..255) and never removes one, so without
+ * cleaning each TCP client would hold the callback, reply words and reply buffer of its last 256
+ * requests (≈300 KB per connection).
+ */
+function filedTransaction(client: ModbusRTU, id: number): unknown {
+    return id < 0 ? undefined : (client as unknown as ClientInternals)._transactions?.[id];
+}
+
+/**
+ * Drops a settled request from modbus-serial's table. Only one request is ever in flight per
+ * client, so once it has settled nothing can need the entry: a late reply to it finds no
+ * transaction and is ignored, exactly as a reply after a timeout already is.
+ */
+function forgetTransaction(client: ModbusRTU, job: Job): void {
+    const table = (client as unknown as ClientInternals)._transactions;
+    if (job.transaction !== undefined && table && table[job.transactionId] === job.transaction) {
+        delete table[job.transactionId];
+    }
+    job.transaction = undefined;
 }
 
 /** Closes a client and its port completely; never rejects. */

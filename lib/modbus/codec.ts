@@ -69,11 +69,11 @@ function ordered(words: readonly number[], order: WordOrder): number[] {
     return order === 'big' ? [...words] : [...words].reverse();
 }
 
-function toBuffer(words: readonly number[]): Buffer {
-    const buf = Buffer.alloc(words.length * 2);
-    words.forEach((w, i) => buf.writeUInt16BE(w & 0xffff, i * 2));
-    return buf;
-}
+/**
+ * Scratch space for decoding one value (at most 4 words). Decoding is synchronous, so one
+ * shared view serves every call without allocating per value.
+ */
+const scratch = new DataView(new ArrayBuffer(8));
 
 /**
  * Decodes the words of one value. 64-bit integers become numbers (exact up to 2^53, which
@@ -88,33 +88,44 @@ export function decode(
     if (words.length < need) {
         throw new ModbusError('MODBUS_BAD_REPLY', '', `${type} needs ${need} registers`);
     }
-    if (type === 'string') {
-        const bytes = toBuffer(words);
-        const end = bytes.indexOf(0);
-        return bytes
-            .subarray(0, end < 0 ? bytes.length : end)
-            .toString('latin1')
-            .replace(/\s+$/, '');
+    if (type === 'string') return decodeString(words);
+    for (let i = 0; i < need; i++) {
+        const w = words[order === 'big' ? i : need - 1 - i]!;
+        scratch.setUint16(i * 2, w & 0xffff);
     }
-    const buf = toBuffer(ordered(words.slice(0, need), order));
     switch (type) {
         case 'uint16':
-            return buf.readUInt16BE(0);
+            return scratch.getUint16(0);
         case 'int16':
-            return buf.readInt16BE(0);
+            return scratch.getInt16(0);
         case 'uint32':
-            return buf.readUInt32BE(0);
+            return scratch.getUint32(0);
         case 'int32':
-            return buf.readInt32BE(0);
+            return scratch.getInt32(0);
+        // high × 2^32 + low is one correctly rounded addition: the same number as through BigInt
         case 'uint64':
-            return Number(buf.readBigUInt64BE(0));
+            return scratch.getUint32(0) * 0x1_0000_0000 + scratch.getUint32(4);
         case 'int64':
-            return Number(buf.readBigInt64BE(0));
+            return scratch.getInt32(0) * 0x1_0000_0000 + scratch.getUint32(4);
         case 'float32':
-            return buf.readFloatBE(0);
+            return scratch.getFloat32(0);
         case 'float64':
-            return buf.readDoubleBE(0);
+            return scratch.getFloat64(0);
     }
+}
+
+/** Latin-1 text, two bytes per word (high byte first), up to the first NUL; trailing spaces cut. */
+function decodeString(words: readonly number[]): string {
+    let text = '';
+    for (const word of words) {
+        const high = (word >>> 8) & 0xff;
+        if (high === 0) break;
+        text += String.fromCharCode(high);
+        const low = word & 0xff;
+        if (low === 0) break;
+        text += String.fromCharCode(low);
+    }
+    return text.replace(/\s+$/, '');
 }
 
 function badValue(value: unknown, type: DataType): ModbusError {

@@ -70,19 +70,30 @@ export function planReads(spans: readonly RegisterSpan[], options: PlanOptions =
     return blocks;
 }
 
+/** Words read in one request. A class: see Job in bus.ts on literals and the old generation. */
+class ReadWords {
+    constructor(
+        readonly fc: ReadFunction,
+        readonly address: number,
+        readonly data: readonly number[],
+    ) {}
+}
+
 /** Register words read by a plan, looked up by address. */
 export class RegisterImage {
-    private readonly words = new Map<string, number>();
+    // The blocks as read, latest last: a few per device, so a scan is cheaper than a map of
+    // every word (which cost a key string and an entry per register on every poll).
+    private readonly blocks: ReadWords[] = [];
 
     set(fc: ReadFunction, address: number, data: readonly number[]): void {
-        data.forEach((w, i) => this.words.set(`${fc}:${address + i}`, w));
+        this.blocks.push(new ReadWords(fc, address, data));
     }
 
     /** The words at address..address+count−1; throws when the plan did not read them. */
     get(address: number, count: number, fc: ReadFunction = 3): number[] {
         const out: number[] = [];
         for (let a = address; a < address + count; a++) {
-            const w = this.words.get(`${fc}:${a}`);
+            const w = this.word(fc, a);
             if (w === undefined) {
                 throw new ModbusError('MODBUS_BAD_REQUEST', '', `register ${a} was not read`);
             }
@@ -93,7 +104,17 @@ export class RegisterImage {
 
     has(address: number, count = 1, fc: ReadFunction = 3): boolean {
         for (let a = address; a < address + count; a++)
-            if (!this.words.has(`${fc}:${a}`)) return false;
+            if (this.word(fc, a) === undefined) return false;
         return true;
+    }
+
+    /** The word at `address`, from the block read last that holds it. */
+    private word(fc: ReadFunction, address: number): number | undefined {
+        for (let i = this.blocks.length - 1; i >= 0; i--) {
+            const b = this.blocks[i]!;
+            const offset = address - b.address;
+            if (b.fc === fc && offset >= 0 && offset < b.data.length) return b.data[offset];
+        }
+        return undefined;
     }
 }

@@ -212,6 +212,35 @@ describe('modbus/bus', function () {
             assert.deepEqual(await bus.read({ device: 'M1', unit: 1, address: 7, count: 1 }), [7]);
         });
 
+        it('leaves no settled request behind in its client (answers, exceptions, timeouts)', async () => {
+            bus = new Bus(tcp(server.port), FAST);
+            // modbus-serial files each request by its TCP transaction id (0..255) and would keep
+            // the last 256 with their callbacks and replies if the bus did not drop them.
+            const filed = (): number =>
+                Object.keys(
+                    (bus as unknown as { client: { _transactions: object } }).client._transactions,
+                ).length;
+            for (let i = 0; i < 300; i++) {
+                await bus.read({ device: 'M1', unit: 1, address: i % 100, count: 2 });
+                await bus.write({ device: 'M1', unit: 1, address: 1, values: [i] });
+            }
+            assert.equal(filed(), 0);
+            await rejectsWith(
+                bus.read({ device: 'M3', unit: 3, address: 0, count: 1 }),
+                ['MODBUS_EXCEPTION'],
+                'M3',
+            );
+            await rejectsWith(
+                bus.read({ device: 'M2', unit: 2, address: 0, count: 1 }),
+                ['MODBUS_TIMEOUT'],
+                'M2',
+            );
+            assert.equal(filed(), 0);
+            // the connection goes on serving requests after all of that
+            assert.deepEqual(await bus.read({ device: 'M1', unit: 1, address: 9, count: 1 }), [9]);
+            assert.equal(bus.stats.requests, 603);
+        });
+
         it('keeps the poll rate of healthy devices beside silent and failing ones', async () => {
             bus = new Bus(tcp(server.port), FAST);
             const alone = await poll(bus, 1, 2000);

@@ -102,6 +102,67 @@ describe('modbus/codec', () => {
         }
     });
 
+    it('decodes any words as Buffer and BigInt read them (property)', () => {
+        // The reference: the words as big-endian bytes, read by Node's Buffer.
+        const reference = (words: number[], type: DataType, order: 'big' | 'little') => {
+            const ws = type === 'string' || order === 'big' ? words : [...words].reverse();
+            const buf = Buffer.alloc(ws.length * 2);
+            ws.forEach((w, i) => buf.writeUInt16BE(w, i * 2));
+            if (type === 'string') {
+                const end = buf.indexOf(0);
+                return buf
+                    .subarray(0, end < 0 ? buf.length : end)
+                    .toString('latin1')
+                    .replace(/\s+$/, '');
+            }
+            const read: Record<Exclude<DataType, 'string'>, () => number> = {
+                uint16: () => buf.readUInt16BE(0),
+                int16: () => buf.readInt16BE(0),
+                uint32: () => buf.readUInt32BE(0),
+                int32: () => buf.readInt32BE(0),
+                uint64: () => Number(buf.readBigUInt64BE(0)),
+                int64: () => Number(buf.readBigInt64BE(0)),
+                float32: () => buf.readFloatBE(0),
+                float64: () => buf.readDoubleBE(0),
+            };
+            return read[type]();
+        };
+        const width: Record<DataType, number> = {
+            uint16: 1,
+            int16: 1,
+            uint32: 2,
+            int32: 2,
+            uint64: 4,
+            int64: 4,
+            float32: 2,
+            float64: 4,
+            string: 6,
+        };
+        // Words often 0, 0x20 (space) or extreme, so that NULs, padding and signs all occur.
+        const word = fc.oneof(
+            fc.integer({ min: 0, max: 0xffff }),
+            fc.constantFrom(0, 0x2000, 0x0020, 0x2020, 0x4100, 0x8000, 0xffff),
+        );
+        for (const type of Object.keys(width) as DataType[]) {
+            for (const order of ['big', 'little'] as const) {
+                fc.assert(
+                    fc.property(
+                        fc.array(word, { minLength: width[type], maxLength: width[type] }),
+                        (words) => {
+                            assert.ok(
+                                Object.is(
+                                    decode(words, type, order),
+                                    reference(words, type, order),
+                                ),
+                            );
+                        },
+                    ),
+                    { numRuns: 300 },
+                );
+            }
+        }
+    });
+
     it('refuses values that do not fit, with a coded Error', () => {
         assert.throws(
             () => encode(70000, 'uint16'),
@@ -213,6 +274,12 @@ describe('modbus/planner', () => {
         assert.deepEqual(image.get(101, 2), [2, 3]);
         assert.ok(!image.has(102, 2));
         assert.throws(() => image.get(99, 1), ModbusError);
+        // a later block wins where blocks overlap; a range may span adjacent blocks
+        image.set(3, 102, [30, 40]);
+        image.set(4, 103, [7]);
+        assert.deepEqual(image.get(100, 4), [1, 2, 30, 40]);
+        assert.deepEqual(image.get(103, 1, 4), [7]);
+        assert.ok(image.has(100, 4) && !image.has(100, 5) && !image.has(102, 1, 4));
     });
 });
 
