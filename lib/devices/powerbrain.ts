@@ -226,7 +226,13 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         const state = cpToState(image.get(PB.cpState, 1)[0]!);
         const rfid = decode(image.get(PB.lastRfid, 15), 'string') as string;
         const reading: EvseReading = { state };
-        if (rfid) reading.rfid = rfid;
+        if (rfid) {
+            reading.rfid = rfid;
+            // The reader's count tells a new presentation of the same card from the card that
+            // stays in 8096; read only while a card is shown, and optional (older firmware).
+            const count = await this.readWords(PB.detectedRfids, 1).catch(() => undefined);
+            if (count?.[0] !== undefined) reading.rfidCount = count[0];
+        }
         if (image.has(METER_BLOCK.address, METER_BLOCK.count)) {
             const m = meterValues(image);
             reading.currents = m.currents;

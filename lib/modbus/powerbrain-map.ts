@@ -130,6 +130,7 @@ export const PB = {
     chargingEnable: 8094,
     chargingCurrent: 8095,
     lastRfid: 8096,
+    detectedRfids: 8111,
     hasMeter: 8112,
     s0Inputs: 8113,
     voltageL1: 8045,

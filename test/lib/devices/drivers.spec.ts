@@ -96,7 +96,12 @@ describe('devices (Modbus drivers)', function () {
         assert.equal(sim.state.currentLimit, 32_000);
 
         sim.presentRfid('CAFE01');
-        assert.equal((await evse.read()).rfid, 'CAFE01');
+        const card = await evse.read();
+        assert.equal(card.rfid, 'CAFE01');
+        sim.presentRfid('CAFE01');
+        const again = await evse.read();
+        assert.equal(again.rfid, 'CAFE01');
+        assert.equal(again.rfidCount, card.rfidCount! + 1, 'the same card presented again');
         await evse.setPhases(1);
         assert.equal(sim.state.phases, 1);
         await evse.close();
