@@ -19,7 +19,7 @@ async function main(): Promise<void> {
         seed: 1,
         redeployEverySimS: 150,
         cnfClients: 3,
-        failureEverySimS: 60,
+        failureEverySimS: 90,
     });
     const ok = siteOk && nodeRed.ok;
     const out = { ok, site, nodeRed };
