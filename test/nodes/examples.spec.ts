@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
-import { freePort } from '../../lib/sim/powerbrain-sim';
+import { freePortBlock } from '../support/demo';
 import { allNodes, errors, sleep, type Flow, type HelperNode } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
@@ -43,7 +43,7 @@ describe('examples', function () {
 
     for (const file of files) {
         it(`${file}: parses, uses only core and our nodes, deploys without errors`, async () => {
-            const flow = exampleFlow(file, await freePort());
+            const flow = exampleFlow(file, await freePortBlock(3));
             assert.ok(Array.isArray(flow));
             for (const n of flow) {
                 assert.ok(
