@@ -6,11 +6,17 @@
 //
 // with one stored timer handle (connect guard or reconnect delay), cleared on every transition.
 // Every attempt uses a fresh client: reusing one after a failure is unreliable in modbus-serial.
+// Serial lines use modbus-serial; TCP uses the lean client of tcp-client.ts, which reports
+// failures in modbus-serial's shapes, so both are driven and mapped the same way.
 import type { EventEmitter } from 'node:events';
 import ModbusRTU from 'modbus-serial';
 import { type BusAddress, busKey, formatBusAddress } from './address';
 import { ModbusError, normalise } from './errors';
 import type { ReadFunction } from './planner';
+import { ModbusTcpClient } from './tcp-client';
+
+/** The client of one connection: modbus-serial's for a serial line, ours for TCP. */
+type Client = ModbusRTU | ModbusTcpClient;
 
 export type BusState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
 
@@ -99,13 +105,15 @@ interface DeviceHealth {
  * A reply's register words: the boundary check against whatever the peer sent — an array of
  * exactly `count` integers 0..65535. Checked by hand rather than with a schema because it runs
  * for every reply (hundreds per second with many wallboxes) and a schema parse copies the array
- * and allocates per word. The array is modbus-serial's own, made for this reply alone.
+ * and allocates per word. The array is the client's own, made for this reply alone: the TCP
+ * client passes it as the reply, modbus-serial as the reply's `data`.
  */
 function replyWords(reply: unknown, count: number): number[] | undefined {
-    const data =
-        typeof reply === 'object' && reply !== null
-            ? (reply as { data?: unknown }).data
-            : undefined;
+    const data = Array.isArray(reply)
+        ? reply
+        : typeof reply === 'object' && reply !== null
+          ? (reply as { data?: unknown }).data
+          : undefined;
     if (!Array.isArray(data) || data.length !== count) return undefined;
     for (let i = 0; i < count; i++) {
         const w: unknown = data[i];
@@ -121,7 +129,7 @@ export class Bus {
     readonly name: string;
     readonly stats: BusStats = { requests: 0, failures: 0, timeouts: 0, reconnects: 0 };
     private current: BusState = 'idle';
-    private client: ModbusRTU | undefined;
+    private client: Client | undefined;
     private timer: NodeJS.Timeout | undefined;
     private attempts = 0;
     private connectedOnce = false;
@@ -354,7 +362,7 @@ export class Bus {
         }
     }
 
-    private send(job: Job, client: ModbusRTU): void {
+    private send(job: Job, client: Client): void {
         const timeoutMs = this.opts.timeoutMs;
         this.stats.requests++;
         // The critical section: nothing else uses the client until this job settles.
@@ -395,7 +403,7 @@ export class Bus {
     }
 
     /** modbus-serial has answered the active job (or given up on it). */
-    private replied(job: Job, client: ModbusRTU, err: unknown, reply: unknown): void {
+    private replied(job: Job, client: Client, err: unknown, reply: unknown): void {
         forgetTransaction(client, job);
         if (job.settled) return;
         if (err) {
@@ -453,11 +461,11 @@ export class Bus {
 
     private connect(): void {
         this.setState('connecting');
-        const client = new ModbusRTU();
-        this.client = client;
-        // modbus-serial emits 'error' for port errors; without a listener that would throw.
-        client.on('error', (e: unknown) => this.lost(client, normalise(e, '').message));
         const address = this.address;
+        const client = address.kind === 'tcp' ? new ModbusTcpClient() : new ModbusRTU();
+        this.client = client;
+        // Both clients emit 'error' for port errors; without a listener that would throw.
+        client.on('error', (e: unknown) => this.lost(client, normalise(e, '').message));
         this.timer = setTimeout(
             () => failed(new Error(`no connection within ${this.opts.connectTimeoutMs} ms`)),
             this.opts.connectTimeoutMs,
@@ -473,8 +481,8 @@ export class Bus {
         };
         const opening =
             address.kind === 'tcp'
-                ? client.connectTCP(address.host, { port: address.port })
-                : client.connectRTUBuffered(address.path, {
+                ? (client as ModbusTcpClient).connectTCP(address.host, { port: address.port })
+                : (client as ModbusRTU).connectRTUBuffered(address.path, {
                       baudRate: address.baudRate,
                       dataBits: address.dataBits,
                       parity: PARITY[address.parity],
@@ -499,7 +507,7 @@ export class Bus {
     }
 
     /** The connection broke: reject what is pending, drop the client, reconnect later. */
-    private lost(client: ModbusRTU, reason: string): void {
+    private lost(client: Client, reason: string): void {
         if (this.client !== client || this.current === 'closed') return;
         this.client = undefined;
         void closeClient(client, this.address.kind);
@@ -531,7 +539,7 @@ interface ClientInternals {
 }
 
 /** The id modbus-serial will give the next transaction of this client (-1: none). */
-function nextTransactionId(client: ModbusRTU): number {
+function nextTransactionId(client: Client): number {
     return (client as unknown as ClientInternals)._port?._transactionIdWrite ?? -1;
 }
 
@@ -541,7 +549,7 @@ function nextTransactionId(client: ModbusRTU): number {
  * cleaning each TCP client would hold the callback, reply words and reply buffer of its last 256
  * requests (≈300 KB per connection).
  */
-function filedTransaction(client: ModbusRTU, id: number): unknown {
+function filedTransaction(client: Client, id: number): unknown {
     return id < 0 ? undefined : (client as unknown as ClientInternals)._transactions?.[id];
 }
 
@@ -550,7 +558,7 @@ function filedTransaction(client: ModbusRTU, id: number): unknown {
  * client, so once it has settled nothing can need the entry: a late reply to it finds no
  * transaction and is ignored, exactly as a reply after a timeout already is.
  */
-function forgetTransaction(client: ModbusRTU, job: Job): void {
+function forgetTransaction(client: Client, job: Job): void {
     const table = (client as unknown as ClientInternals)._transactions;
     if (job.transaction !== undefined && table && table[job.transactionId] === job.transaction) {
         delete table[job.transactionId];
@@ -559,7 +567,7 @@ function forgetTransaction(client: ModbusRTU, job: Job): void {
 }
 
 /** Closes a client and its port completely; never rejects. */
-function closeClient(client: ModbusRTU | undefined, kind: BusAddress['kind']): Promise<void> {
+function closeClient(client: Client | undefined, kind: BusAddress['kind']): Promise<void> {
     if (!client) return Promise.resolve();
     // Stop modbus-serial's own transaction timers so that nothing outlives the bus.
     const internal = client as unknown as EventEmitter & {
