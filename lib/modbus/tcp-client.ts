@@ -307,8 +307,9 @@ export class ModbusTcpClient extends EventEmitter {
             );
             return;
         }
-        const expected = this.fc === 3 || this.fc === 4 ? 3 + 2 * this.count : 6;
-        if (length !== expected) {
+        const isRead = this.fc === 3 || this.fc === 4;
+        const expected = isRead ? 3 + 2 * this.count : 6;
+        if (length !== expected || (isRead && rx[start + 8] !== 2 * this.count)) {
             this.finish(
                 new Error(`Data length error, expected ${expected + 6} got ${length + 6}`),
                 undefined,
@@ -329,7 +330,7 @@ export class ModbusTcpClient extends EventEmitter {
             );
             return;
         }
-        if (this.fc === 3 || this.fc === 4) {
+        if (isRead) {
             const count = this.count;
             const data = new Array<number>(count);
             for (let i = 0; i < count; i++) data[i] = rx.readUInt16BE(start + 9 + 2 * i);
