@@ -154,8 +154,9 @@ export class ModbusTcpClient extends EventEmitter {
             if (callback) queueMicrotask(callback);
             return;
         }
-        if (callback) socket.once('close', () => callback());
         socket.destroy();
+        // As modbus-serial's destroy: done once the socket is destroyed, not at its 'close'.
+        if (callback) queueMicrotask(callback);
     }
 
     // ---- requests ----
