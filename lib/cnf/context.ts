@@ -110,8 +110,7 @@ export class CnfContext {
         site.manager.setExtraLimits(() => {
             this.forgetUnplugged();
             this.takeReaderCards();
-            this.recordBudgets();
-            return this.limits();
+            return this.limits(this.recordBudgets());
         });
     }
 
@@ -143,8 +142,12 @@ export class CnfContext {
         );
     }
 
-    /** Adds what each wallbox charged this cycle to its session's budget. */
-    private recordBudgets(): void {
+    /**
+     * Adds what each wallbox charged this cycle to its session's budget; returns the wallboxes
+     * whose budget is used up.
+     */
+    private recordBudgets(): Set<string> {
+        const spent = new Set<string>();
         const now = this.now();
         for (const d of this.site.devices) {
             if (!isEvse(d)) continue;
@@ -161,7 +164,9 @@ export class CnfContext {
                 powerW: r?.powerW,
                 charging,
             });
+            if (this.budgets.exhausted(session, now)) spent.add(d.dev_id);
         }
+        return spent;
     }
 
     private evseState(id: string): number | undefined {
@@ -241,18 +246,15 @@ export class CnfContext {
      * Per-EVSE caps: no authorisation yet = 0, a used-up budget = 0, override C = 0,
      * mamps = that current, plans.
      */
-    private limits(): ReadonlyMap<string, number> | undefined {
+    private limits(budgetSpent: ReadonlySet<string>): ReadonlyMap<string, number> | undefined {
         const out = new Map<string, number>();
         const cap = (id: string, mA: number): void => {
             out.set(id, Math.min(mA, out.get(id) ?? Infinity));
         };
-        const now = this.now();
         for (const d of this.site.devices) {
-            if (!isEvse(d)) continue;
-            if (this.waitingForAuth(d.dev_id)) cap(d.dev_id, 0);
-            const session = this.sessionBudgetAt(d.dev_id);
-            if (session && this.budgets.exhausted(session, now)) cap(d.dev_id, 0);
+            if (isEvse(d) && this.waitingForAuth(d.dev_id)) cap(d.dev_id, 0);
         }
+        for (const id of budgetSpent) cap(id, 0);
         if (!this.overrides.size && !this.plans.size) return out.size ? out : undefined;
         for (const [id, o] of this.overrides) {
             if (o.flags & OVERRIDE.chargingDisabled) cap(id, 0);

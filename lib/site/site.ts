@@ -294,11 +294,6 @@ export class Site {
         this.userRules = rulesAt;
     }
 
-    /** Rule results of this cycle, per wallbox that has charging rules (mA). */
-    ruleLimits(now: number): Map<string, number> {
-        return this.cycleInputs(now).limits;
-    }
-
     /**
      * What formulas and rules ask for this cycle: per-wallbox caps (formula-valued
      * max_charging_cur; EVSE and user charging rules, the smaller of the two) and a formula-valued
@@ -309,11 +304,13 @@ export class Site {
         const limits = new Map<string, number>();
         const p = this.paramsValue;
         const evses = this.devicesValue.filter(isEvse);
-        const withRules = evses.filter(
-            (e) =>
-                (e.charging_rules?.length && !this.evseRulesOff(e.dev_id)) ||
-                this.userRules(e.dev_id)?.length,
-        );
+        const withRules = evses
+            .map((e) => ({
+                e,
+                own: this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules,
+                user: this.userRules(e.dev_id) ?? undefined,
+            }))
+            .filter(({ own, user }) => own?.length || user?.length);
         const formulaMax = evses.filter((e) => typeof e.max_charging_cur === 'string');
         const formulaTotal = typeof p.max_total_current === 'string';
         if (!withRules.length && !formulaMax.length && !formulaTotal && !this.variables.size) {
@@ -378,7 +375,7 @@ export class Site {
         }
 
         const { weekday, minute } = localTime(now);
-        for (const e of withRules) {
+        for (const { e, own, user } of withRules) {
             const env: RuleEnvironment = {
                 weekday,
                 minute,
@@ -390,15 +387,8 @@ export class Site {
                 surplusPowerW,
                 resolve,
             };
-            const own = this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules;
-            const evseResult = this.evaluateRuleSet(`${e.dev_id}`, own, env, now, errors);
-            const userResult = this.evaluateRuleSet(
-                `${e.dev_id}/user`,
-                this.userRules(e.dev_id) ?? undefined,
-                env,
-                now,
-                errors,
-            );
+            const evseResult = this.evaluateRuleSet(e.dev_id, own, env, now, errors);
+            const userResult = this.evaluateRuleSet(`${e.dev_id}/user`, user, env, now, errors);
             const current = combineRuleResults(evseResult, userResult);
             if (current !== null)
                 limits.set(e.dev_id, Math.min(current, limits.get(e.dev_id) ?? Infinity));
