@@ -2,7 +2,8 @@
 // energy, in which data type and scale. The Eastron presets are such maps.
 import { z } from 'zod';
 import type { MeterDriver, MeterReading, Phases3 } from '../core/types';
-import { decode, type DataType, wordCount } from '../modbus/codec';
+import type { PollRequest } from '../modbus/bus';
+import { type DataType, wordCount } from '../modbus/codec';
 import { ModbusError } from '../modbus/errors';
 import {
     planReads,
@@ -75,6 +76,7 @@ export class GenericModbusMeter extends ModbusDevice implements MeterDriver {
     readonly kind = 'meter' as const;
     private readonly map: ParsedMap;
     private readonly plan: ReadBlock[];
+    private readonly pollPlan: PollRequest;
 
     constructor(options: GenericMeterOptions) {
         const parsed = meterMapSchema.safeParse(options.registers);
@@ -93,6 +95,7 @@ export class GenericModbusMeter extends ModbusDevice implements MeterDriver {
             fc: s.fc ?? this.map.fc,
         }));
         this.plan = planReads(spans, { maxGap: this.map.maxGap });
+        this.pollPlan = this.pollRequest(this.plan);
     }
 
     /** Read plan of one poll (one request per block). */
@@ -102,14 +105,19 @@ export class GenericModbusMeter extends ModbusDevice implements MeterDriver {
 
     private value(image: RegisterImage, spec: ParsedSpec): number {
         const type = spec.type as DataType;
-        const words = image.get(spec.address, wordCount(type), spec.fc ?? this.map.fc);
-        const v = (decode(words, type, this.map.wordOrder) as number) * spec.scale;
+        const v =
+            (image.decode(
+                spec.address,
+                type,
+                spec.fc ?? this.map.fc,
+                this.map.wordOrder,
+            ) as number) * spec.scale;
         if (!Number.isFinite(v)) throw this.badReply(`register ${spec.address} holds no number`);
         return v;
     }
 
     async read(): Promise<MeterReading> {
-        const image = await this.readBlocks(this.plan);
+        const image = await this.poll(this.pollPlan);
         const three = (specs: readonly ParsedSpec[], f: (v: number) => number): Phases3 => [
             f(this.value(image, specs[0]!)),
             f(this.value(image, specs[1]!)),

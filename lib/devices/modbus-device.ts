@@ -1,9 +1,9 @@
 // What every Modbus driver shares: its place on a pooled bus, a name for errors, and reading a
 // planned set of register blocks.
 import { type DeviceAddress, formatBusAddress, resolveDevice } from '../modbus/address';
-import type { Bus, BusOptions } from '../modbus/bus';
+import type { Bus, BusOptions, PollRequest } from '../modbus/bus';
 import { ModbusError } from '../modbus/errors';
-import { type ReadBlock, RegisterImage } from '../modbus/planner';
+import type { ReadBlock, RegisterImage } from '../modbus/planner';
 import type { BusPool } from '../modbus/pool';
 
 export interface ModbusDeviceOptions {
@@ -47,24 +47,22 @@ export abstract class ModbusDevice {
     }
 
     protected checkOpen(): void {
-        if (this.closed) throw new ModbusError('MODBUS_CLOSED', this.label, 'driver closed');
+        if (this.closed) throw this.closedError();
     }
 
-    /** Reads every block (one request each) into a register image. */
-    protected async readBlocks(blocks: readonly ReadBlock[]): Promise<RegisterImage> {
-        this.checkOpen();
-        const image = new RegisterImage();
-        for (const block of blocks) {
-            const data = await this.bus.read({
-                device: this.label,
-                unit: this.where.unit,
-                fc: block.fc,
-                address: block.address,
-                count: block.count,
-            });
-            image.set(block.fc, block.address, data);
-        }
-        return image;
+    private closedError(): ModbusError {
+        return new ModbusError('MODBUS_CLOSED', this.label, 'driver closed');
+    }
+
+    /** A poll of a read plan, made once with the plan rather than on every poll. */
+    protected pollRequest(blocks: readonly ReadBlock[]): PollRequest {
+        return { device: this.label, unit: this.where.unit, blocks };
+    }
+
+    /** Reads every block of a plan (one request each) into a register image. */
+    protected poll(request: PollRequest): Promise<RegisterImage> {
+        if (this.closed) return Promise.reject(this.closedError());
+        return this.bus.poll(request);
     }
 
     protected async readWords(address: number, count: number, fc: 3 | 4 = 3): Promise<number[]> {

@@ -11,6 +11,7 @@ import type {
 } from '../core/types';
 import { decode } from '../modbus/codec';
 import { ModbusError } from '../modbus/errors';
+import type { PollRequest } from '../modbus/bus';
 import { planReads, type ReadBlock, type RegisterImage } from '../modbus/planner';
 import { PB, PHASE_SWITCH_WHILE_PLUGGED, POWER_BRAIN_VENDOR_ID } from '../modbus/powerbrain-map';
 import { ModbusDevice, type ModbusDeviceOptions } from './modbus-device';
@@ -83,22 +84,22 @@ const METER_BLOCK = { address: PB.meterFlags, count: 13 } as const;
 /** Wallbox block 8092..8110: state, limit, enable, current, RFID. */
 const EVSE_BLOCK = { address: PB.cpState, count: PB.lastRfid + 15 - PB.cpState } as const;
 
-function meterValues(image: RegisterImage): {
-    powerW: number;
-    energyWh: number;
-    currents: [number, number, number];
-} {
-    const i32 = (a: number): number => decode(image.get(a, 2), 'int32') as number;
-    return {
-        // −1 means "no value yet" on the device.
-        powerW: Math.max(0, i32(PB.power)),
-        energyWh: decode(image.get(PB.energy, 4), 'int64') as number,
-        currents: [
-            i32(PB.currentL1) * 100,
-            i32(PB.currentL1 + 2) * 100,
-            i32(PB.currentL1 + 4) * 100,
-        ],
-    };
+/** The attached meter's currents (mA) from 8064..8069 (0.1 A each, int32). */
+function meterCurrents(image: RegisterImage): [number, number, number] {
+    return [
+        (image.decode(PB.currentL1, 'int32') as number) * 100,
+        (image.decode(PB.currentL1 + 2, 'int32') as number) * 100,
+        (image.decode(PB.currentL1 + 4, 'int32') as number) * 100,
+    ];
+}
+
+/** The attached meter's power (W); −1 means "no value yet" on the device. */
+function meterPowerW(image: RegisterImage): number {
+    return Math.max(0, image.decode(PB.power, 'int32') as number);
+}
+
+function meterEnergyWh(image: RegisterImage): number {
+    return image.decode(PB.energy, 'int64') as number;
 }
 
 export interface PowerBrainIdentity {
@@ -148,7 +149,8 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     private readonly failSafeCurrent: number;
     private readonly releasedCurrent: number;
     private starting: Promise<void> | undefined;
-    private plan: ReadBlock[] = [];
+    /** The poll of the registers read() needs, known once start() has read the capabilities. */
+    private pollPlan: PollRequest | undefined;
     private identityValue: PowerBrainIdentity | undefined;
     private s0Inputs = 0;
     private lastState: EvseState | undefined;
@@ -190,7 +192,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
 
     /** Read plan of one poll: the registers read() needs, one request per contiguous block. */
     get readPlan(): readonly ReadBlock[] {
-        return this.plan;
+        return this.pollPlan?.blocks ?? [];
     }
 
     /** Identity, capabilities and the fail-safe: once, retried after a failure. */
@@ -216,35 +218,53 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         const present = await this.readWords(PB.failSafeDuration, 3);
         if (present.some((w, i) => w !== wanted[i]))
             await this.writeWords(PB.failSafeDuration, wanted);
-        this.plan = planReads(hasMeter ? [METER_BLOCK, EVSE_BLOCK] : [EVSE_BLOCK]);
+        this.pollPlan = this.pollRequest(
+            planReads(hasMeter ? [METER_BLOCK, EVSE_BLOCK] : [EVSE_BLOCK]),
+        );
         this.identityValue = identity;
     }
 
-    async read(): Promise<EvseReading> {
-        await this.start();
-        const image = await this.readBlocks(this.plan);
-        const state = cpToState(image.get(PB.cpState, 1)[0]!);
-        const rfid = decode(image.get(PB.lastRfid, 15), 'string') as string;
-        const reading: EvseReading = { state };
-        if (rfid) {
-            reading.rfid = rfid;
-            // The reader's count tells a new presentation of the same card from the card that
-            // stays in 8096; read only while a card is shown, and optional (older firmware).
-            const count = await this.readWords(PB.detectedRfids, 1).catch(() => undefined);
-            if (count?.[0] !== undefined) reading.rfidCount = count[0];
-        }
-        if (image.has(METER_BLOCK.address, METER_BLOCK.count)) {
-            const m = meterValues(image);
-            reading.currents = m.currents;
-            reading.powerW = m.powerW;
-            reading.totalEnergyWh = m.energyWh;
-        }
+    read(): Promise<EvseReading> {
+        if (!this.pollPlan) return this.start().then(() => this.read());
+        // Chained rather than awaited: an async function costs several objects per call, and
+        // this runs for every wallbox in every cycle.
+        return this.poll(this.pollPlan).then(this.toReading);
+    }
+
+    private readonly toReading = (image: RegisterImage): EvseReading | Promise<EvseReading> => {
+        const state = cpToState(image.decode(PB.cpState, 'uint16') as number);
+        // One literal with every field the poll fills: adding them one by one would grow the
+        // object's property store on every poll.
+        const reading: EvseReading = image.has(METER_BLOCK.address, METER_BLOCK.count)
+            ? {
+                  state,
+                  currents: meterCurrents(image),
+                  powerW: meterPowerW(image),
+                  totalEnergyWh: meterEnergyWh(image),
+              }
+            : { state };
+        const rfid = image.decode(PB.lastRfid, 'string', 3, 'big', 15) as string;
+        if (!rfid) return this.checked(reading);
+        reading.rfid = rfid;
+        // The reader's count tells a new presentation of the same card from the card that stays
+        // in 8096; read only while a card is shown, and optional (older firmware).
+        return this.readWords(PB.detectedRfids, 1).then(
+            (count) => {
+                if (count[0] !== undefined) reading.rfidCount = count[0];
+                return this.checked(reading);
+            },
+            () => this.checked(reading),
+        );
+    };
+
+    /** The reading if it is plausible; a bad reply that names what is wrong if not. */
+    private checked(reading: EvseReading): EvseReading {
         if (!plausibleEvse(reading)) {
             const parsed = evseReadingSchema.safeParse(reading);
             if (!parsed.success)
                 throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
         }
-        this.lastState = state;
+        this.lastState = reading.state;
         return reading;
     }
 
@@ -289,7 +309,7 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
     readonly kind = 'meter' as const;
     private starting: Promise<void> | undefined;
     private voltages: [number, number, number] | undefined;
-    private readonly plan = planReads([METER_BLOCK]);
+    private readonly pollPlan = this.pollRequest(planReads([METER_BLOCK]));
 
     start(): Promise<void> {
         this.starting ??= (async () => {
@@ -304,12 +324,12 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
     }
 
     async read(): Promise<MeterReading> {
-        await this.start();
-        const m = meterValues(await this.readBlocks(this.plan));
+        if (!this.voltages) await this.start();
+        const image = await this.poll(this.pollPlan);
         const reading: MeterReading = {
-            powerW: m.powerW,
-            importWh: m.energyWh,
-            currents: m.currents,
+            powerW: meterPowerW(image),
+            importWh: meterEnergyWh(image),
+            currents: meterCurrents(image),
         };
         if (this.voltages) reading.voltages = this.voltages;
         if (!plausibleMeter(reading)) {

@@ -12,8 +12,8 @@ import type { EventEmitter } from 'node:events';
 import ModbusRTU from 'modbus-serial';
 import { type BusAddress, busKey, formatBusAddress } from './address';
 import { ModbusError, normalise } from './errors';
-import type { ReadFunction } from './planner';
-import { ModbusTcpClient } from './tcp-client';
+import { type ReadBlock, type ReadFunction, RegisterImage } from './planner';
+import { ModbusTcpClient, type ReplyCallback } from './tcp-client';
 
 /** The client of one connection: modbus-serial's for a serial line, ours for TCP. */
 type Client = ModbusRTU | ModbusTcpClient;
@@ -64,35 +64,59 @@ export interface BusStats {
     reconnects: number;
 }
 
+export interface PollRequest {
+    device: string;
+    unit: number;
+    /** A read plan (planReads): one request per block. */
+    blocks: readonly ReadBlock[];
+}
+
 /**
- * One request, queued or in flight. A class rather than an object literal: V8 moves objects made
- * by a literal straight to the old generation once a burst of them outlived a scavenge (as at
- * start-up, with every wallbox's first reads in flight at once), and from then on every request
- * would leave garbage there until the next full collection.
+ * One request, queued or in flight: a read, a write, or a poll (the blocks of a read plan, read
+ * one after another). A class rather than an object literal: V8 moves objects made by a literal
+ * straight to the old generation once a burst of them outlived a scavenge (as at start-up, with
+ * every wallbox's first reads in flight at once), and from then on every request would leave
+ * garbage there until the next full collection.
  */
 class Job {
-    readonly promise: Promise<number[]>;
-    resolve!: (data: number[]) => void;
+    readonly promise: Promise<unknown>;
+    resolve!: (result: unknown) => void;
     reject!: (e: ModbusError) => void;
     settled = false;
     guard: NodeJS.Timeout | undefined = undefined;
-    /** modbus-serial's record of this request while it is in flight (see filedTransaction). */
+    /** modbus-serial's record of this request while it is in flight (see filedTransaction);
+     *  serial lines only. */
     transactionId = -1;
     transaction: unknown = undefined;
+    /** A poll's block on the wire (its fc, address and count are the job's), and its image. */
+    step = 0;
+    readonly image: RegisterImage | undefined;
 
     constructor(
-        readonly kind: 'read' | 'write',
+        readonly kind: 'read' | 'write' | 'poll',
         readonly device: string,
         readonly unit: number,
-        readonly fc: ReadFunction,
-        readonly address: number,
-        readonly count: number,
+        public fc: ReadFunction,
+        public address: number,
+        public count: number,
         readonly values: readonly number[] | undefined,
+        readonly blocks: readonly ReadBlock[] | undefined,
     ) {
-        this.promise = new Promise<number[]>((resolve, reject) => {
+        this.image = blocks ? new RegisterImage() : undefined;
+        this.promise = new Promise<unknown>((resolve, reject) => {
             this.resolve = resolve;
             this.reject = reject;
         });
+    }
+
+    /** Moves a poll on to its next block; false when every block has been read. */
+    nextBlock(): boolean {
+        const block = this.blocks?.[++this.step];
+        if (!block) return false;
+        this.fc = block.fc;
+        this.address = block.address;
+        this.count = block.count;
+        return true;
     }
 }
 
@@ -130,6 +154,8 @@ export class Bus {
     readonly stats: BusStats = { requests: 0, failures: 0, timeouts: 0, reconnects: 0 };
     private current: BusState = 'idle';
     private client: Client | undefined;
+    /** The reply handler of `client`'s connection. */
+    private onReply: ReplyCallback | undefined;
     private timer: NodeJS.Timeout | undefined;
     private attempts = 0;
     private connectedOnce = false;
@@ -197,7 +223,33 @@ export class Bus {
             request.address,
             request.count,
             undefined,
-        );
+            undefined,
+        ) as Promise<number[]>;
+    }
+
+    /**
+     * Reads every block of a read plan, one request each and one after another, into one
+     * register image. The blocks take one place in the queue and settle one promise: a device's
+     * poll costs no more than that, however many blocks it has. It fails with the first block
+     * that fails.
+     */
+    poll(request: PollRequest): Promise<RegisterImage> {
+        const first = request.blocks[0];
+        if (!first || request.blocks.some((b) => !(b.count >= 1 && b.count <= 125))) {
+            return Promise.reject(
+                this.badRequest(request.device, 'a poll needs blocks of 1..125 registers'),
+            );
+        }
+        return this.enqueue(
+            'poll',
+            request.device,
+            request.unit,
+            first.fc,
+            first.address,
+            first.count,
+            undefined,
+            request.blocks,
+        ) as Promise<RegisterImage>;
     }
 
     async write(request: WriteRequest): Promise<void> {
@@ -218,6 +270,7 @@ export class Bus {
             request.address,
             request.values.length,
             [...request.values],
+            undefined,
         );
     }
 
@@ -246,7 +299,8 @@ export class Bus {
         address: number,
         count: number,
         values: readonly number[] | undefined,
-    ): Promise<number[]> {
+        blocks: readonly ReadBlock[] | undefined,
+    ): Promise<unknown> {
         if (!Number.isInteger(unit) || unit < 0 || unit > 255) {
             return Promise.reject(this.badRequest(device, `bad unit id ${unit}`));
         }
@@ -288,7 +342,7 @@ export class Bus {
                 `queue of ${this.name} is full (${this.opts.maxQueue})`,
             );
         }
-        const job = new Job(kind, device, unit, fc, address, count, values);
+        const job = new Job(kind, device, unit, fc, address, count, values, blocks);
         this.queue.push(job);
         this.pump();
         return job.promise;
@@ -320,7 +374,7 @@ export class Bus {
         this.health.set(unit, h);
     }
 
-    private settle(job: Job, error?: ModbusError, data?: number[]): void {
+    private settle(job: Job, error?: ModbusError, result?: unknown): void {
         if (job.settled) return;
         job.settled = true;
         if (job.guard) clearTimeout(job.guard);
@@ -329,7 +383,7 @@ export class Bus {
             this.stats.failures++;
             job.reject(error);
         } else {
-            job.resolve(data ?? []);
+            job.resolve(result);
         }
     }
 
@@ -367,45 +421,49 @@ export class Bus {
         this.stats.requests++;
         // The critical section: nothing else uses the client until this job settles.
         client.setTimeout(timeoutMs);
-        // modbus-serial enforces the timeout itself; this guard only catches a request it
-        // never settles, which means the connection is unusable.
-        job.guard = setTimeout(() => {
-            if (job.settled || this.client !== client) return;
-            this.stats.timeouts++;
-            this.deviceFailed(job.unit);
-            this.settle(
-                job,
-                new ModbusError('MODBUS_TIMEOUT', job.device, `no answer within ${timeoutMs} ms`),
-            );
-            this.lost(client, 'request never completed');
-        }, timeoutMs + 1000);
-        job.transactionId = nextTransactionId(client);
-        // modbus-serial's callback API: its promise API would add a promise, a bound function
-        // and a callback per request. The answer is handled in a microtask, as a promise's would
-        // be: never inside modbus-serial's receive handler (which would take an exception of
-        // ours for a parse error) nor while this request is still being sent.
-        const callback = (err: unknown, reply: unknown): void => {
-            queueMicrotask(() => this.replied(job, client, err, reply));
-        };
+        if (!(client instanceof ModbusTcpClient)) {
+            // modbus-serial enforces the timeout itself; this guard only catches a request it
+            // never settles, which means the connection is unusable. Our TCP client's own timer
+            // always settles the request, so it needs no timer per request.
+            if (job.guard) clearTimeout(job.guard); // a poll's previous block
+            job.guard = setTimeout(() => {
+                if (job.settled || this.client !== client) return;
+                this.stats.timeouts++;
+                this.deviceFailed(job.unit);
+                this.settle(
+                    job,
+                    new ModbusError(
+                        'MODBUS_TIMEOUT',
+                        job.device,
+                        `no answer within ${timeoutMs} ms`,
+                    ),
+                );
+                this.lost(client, 'request never completed');
+            }, timeoutMs + 1000);
+            job.transactionId = nextTransactionId(client);
+        }
+        const onReply = this.onReply!;
         try {
-            if (job.kind === 'read') {
-                if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, callback);
-                else client.writeFC3(job.unit, job.address, job.count, callback);
+            if (job.kind !== 'write') {
+                if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, onReply);
+                else client.writeFC3(job.unit, job.address, job.count, onReply);
             } else if (job.values!.length === 1) {
-                client.writeFC6(job.unit, job.address, job.values![0]!, callback);
+                client.writeFC6(job.unit, job.address, job.values![0]!, onReply);
             } else {
-                client.writeFC16(job.unit, job.address, [...job.values!], callback);
+                client.writeFC16(job.unit, job.address, [...job.values!], onReply);
             }
         } catch (e) {
-            queueMicrotask(() => this.replied(job, client, e, undefined));
+            queueMicrotask(() => this.replied(client, e, undefined));
         }
         job.transaction = filedTransaction(client, job.transactionId);
     }
 
-    /** modbus-serial has answered the active job (or given up on it). */
-    private replied(job: Job, client: Client, err: unknown, reply: unknown): void {
+    /** The client has answered the active job (or given up on it). */
+    private replied(client: Client, err: unknown, reply: unknown): void {
+        const job = this.active;
+        // Only the active job is ever in flight; an answer from a client already dropped is stale.
+        if (!job || this.client !== client) return;
         forgetTransaction(client, job);
-        if (job.settled) return;
         if (err) {
             const error = normalise(err, job.device, this.opts.timeoutMs);
             if (error.code === 'MODBUS_TIMEOUT') {
@@ -424,21 +482,29 @@ export class Bus {
         }
         this.health.delete(job.unit);
         if (job.kind === 'write') {
-            this.settle(job);
+            this.settle(job, undefined, undefined);
+            this.pump();
+            return;
+        }
+        const words = replyWords(reply, job.count);
+        if (!words) {
+            this.settle(
+                job,
+                new ModbusError(
+                    'MODBUS_BAD_REPLY',
+                    job.device,
+                    `reply to a read of ${job.count} registers at ${job.address} is malformed`,
+                ),
+            );
+        } else if (job.kind === 'read') {
+            this.settle(job, undefined, words);
         } else {
-            const words = replyWords(reply, job.count);
-            if (!words) {
-                this.settle(
-                    job,
-                    new ModbusError(
-                        'MODBUS_BAD_REPLY',
-                        job.device,
-                        `reply to a read of ${job.count} registers at ${job.address} is malformed`,
-                    ),
-                );
-            } else {
-                this.settle(job, undefined, words);
+            job.image!.set(job.fc, job.address, words);
+            if (job.nextBlock()) {
+                this.send(job, client); // the poll keeps the bus
+                return;
             }
+            this.settle(job, undefined, job.image);
         }
         this.pump();
     }
@@ -464,6 +530,15 @@ export class Bus {
         const address = this.address;
         const client = address.kind === 'tcp' ? new ModbusTcpClient() : new ModbusRTU();
         this.client = client;
+        // One reply handler per connection, not a closure per request. Our TCP client never
+        // answers during a write call and guards its callbacks, so its answer is handled at
+        // once; modbus-serial's is handled in a microtask, as its promise API would: never
+        // inside its receive handler (which would take an exception of ours for a parse error)
+        // nor while the request is still being sent.
+        this.onReply =
+            client instanceof ModbusTcpClient
+                ? (err, reply) => this.replied(client, err, reply)
+                : (err, reply) => queueMicrotask(() => this.replied(client, err, reply));
         // Both clients emit 'error' for port errors; without a listener that would throw.
         client.on('error', (e: unknown) => this.lost(client, normalise(e, '').message));
         this.timer = setTimeout(

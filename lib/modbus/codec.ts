@@ -84,13 +84,27 @@ export function decode(
     type: DataType,
     order: WordOrder = 'big',
 ): number | string {
-    const need = type === 'string' ? words.length : WORDS[type];
-    if (words.length < need) {
+    return decodeAt(words, 0, type, order, words.length);
+}
+
+/**
+ * Decodes the value at words[offset…] without copying its words out (a register image decodes
+ * every value of every poll in place). A string takes `stringWords` words.
+ */
+export function decodeAt(
+    words: readonly number[],
+    offset: number,
+    type: DataType,
+    order: WordOrder = 'big',
+    stringWords = 1,
+): number | string {
+    const need = wordCount(type, stringWords);
+    if (words.length - offset < need) {
         throw new ModbusError('MODBUS_BAD_REPLY', '', `${type} needs ${need} registers`);
     }
-    if (type === 'string') return decodeString(words);
+    if (type === 'string') return decodeString(words, offset, need);
     for (let i = 0; i < need; i++) {
-        const w = words[order === 'big' ? i : need - 1 - i]!;
+        const w = words[offset + (order === 'big' ? i : need - 1 - i)]!;
         scratch.setUint16(i * 2, w & 0xffff);
     }
     switch (type) {
@@ -115,9 +129,10 @@ export function decode(
 }
 
 /** Latin-1 text, two bytes per word (high byte first), up to the first NUL; trailing spaces cut. */
-function decodeString(words: readonly number[]): string {
+function decodeString(words: readonly number[], offset: number, count: number): string {
     let text = '';
-    for (const word of words) {
+    for (let i = offset; i < offset + count; i++) {
+        const word = words[i]!;
         const high = (word >>> 8) & 0xff;
         if (high === 0) break;
         text += String.fromCharCode(high);
@@ -125,7 +140,7 @@ function decodeString(words: readonly number[]): string {
         if (low === 0) break;
         text += String.fromCharCode(low);
     }
-    return text.replace(/\s+$/, '');
+    return text === '' ? text : text.replace(/\s+$/, '');
 }
 
 function badValue(value: unknown, type: DataType): ModbusError {

@@ -1,5 +1,6 @@
 // Read planning: the registers a device's state needs, read in as few requests as possible —
 // one per contiguous block (optionally bridging small gaps the device is known to answer).
+import { type DataType, decode, decodeAt, type WordOrder, wordCount } from './codec';
 import { ModbusError } from './errors';
 
 export type ReadFunction = 3 | 4;
@@ -102,10 +103,42 @@ export class RegisterImage {
         return out;
     }
 
+    /**
+     * The value of `type` at `address`, decoded where it was read rather than from a copy of
+     * its words: a driver decodes every value of every poll.
+     */
+    decode(
+        address: number,
+        type: DataType,
+        fc: ReadFunction = 3,
+        order: WordOrder = 'big',
+        stringWords = 1,
+    ): number | string {
+        const count = wordCount(type, stringWords);
+        const block = this.blockHolding(fc, address, count);
+        return block
+            ? decodeAt(block.data, address - block.address, type, order, count)
+            : decode(this.get(address, count, fc), type, order);
+    }
+
     has(address: number, count = 1, fc: ReadFunction = 3): boolean {
         for (let a = address; a < address + count; a++)
             if (this.word(fc, a) === undefined) return false;
         return true;
+    }
+
+    /**
+     * The block read last that overlaps address..address+count−1, if it holds that range whole
+     * (it is then the latest for every word of it); otherwise undefined.
+     */
+    private blockHolding(fc: ReadFunction, address: number, count: number): ReadWords | undefined {
+        for (let i = this.blocks.length - 1; i >= 0; i--) {
+            const b = this.blocks[i]!;
+            const end = b.address + b.data.length;
+            if (b.fc !== fc || address + count <= b.address || address >= end) continue;
+            return address >= b.address && address + count <= end ? b : undefined;
+        }
+        return undefined;
     }
 
     /** The word at `address`, from the block read last that holds it. */

@@ -1,10 +1,10 @@
 // A minimal Modbus TCP client for the bus: one connection, one request in flight at a time,
-// FC3/FC4 reads and FC6/FC16 writes, callbacks only. It exists because modbus-serial's TCP
-// client allocates about 2 KB per request (a Buffer per read, a concatenated receive buffer, a
-// CRC-framed copy, a promise chain per write, a transaction record); with hundreds of wallboxes
-// that allocation rate alone keeps V8's young generation at its full size. Here every read lands
-// in one reused Buffer (net's `onread`), every request is framed in one reused Buffer, and a reply
-// costs only the array of its words.
+// FC3/FC4 reads and FC6/FC16 writes, callbacks only (never called during the write call that made
+// the request). It exists because modbus-serial's TCP client allocates about 2 KB per request (a
+// Buffer per read, a concatenated receive buffer, a CRC-framed copy, a promise chain per write, a
+// transaction record); with hundreds of wallboxes that allocation rate alone keeps V8's young
+// generation at its full size. Here every read lands in one reused Buffer (net's `onread`), every
+// request is framed in one reused Buffer, and a reply costs only the array of its words.
 //
 // Failures are reported in the shapes modbus-serial uses, so that normalise() maps them exactly
 // as before: { name: 'TransactionTimedOutError', errno: 'ETIMEDOUT' } for a request timeout, an
@@ -172,14 +172,16 @@ export class ModbusTcpClient extends EventEmitter {
         this.send(this.header(this.frame, 6, unit, fc, address, count));
     }
 
-    /** Takes the request as the one in flight; false (and the callback told) if impossible. */
+    /**
+     * Takes the request as the one in flight; false if impossible, and the callback is told in
+     * a microtask: a callback never runs inside the write call that made its request.
+     */
     private begin(fc: number, unit: number, count: number, callback: ReplyCallback): boolean {
-        if (!this.open || !this.socket) {
-            callback(new NotOpenError(), undefined);
-            return false;
-        }
-        if (this.callback) {
-            callback(new Error('a request is already in flight'), undefined);
+        if (!this.open || !this.socket || this.callback) {
+            const error = this.callback
+                ? new Error('a request is already in flight')
+                : new NotOpenError();
+            queueMicrotask(() => callback(error, undefined));
             return false;
         }
         this.transactionId = (this.transactionId + 1) & 0xffff;
@@ -240,7 +242,13 @@ export class ModbusTcpClient extends EventEmitter {
     private finish(err: unknown, reply: unknown): void {
         const callback = this.callback!;
         this.callback = undefined;
-        callback(err, reply);
+        try {
+            callback(err, reply);
+        } catch (e) {
+            // The callback runs inside the socket's read handler or a timer, where an exception
+            // would take the process down: report it as a broken connection instead.
+            this.corrupt(`a reply its handler failed on (${(e as Error).message})`);
+        }
     }
 
     private dropRequest(): void {
@@ -272,7 +280,8 @@ export class ModbusTcpClient extends EventEmitter {
             }
             if (this.rxLength - start < 6 + length) break;
             this.frameReceived(start, length);
-            if (this.destroyed) return false;
+            // Ended by the reply's handler (destroyed, or found corrupt): nothing more to read.
+            if (this.destroyed || !this.open) return false;
             start += 6 + length;
         }
         if (start > 0) {

@@ -114,6 +114,57 @@ describe('modbus/bus', function () {
             );
         });
 
+        it('polls the blocks of a read plan in one place in the queue, failing with the first bad one', async () => {
+            bus = new Bus(tcp(sim.ports.evse), FAST);
+            await bus.write({ device: 'E1', unit: 1, address: 8093, values: [100, 1] });
+            const blocks = [
+                { fc: 3 as const, address: 8000, count: 3 },
+                { fc: 3 as const, address: 8092, count: 3 },
+            ];
+            const before = sim.state.requests;
+            // a read queued after the poll is answered after both of its blocks
+            const order: string[] = [];
+            const polled = bus.poll({ device: 'E1', unit: 1, blocks }).then((image) => {
+                order.push('poll');
+                return image;
+            });
+            const read = bus
+                .read({ device: 'u2', unit: 2, address: 8040, count: 1 })
+                .then((words) => {
+                    order.push('read');
+                    return words;
+                });
+            const image = await polled;
+            assert.deepEqual(await read, [2]);
+            assert.deepEqual(order, ['poll', 'read']);
+            assert.equal(sim.state.requests - before, 3);
+            assert.deepEqual(image.get(8000, 3), [0xcf05, 0, 1]);
+            assert.deepEqual(image.get(8093, 2), [100, 1]);
+            assert.equal(image.decode(8000, 'uint32'), 0xcf050000);
+            assert.equal(bus.stats.requests, 4);
+
+            await rejectsWith(
+                bus.poll({
+                    device: 'E1',
+                    unit: 1,
+                    blocks: [blocks[0]!, { fc: 3, address: 9000, count: 1 }, blocks[1]!],
+                }),
+                ['MODBUS_EXCEPTION'],
+                'E1',
+            );
+            await rejectsWith(
+                bus.poll({ device: 'E1', unit: 1, blocks: [] }),
+                ['MODBUS_BAD_REQUEST'],
+                'E1',
+            );
+            await rejectsWith(
+                bus.poll({ device: 'E1', unit: 1, blocks: [{ fc: 3, address: 8000, count: 126 }] }),
+                ['MODBUS_BAD_REQUEST'],
+                'E1',
+            );
+            assert.equal(bus.state, 'connected');
+        });
+
         it('merges identical pending reads into one request', async () => {
             bus = new Bus(tcp(sim.ports.evse), FAST);
             const before = sim.state.requests;

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { busKey, parseBusAddress, resolveDevice } from '../../../lib/modbus/address';
 import {
     decode,
+    decodeAt,
     encode,
     encodeSuffixed,
     parseRegisterRef,
@@ -280,6 +281,26 @@ describe('modbus/planner', () => {
         assert.deepEqual(image.get(100, 4), [1, 2, 30, 40]);
         assert.deepEqual(image.get(103, 1, 4), [7]);
         assert.ok(image.has(100, 4) && !image.has(100, 5) && !image.has(102, 1, 4));
+    });
+
+    it('decodes values where they were read, as from a copy of their words', () => {
+        const image = new RegisterImage();
+        image.set(3, 100, [0xffff, 0xfffe, 0x4142, 0x4300, 0, 1]);
+        assert.equal(image.decode(100, 'int32'), decode([0xffff, 0xfffe], 'int32'));
+        assert.equal(image.decode(101, 'uint16'), 0xfffe);
+        assert.equal(image.decode(102, 'string', 3, 'big', 2), 'ABC');
+        assert.equal(image.decode(104, 'uint32', 3, 'little'), 0x10000);
+        assert.throws(() => image.decode(105, 'uint32'), ModbusError); // runs past the block
+        assert.throws(() => image.decode(100, 'uint16', 4), ModbusError);
+        // a later block over part of the value: decoded from the words that are in force
+        image.set(3, 101, [7]);
+        assert.equal(image.decode(100, 'uint32'), 0xffff0007);
+        // a value spanning adjacent blocks
+        image.set(3, 106, [2]);
+        assert.equal(image.decode(105, 'uint32'), 0x10002);
+        assert.equal(decodeAt([9, 0x4142, 0x2020], 1, 'string', 'big', 2), 'AB');
+        assert.equal(decodeAt([9, 0, 5], 1, 'uint32'), 5);
+        assert.throws(() => decodeAt([9, 0, 5], 2, 'uint32'), ModbusError);
     });
 });
 

@@ -128,12 +128,31 @@ describe('modbus/tcp-client', () => {
         assert.match(wrongUnit.message, /expected address 3 got 4/);
     });
 
+    it('ends the connection with an error when a reply handler throws, instead of letting it escape', async () => {
+        peer.onRequest = (f) => peer.send(reply(f.readUInt16BE(0), 1, [3, 2, 0, 42]));
+        const failed = new Promise<Error>((resolve) => client.once('error', resolve));
+        client.writeFC3(1, 0, 1, () => {
+            throw new Error('handler bug');
+        });
+        assert.match((await failed).message, /handler bug/);
+        assert.equal(client.isOpen, false);
+    });
+
     it('reports a dropped connection and refuses requests after it', async () => {
         const closed = new Promise<void>((resolve) => client.once('close', resolve));
         peer.drop();
         await closed;
         assert.equal(client.isOpen, false);
-        const after = normalise((await call((cb) => client.writeFC3(1, 0, 1, cb))).err, 'E');
+        // refused, and told after the call that made the request, never inside it
+        let told = false;
+        const refused = call((cb) => {
+            client.writeFC3(1, 0, 1, (err, reply) => {
+                told = true;
+                cb(err, reply);
+            });
+            assert.equal(told, false);
+        });
+        const after = normalise((await refused).err, 'E');
         assert.equal(after.code, 'MODBUS_NOT_CONNECTED');
         await sleep(10);
     });
