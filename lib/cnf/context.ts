@@ -4,11 +4,11 @@
 import type { EvseReading } from '../core/types';
 import type { ChargingRule } from '../rules/rules';
 import type { CmVariables } from '../rules/variables';
-import { isEvse } from '../site/schema';
+import { isEvse, type EvseEntry } from '../site/schema';
 import type { Site } from '../site/site';
 import { BudgetLedger, sessionBudget, type SessionBudget } from '../users/budget';
 import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
-import { MemoryUsers, type UserDirectory } from './users';
+import { MemoryUsers, type User, type UserDirectory } from './users';
 
 /** override_device flag bits as get_dev_info reports them in `overrides`. */
 export const OVERRIDE = {
@@ -176,8 +176,7 @@ export class CnfContext {
     /** A wallbox needs authorisation as soon as a user is assigned to it (vendor rule). */
     needsAuth(devId: string): boolean {
         const d = this.site.device(devId);
-        if (d && isEvse(d) && d.users?.length) return true;
-        return this.users.list().some((u) => u.dev_ids.includes(devId));
+        return needsAuthAt(devId, d && isEvse(d) ? d : undefined, this.users.list());
     }
 
     /** Whether the card, PIN or user id entered at the wallbox belongs to a user allowed there. */
@@ -195,9 +194,12 @@ export class CnfContext {
 
     /** Waiting for authorisation: a car is there, a user is required and none has been given. */
     waitingForAuth(devId: string): boolean {
+        return this.plugged(devId) && this.needsAuth(devId) && !this.authorized(devId);
+    }
+
+    private plugged(devId: string): boolean {
         const state = this.evseState(devId);
-        const plugged = state !== undefined && state >= 2 && state <= 4;
-        return plugged && this.needsAuth(devId) && !this.authorized(devId);
+        return state !== undefined && state >= 2 && state <= 4;
     }
 
     /** The user a card, PIN or user id belongs to. */
@@ -251,8 +253,14 @@ export class CnfContext {
         const cap = (id: string, mA: number): void => {
             out.set(id, Math.min(mA, out.get(id) ?? Infinity));
         };
-        for (const d of this.site.devices) {
-            if (isEvse(d) && this.waitingForAuth(d.dev_id)) cap(d.dev_id, 0);
+        // waitingForAuth for every wallbox, with the device entry at hand and the user list read
+        // once: the directory copies its list on every call.
+        const users = this.users.list();
+        const devices = this.site.devices;
+        for (let i = 0; i < devices.length; i++) {
+            const d = devices[i]!;
+            if (!isEvse(d) || !this.plugged(d.dev_id)) continue;
+            if (needsAuthAt(d.dev_id, d, users) && !this.authorized(d.dev_id)) cap(d.dev_id, 0);
         }
         for (const id of budgetSpent) cap(id, 0);
         if (!this.overrides.size && !this.plans.size) return out.size ? out : undefined;
@@ -291,6 +299,13 @@ export class CnfContext {
             }
         }
     }
+}
+
+/** Whether a wallbox has users assigned: in its own entry, or in a user's dev_ids. */
+function needsAuthAt(devId: string, entry: EvseEntry | undefined, users: readonly User[]): boolean {
+    if (entry?.users?.length) return true;
+    for (let i = 0; i < users.length; i++) if (users[i]!.dev_ids.includes(devId)) return true;
+    return false;
 }
 
 const contexts = new WeakMap<Site, CnfContext>();

@@ -1,5 +1,8 @@
 // The decision of one control cycle: allocate(snapshot, config, memory) → setpoints and new memory.
 // Pure: no I/O, no clock, no randomness. Every safety rule of DESIGN §3 is decided here.
+// Loops over the wallboxes are plain index loops that make no temporary object per wallbox: at
+// hundreds of wallboxes, once a second, such objects (and a for-of's iterator results, until V8
+// has optimised the code) were a large share of the cycle's garbage.
 import { NEW_EVSE_MEMORY, PHASE_LEARN_THRESHOLD } from './defaults';
 import {
     admit,
@@ -24,6 +27,7 @@ import {
     type MeterReading,
     type Phases3,
     type SiteConfig,
+    type SiteParams,
     type Snapshot,
 } from './types';
 
@@ -177,7 +181,9 @@ function viewEvse(
     // Until its meter shows the phases a car uses, it is counted on every phase of its wallbox: a
     // three-phase car taken for a single-phase one would overload the other two phases.
     const mask = rotateMask(cfg.usedPhases || learned || 0b111, cfg.phaseRotation);
-    const measuredDraw = measured ? rotatePhases(measured, cfg.phaseRotation) : undefined;
+    // Rotation 0: the wallbox's phases are the building's; no copy, the reading is never changed.
+    const measuredDraw =
+        measured && cfg.phaseRotation !== 0 ? rotatePhases(measured, cfg.phaseRotation) : measured;
 
     let kind: EvseKind = 'control';
     let fixed = ZERO3;
@@ -222,14 +228,17 @@ export function allocate(
     // Wallbox draws and fixed loads summed per node (each wallbox counts on its whole chain).
     const drawBelow: [number, number, number][] = topo.nodes.map(() => [0, 0, 0]);
     const fixedBelow: [number, number, number][] = topo.nodes.map(() => [0, 0, 0]);
-    views.forEach((v, i) => {
-        for (const n of topo.chains[topo.evseNode[i]!]!) {
+    for (let i = 0; i < views.length; i++) {
+        const { draw, fixed } = views[i]!;
+        const chain = topo.chains[topo.evseNode[i]!]!;
+        for (let c = 0; c < chain.length; c++) {
+            const n = chain[c]!;
             for (let p = 0; p < 3; p++) {
-                drawBelow[n]![p]! += v.draw[p]!;
-                fixedBelow[n]![p]! += v.fixed[p]!;
+                drawBelow[n]![p]! += draw[p]!;
+                fixedBelow[n]![p]! += fixed[p]!;
             }
         }
-    });
+    }
 
     // Non-EVSE load per node from its meters; stale meters keep the last good value and put the
     // wallboxes below into fail-safe.
@@ -317,15 +326,23 @@ export function allocate(
         }
         return { parent: node.parent, cap };
     });
-    const failSafe = views.map((_, i) => topo.chains[topo.evseNode[i]!]!.some((n) => stale[n]));
+    // A wallbox is in fail-safe when a meter anywhere on its chain is stale; nodes come parents
+    // first, so each node inherits its parent's staleness.
+    const staleAbove = new Uint8Array(nodeCount);
+    for (let n = 0; n < nodeCount; n++) {
+        const parent = topo.nodes[n]!.parent;
+        staleAbove[n] = stale[n] || (parent >= 0 ? staleAbove[parent]! : 0);
+    }
+    const failSafe = new Uint8Array(views.length);
+    for (let i = 0; i < views.length; i++) failSafe[i] = staleAbove[topo.evseNode[i]!]!;
 
     const siteSummary = (setpoints: Map<string, EvseSetpoint>) => {
         const evseLoad: [number, number, number] = [...fixedBelow[0]!];
-        for (const sp of setpoints.values()) {
+        setpoints.forEach((sp) => {
             if (sp.state === 'disabled' || sp.state === 'released' || sp.state === 'unreachable')
-                continue;
+                return;
             for (let p = 0; p < 3; p++) if (sp.phases & (1 << p)) evseLoad[p]! += sp.current;
-        }
+        });
         return {
             budget,
             nonEvseLoad: load[0]!,
@@ -368,14 +385,18 @@ export function allocate(
     const underdrawSince: (number | null)[] = new Array<number | null>(views.length);
     for (let i = 0; i < views.length; i++) {
         const v = views[i]!;
-        const d = demandOf(v, snapshot, params, failSafe[i]!, increasesAllowed);
-        wanted[i] = d.wanted ? 1 : 0;
-        underdrawSince[i] = d.underdrawSince;
+        const asked = askedCurrent(v, snapshot.limits);
+        const since = underdrawSinceOf(v, now, params);
+        wanted[i] = asked > 0 ? 1 : 0;
+        underdrawSince[i] = since;
         candidates.node[i] = topo.evseNode[i]!;
         candidates.phases[i] = v.mask;
         candidates.prio[i] = v.cfg.prio;
         candidates.min[i] = v.cfg.minCurrent;
-        candidates.demand[i] = v.kind === 'control' ? d.demand : 0;
+        candidates.demand[i] =
+            v.kind === 'control'
+                ? demandOf(v, asked, since, now, params, failSafe[i] === 1, increasesAllowed)
+                : 0;
     }
 
     const order = admissionOrder(views, params.minPauseTimeMs, now);
@@ -393,11 +414,12 @@ export function allocate(
     // seconds to follow. Keep this cycle's pauses and reductions, hold everyone else where they are.
     let reduced = false;
     let raised = false;
-    views.forEach((v, i) => {
-        if (v.kind !== 'control') return;
+    for (let i = 0; i < views.length; i++) {
+        const v = views[i]!;
+        if (v.kind !== 'control') continue;
         if (s[i]! < v.mem.setpoint) reduced = true;
         if (s[i]! > v.mem.setpoint) raised = true;
-    });
+    }
     if (reduced && raised) {
         const held = new Float64Array(views.length);
         for (let i = 0; i < views.length; i++) {
@@ -465,42 +487,47 @@ export function allocate(
     };
 }
 
-interface Demand {
-    demand: number;
-    /** The car wants current (plugged, allowed by rules); a 0 setpoint is then a pause. */
-    wanted: boolean;
-    underdrawSince: number | null;
+/**
+ * What the car may have by its wallbox's maximum and this cycle's caps; 0 = it wants nothing
+ * (unplugged, or capped below its minimum by rules). Above 0 the car wants current, and a 0
+ * setpoint is then a pause.
+ */
+function askedCurrent(v: EvseView, limits: Snapshot['limits']): number {
+    const { cfg } = v;
+    const asked = v.plugged ? Math.min(cfg.maxCurrent, limits?.get(cfg.id) ?? Infinity) : 0;
+    return asked < cfg.minCurrent ? 0 : asked;
+}
+
+/**
+ * Since when the car has drawn clearly less than it is given, or null. Hysteresis: it starts
+ * below the setpoint minus the margin and ends once the car draws within half the margin.
+ */
+function underdrawSinceOf(v: EvseView, now: number, params: SiteParams): number | null {
+    const { mem } = v;
+    if (!v.charging || !v.measured || mem.setpoint <= 0) return null;
+    const drawn = max3(v.measured);
+    if (mem.underdrawSince === null) {
+        return drawn < mem.setpoint - params.underdrawMargin ? now : null;
+    }
+    return drawn >= mem.setpoint - params.underdrawMargin / 2 ? null : mem.underdrawSince;
 }
 
 function demandOf(
     v: EvseView,
-    snapshot: Snapshot,
-    params: SiteConfig['params'],
+    asked: number,
+    underdrawSince: number | null,
+    now: number,
+    params: SiteParams,
     failSafe: boolean,
     increasesAllowed: boolean,
-): Demand {
+): number {
     const { cfg, mem } = v;
-    const now = snapshot.now;
-    const limit = snapshot.limits?.get(cfg.id) ?? Infinity;
-    let demand = v.plugged ? Math.min(cfg.maxCurrent, limit) : 0;
-    if (demand < cfg.minCurrent) demand = 0;
-    const wanted = demand > 0;
-
-    // A car that draws clearly less than it is given is counted at its draw plus a margin; it gets
-    // its full share back once it draws close to what it has (hysteresis: margin vs margin / 2).
-    let underdrawSince: number | null = null;
-    if (v.charging && v.measured && mem.setpoint > 0) {
-        const drawn = max3(v.measured);
-        underdrawSince = mem.underdrawSince;
-        if (underdrawSince === null && drawn < mem.setpoint - params.underdrawMargin) {
-            underdrawSince = now;
-        } else if (underdrawSince !== null && drawn >= mem.setpoint - params.underdrawMargin / 2) {
-            underdrawSince = null;
-        }
-        if (underdrawSince !== null && now - underdrawSince >= params.underdrawAfterMs) {
-            const counted = Math.ceil((drawn + params.underdrawMargin) / 100) * 100;
-            demand = Math.min(demand, Math.max(cfg.minCurrent, counted));
-        }
+    let demand = asked;
+    // A car that has drawn clearly less than it is given for a while is counted at its draw plus
+    // a margin; it gets its full share back once it draws close to what it has.
+    if (underdrawSince !== null && now - underdrawSince >= params.underdrawAfterMs) {
+        const counted = Math.ceil((max3(v.measured!) + params.underdrawMargin) / 100) * 100;
+        demand = Math.min(demand, Math.max(cfg.minCurrent, counted));
     }
     // Stale site data: fall to the fail-safe current and never rise until fresh data returns.
     if (failSafe) demand = Math.min(demand, cfg.failSafeCurrent, mem.setpoint);
@@ -512,7 +539,7 @@ function demandOf(
         else demand = Math.min(demand, Math.max(cfg.minCurrent, params.maxIncreasePerCycle));
     }
     if (demand < cfg.minCurrent) demand = 0;
-    return { demand, wanted, underdrawSince };
+    return demand;
 }
 
 /**
@@ -542,15 +569,24 @@ function admissionOrder(views: readonly EvseView[], minPauseMs: number, now: num
             key[i] = waiting;
         }
     }
-    const order = Array.from({ length: n }, (_, i) => i);
+    const order: number[] = [];
+    for (let i = 0; i < n; i++) order.push(i);
     return order.sort(
         (a, b) =>
-            prio[b]! - prio[a]! ||
-            rank[a]! - rank[b]! ||
-            key[a]! - key[b]! ||
-            arrival[a]! - arrival[b]! ||
+            compare(prio[b]!, prio[a]!) ||
+            compare(rank[a]!, rank[b]!) ||
+            compare(key[a]!, key[b]!) ||
+            compare(arrival[a]!, arrival[b]!) ||
             a - b,
     );
+}
+
+/**
+ * The sign of a − b as -1, 0 or 1: a comparator that returns a difference of two times makes a
+ * heap number on each of its thousands of calls per cycle until V8 has optimised it.
+ */
+function compare(a: number, b: number): number {
+    return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

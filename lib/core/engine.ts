@@ -54,6 +54,27 @@ export interface ManagerEvents {
     overrun: { cycleTimeMs: number; periodMs: number };
 }
 
+/**
+ * The engine's side of one polled device: whether its answer is awaited in the running sense or
+ * act phase, and answer handlers made once rather than a closure per request per cycle.
+ */
+interface DeviceLink {
+    readonly id: string;
+    /** Where the answer goes: the device's state when the request was sent. */
+    state: DeviceState;
+    /** Number of the phase that still waits for this device's answer; 0 = none. */
+    awaitedIn: number;
+    /** Phase of the read, and of the write, that the shared handlers serve; 0 = free. */
+    readFor: number;
+    writeFor: number;
+    /** The command that the shared write handlers wait to see confirmed. */
+    writing: EvseCommand | null;
+    readonly onReading: (reading: MeterReading | EvseReading) => void;
+    readonly onReadFailed: (err: unknown) => void;
+    readonly onWritten: () => void;
+    readonly onWriteFailed: (err: unknown) => void;
+}
+
 /** Extra per-cycle inputs from rules, overrides, budgets and formulas. */
 export type CycleInputs = (now: number) => Pick<Snapshot, 'limits' | 'maxTotalCurrent'>;
 
@@ -73,6 +94,7 @@ export class ChargingManager {
     private config: SiteConfig;
     private readonly drivers = new Map<string, DeviceDriver>();
     private readonly states = new Map<string, DeviceState>();
+    private readonly links = new Map<string, DeviceLink>();
     private memory: AllocatorMemory = emptyMemory();
     private readonly clock: Clock;
     private readonly cycleMs: number;
@@ -84,6 +106,17 @@ export class ChargingManager {
     private inCycle: Promise<CycleReport> | null = null;
     private last: CycleReport | null = null;
     private extraLimits: ((now: number) => ReadonlyMap<string, number> | undefined) | null = null;
+    // The sense or act phase in progress, with one deadline for the whole phase: a timer and a
+    // promise chain per device per cycle were most of the cycle's garbage at 300 wallboxes.
+    /** Number of the current (or last) phase; every phase gets a new one. */
+    private phase = 0;
+    private phaseWrites = false;
+    /** Devices asked in this phase (only the engine holds this list, so it is reused). */
+    private readonly phaseLinks: DeviceLink[] = [];
+    /** Answers the phase still waits for. */
+    private awaiting = 0;
+    private phaseTimer: TimerHandle | null = null;
+    private endPhase: (() => void) | null = null;
 
     constructor(opts: ManagerOptions) {
         this.config = opts.config;
@@ -122,6 +155,7 @@ export class ChargingManager {
         const old = this.drivers.get(id);
         this.drivers.delete(id);
         this.states.delete(id);
+        this.links.delete(id);
         if (old) await old.close();
     }
 
@@ -204,22 +238,16 @@ export class ChargingManager {
     private async cycle(): Promise<CycleReport> {
         const started = this.clock.now();
         const config = this.config;
-        // sense: every polled device in parallel (each bus serialises its own requests)
-        await Promise.all([...this.drivers.values()].map((d) => this.sense(d)));
+        await this.senseAll();
 
         // snapshot
         const now = this.clock.now();
-        const meters = new Map<string, DeviceSample<MeterReading>>();
-        const evses = new Map<string, DeviceSample<EvseReading>>();
-        for (const m of config.meters) {
-            const s = this.states.get(m.id);
-            if (s) meters.set(m.id, s.sample as DeviceSample<MeterReading>);
-        }
-        for (const e of config.evses) {
-            const s = this.states.get(e.id);
-            if (s) evses.set(e.id, s.sample as DeviceSample<EvseReading>);
-        }
-        const snapshot: Snapshot = { now, meters, evses, ...this.inputs?.(now) };
+        const snapshot: Snapshot = {
+            now,
+            meters: this.samples<MeterReading>(config.meters),
+            evses: this.samples<EvseReading>(config.evses),
+            ...this.inputs?.(now),
+        };
         const extra = this.extraLimits?.(now);
         if (extra && extra.size) {
             const merged = new Map(snapshot.limits ?? []);
@@ -233,10 +261,7 @@ export class ChargingManager {
         const result = allocate(snapshot, config, this.memory);
         this.memory = result.memory;
 
-        // act
-        await Promise.all(
-            [...result.setpoints].map(([id, sp]) => this.act(id, sp, previous?.get(id))),
-        );
+        await this.actAll(result.setpoints, previous);
 
         // publish
         const report: CycleReport = {
@@ -250,25 +275,87 @@ export class ChargingManager {
         return report;
     }
 
-    private async sense(driver: DeviceDriver): Promise<void> {
+    /** This cycle's samples of the configured devices that have one (the snapshot keeps them). */
+    private samples<R>(devices: readonly { id: string }[]): Map<string, DeviceSample<R>> {
+        const out = new Map<string, DeviceSample<R>>();
+        for (let i = 0; i < devices.length; i++) {
+            const id = devices[i]!.id;
+            const s = this.states.get(id);
+            if (s) out.set(id, s.sample as DeviceSample<R>);
+        }
+        return out;
+    }
+
+    /** sense: reads every polled device in parallel (each bus serialises its own requests). */
+    private senseAll(): Promise<void> {
+        const phase = this.openPhase(false);
+        this.drivers.forEach((driver) => this.sense(driver, phase));
+        return this.closePhase();
+    }
+
+    private sense(driver: DeviceDriver, phase: number): void {
         const state = this.deviceState(driver.id);
+        const link = this.link(driver.id);
+        link.state = state;
+        let request: Promise<MeterReading | EvseReading>;
         try {
-            const reading = await this.withTimeout<MeterReading | EvseReading>(
-                driver.read(),
-                `read ${driver.id}`,
-            );
-            state.sample = { reading, takenAt: reading.takenAt ?? this.clock.now() };
-            this.markOk(state);
+            request = driver.read();
         } catch (err) {
             this.markFailed(state, err);
+            return;
+        }
+        this.awaitAnswer(link);
+        if (link.readFor === 0) {
+            link.readFor = phase;
+            void request.then(link.onReading, link.onReadFailed);
+        } else {
+            // An earlier read never answered and still holds the shared handlers.
+            void request.then(
+                (reading) => this.readAnswered(link, phase, reading),
+                (err: unknown) => this.readFailed(link, phase, err),
+            );
         }
     }
 
-    private async act(
+    private readAnswered(
+        link: DeviceLink,
+        phase: number,
+        reading: MeterReading | EvseReading,
+    ): void {
+        if (!this.answered(link, phase)) return;
+        try {
+            link.state.sample = { reading, takenAt: reading.takenAt ?? this.clock.now() };
+            this.markOk(link.state);
+        } catch (err) {
+            this.markFailed(link.state, err); // a driver that resolved without a reading
+        }
+        this.settled();
+    }
+
+    private readFailed(link: DeviceLink, phase: number, err: unknown): void {
+        if (!this.answered(link, phase)) return;
+        this.markFailed(link.state, err);
+        this.settled();
+    }
+
+    /** act: sends the wallboxes their new commands, and keep-alives, in parallel. */
+    private actAll(
+        setpoints: ReadonlyMap<string, EvseSetpoint>,
+        previous: ReadonlyMap<string, EvseSetpoint> | undefined,
+    ): Promise<void> {
+        const phase = this.openPhase(true);
+        const now = this.clock.now();
+        setpoints.forEach((sp, id) => this.act(id, sp, previous?.get(id), now, phase));
+        return this.closePhase();
+    }
+
+    private act(
         id: string,
         sp: EvseSetpoint,
         previous: EvseSetpoint | undefined,
-    ): Promise<void> {
+        now: number,
+        phase: number,
+    ): void {
         if (
             !previous ||
             previous.current !== sp.current ||
@@ -280,27 +367,164 @@ export class ChargingManager {
         const driver = this.drivers.get(id);
         if (!sp.write || !driver || driver.kind !== 'evse') return;
         const state = this.deviceState(id);
-        const command: EvseCommand = {
-            current: sp.current,
-            chargingEnabled: sp.chargingEnabled,
-            released: sp.released,
-        };
-        const now = this.clock.now();
-        const changed = !state.lastCommand || !sameCommand(state.lastCommand, command);
+        const changed = !state.lastCommand || !sameCommand(state.lastCommand, sp);
         // Re-write well before the wallbox's own communication fail-safe would take over.
         const keepAlive =
             driver.keepAliveMs !== undefined &&
             state.lastWriteAt !== null &&
             now - state.lastWriteAt >= driver.keepAliveMs / 3;
         if (!changed && !keepAlive) return;
+        const command: EvseCommand = {
+            current: sp.current,
+            chargingEnabled: sp.chargingEnabled,
+            released: sp.released,
+        };
+        const link = this.link(id);
+        link.state = state;
+        let request: Promise<void>;
         try {
-            await this.withTimeout(driver.apply(command), `write ${id}`);
-            state.lastCommand = command;
-            state.lastWriteAt = this.clock.now();
+            request = driver.apply(command);
         } catch (err) {
-            state.lastCommand = null; // unknown now: write again next cycle
+            state.lastCommand = null;
             this.markFailed(state, err);
+            return;
         }
+        this.awaitAnswer(link);
+        if (link.writeFor === 0) {
+            link.writeFor = phase;
+            link.writing = command;
+            void request.then(link.onWritten, link.onWriteFailed);
+        } else {
+            // An earlier write never answered and still holds the shared handlers.
+            void request.then(
+                () => this.written(link, phase, command),
+                (err: unknown) => this.writeFailed(link, phase, err),
+            );
+        }
+    }
+
+    private written(link: DeviceLink, phase: number, command: EvseCommand): void {
+        if (!this.answered(link, phase)) return;
+        link.state.lastCommand = command;
+        link.state.lastWriteAt = this.clock.now();
+        this.settled();
+    }
+
+    private writeFailed(link: DeviceLink, phase: number, err: unknown): void {
+        if (!this.answered(link, phase)) return;
+        link.state.lastCommand = null; // unknown now: write again next cycle
+        this.markFailed(link.state, err);
+        this.settled();
+    }
+
+    private link(id: string): DeviceLink {
+        let link = this.links.get(id);
+        if (!link) {
+            link = this.newLink(id);
+            this.links.set(id, link);
+        }
+        return link;
+    }
+
+    private newLink(id: string): DeviceLink {
+        const link: DeviceLink = {
+            id,
+            state: this.deviceState(id),
+            awaitedIn: 0,
+            readFor: 0,
+            writeFor: 0,
+            writing: null,
+            onReading: (reading) => {
+                const phase = link.readFor;
+                link.readFor = 0;
+                this.readAnswered(link, phase, reading);
+            },
+            onReadFailed: (err) => {
+                const phase = link.readFor;
+                link.readFor = 0;
+                this.readFailed(link, phase, err);
+            },
+            onWritten: () => {
+                const phase = link.writeFor;
+                const command = link.writing!;
+                link.writeFor = 0;
+                link.writing = null;
+                this.written(link, phase, command);
+            },
+            onWriteFailed: (err) => {
+                const phase = link.writeFor;
+                link.writeFor = 0;
+                link.writing = null;
+                this.writeFailed(link, phase, err);
+            },
+        };
+        return link;
+    }
+
+    /** Starts a sense (reads) or act (writes) phase; returns its number. */
+    private openPhase(writes: boolean): number {
+        this.phaseWrites = writes;
+        this.phaseLinks.length = 0;
+        this.awaiting = 0;
+        return ++this.phase;
+    }
+
+    /** Counts a request sent to a device in this phase. */
+    private awaitAnswer(link: DeviceLink): void {
+        link.awaitedIn = this.phase;
+        this.phaseLinks.push(link);
+        this.awaiting++;
+    }
+
+    /** Resolves once every device asked in this phase has answered, or at the phase's deadline. */
+    private closePhase(): Promise<void> {
+        if (this.awaiting === 0) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+            this.endPhase = resolve;
+            this.phaseTimer = this.clock.setTimeout(this.phaseDeadline, this.ioTimeoutMs);
+        });
+    }
+
+    /**
+     * Whether an answer is the one its phase still waits for; a late answer (after the deadline,
+     * from an earlier cycle) is dropped, as a timed-out request's answer always was.
+     */
+    private answered(link: DeviceLink, phase: number): boolean {
+        if (phase === 0 || link.awaitedIn !== phase) return false;
+        link.awaitedIn = 0;
+        return true;
+    }
+
+    /** One answer recorded: the phase ends when none is outstanding. */
+    private settled(): void {
+        if (--this.awaiting > 0) return;
+        if (this.phaseTimer !== null) this.clock.clearTimeout(this.phaseTimer);
+        this.finishPhase();
+    }
+
+    /** At the deadline, every device that has not answered fails as a lone timeout did. */
+    private readonly phaseDeadline = (): void => {
+        const phase = this.phase;
+        for (let i = 0; i < this.phaseLinks.length; i++) {
+            const link = this.phaseLinks[i]!;
+            if (link.awaitedIn !== phase) continue;
+            link.awaitedIn = 0;
+            if (this.phaseWrites) {
+                link.state.lastCommand = null;
+                this.markFailed(link.state, this.noAnswer(`write ${link.id}`));
+            } else {
+                this.markFailed(link.state, this.noAnswer(`read ${link.id}`));
+            }
+        }
+        this.awaiting = 0;
+        this.finishPhase();
+    };
+
+    private finishPhase(): void {
+        this.phaseTimer = null;
+        const end = this.endPhase;
+        this.endPhase = null;
+        end?.();
     }
 
     private markOk(state: DeviceState): void {
@@ -323,13 +547,19 @@ export class ChargingManager {
         }
     }
 
+    private noAnswer(what: string): Error {
+        const err = new Error(`${what}: no answer within ${this.ioTimeoutMs} ms`);
+        (err as Error & { code: string }).code = 'ETIMEDOUT';
+        return err;
+    }
+
+    /** A lone request with its own deadline (for the writes when control is given up). */
     private withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
         return new Promise<T>((resolve, reject) => {
-            const timer = this.clock.setTimeout(() => {
-                const err = new Error(`${what}: no answer within ${this.ioTimeoutMs} ms`);
-                (err as Error & { code: string }).code = 'ETIMEDOUT';
-                reject(err);
-            }, this.ioTimeoutMs);
+            const timer = this.clock.setTimeout(
+                () => reject(this.noAnswer(what)),
+                this.ioTimeoutMs,
+            );
             promise.then(
                 (v) => {
                     this.clock.clearTimeout(timer);

@@ -1,5 +1,7 @@
 // Admission and water filling over the constraint tree (the site and its nested groups), per
-// building phase. Works on plain arrays indexed by position so that 10,000 wallboxes stay cheap.
+// building phase. Works on plain arrays indexed by position so that 10,000 wallboxes stay cheap,
+// with index loops: this runs once or twice a cycle, and until V8 has optimised it a for-of makes
+// garbage on every step.
 
 /** A limit node: the site (index 0) or a group. Parents come before children in the array. */
 export interface FillNode {
@@ -62,7 +64,8 @@ export function admit(
         room[i * 3 + 2] = n.cap[2];
     });
     const admitted = new Uint8Array(evses.size);
-    for (const i of order) {
+    for (let k = 0; k < order.length; k++) {
+        const i = order[k]!;
         if (evses.demand[i]! <= 0) continue;
         const min = evses.min[i]!;
         const phases = evses.phases[i]!;
@@ -79,36 +82,52 @@ export function admit(
         }
         if (!fits) continue;
         admitted[i] = 1;
-        for (const n of chain) {
-            for (let p = 0; p < 3; p++) if (phases & (1 << p)) room[n * 3 + p]! -= min;
+        for (let c = 0; c < chain.length; c++) {
+            const base = chain[c]! * 3;
+            for (let p = 0; p < 3; p++) if (phases & (1 << p)) room[base + p]! -= min;
         }
     }
     return { admitted, room };
 }
 
 /**
- * Largest level λ with Σ (min(upper, max(min, λ)) − min) ≤ headroom over the members, i.e. how
- * high the water may rise above everyone's minimum. Infinity when all members reach their upper.
+ * Largest level λ with Σ (min(upper, max(min, λ)) − min) ≤ headroom over the members on a phase
+ * (`phase` is its bit), i.e. how high the water may rise above everyone's minimum. Infinity when
+ * all of them reach their upper.
  */
 export function waterLevel(
     members: readonly number[],
+    phase: number,
+    phases: Uint8Array,
     mins: Float64Array,
     uppers: Float64Array,
     headroom: number,
 ): number {
     let total = 0;
-    for (const i of members) total += uppers[i]! - mins[i]!;
-    if (total <= headroom) return Infinity;
-    // Sweep the breakpoints: slope +1 from a member's min, −1 from its upper.
-    const points: number[] = [];
-    for (const i of members) {
-        if (uppers[i]! > mins[i]!) points.push(mins[i]! * 2 + 1, uppers[i]! * 2);
+    let rising = 0;
+    for (let k = 0; k < members.length; k++) {
+        const i = members[k]!;
+        if (!(phases[i]! & phase)) continue;
+        total += uppers[i]! - mins[i]!;
+        if (uppers[i]! > mins[i]!) rising++;
     }
-    points.sort((a, b) => a - b);
+    if (total <= headroom) return Infinity;
+    // Sweep the breakpoints: slope +1 from a member's min, −1 from its upper. A typed array sorts
+    // numerically without a comparator.
+    const points = new Float64Array(rising * 2);
+    let count = 0;
+    for (let k = 0; k < members.length; k++) {
+        const i = members[k]!;
+        if (!(phases[i]! & phase) || !(uppers[i]! > mins[i]!)) continue;
+        points[count++] = mins[i]! * 2 + 1;
+        points[count++] = uppers[i]! * 2;
+    }
+    points.sort();
     let slope = 0;
     let used = 0;
     let level = points.length ? points[0]! >> 1 : 0;
-    for (const pt of points) {
+    for (let k = 0; k < points.length; k++) {
+        const pt = points[k]!;
         const at = pt >> 1;
         const next = used + slope * (at - level);
         if (next > headroom) break;
@@ -132,13 +151,12 @@ export function fill(
     chains: readonly (readonly number[])[],
 ): Float64Array {
     const out = new Float64Array(evses.size);
-    const mins = new Float64Array(evses.size);
+    const mins = evses.min; // only admitted wallboxes are looked at below
     const uppers = new Float64Array(evses.size);
     const byPrio = new Map<number, number[]>();
     for (let i = 0; i < evses.size; i++) {
         if (!admitted[i]) continue;
         out[i] = evses.min[i]!;
-        mins[i] = evses.min[i]!;
         uppers[i] = Math.max(evses.min[i]!, evses.demand[i]!);
         const list = byPrio.get(evses.prio[i]!);
         if (list) list.push(i);
@@ -154,22 +172,28 @@ export function fill(
     for (const prio of prios) {
         const cls = byPrio.get(prio)!;
         const direct: number[][] = nodes.map(() => []);
-        for (const i of cls) direct[evses.node[i]!]!.push(i);
+        for (let k = 0; k < cls.length; k++) direct[evses.node[cls[k]!]!]!.push(cls[k]!);
         const subtree: number[][] = nodes.map(() => []);
         for (let n = nodes.length - 1; n >= 0; n--) {
             const members = direct[n]!;
-            for (const c of children[n]!) for (const i of subtree[c]!) members.push(i);
+            for (const c of children[n]!) {
+                const below = subtree[c]!;
+                for (let k = 0; k < below.length; k++) members.push(below[k]!);
+            }
             subtree[n] = members;
             lowerToNodeLevel(n, members, evses, mins, uppers, room);
         }
-        for (const i of cls) {
+        for (let k = 0; k < cls.length; k++) {
+            const i = cls[k]!;
             const value = Math.floor(uppers[i]!);
             out[i] = value;
             const extra = value - mins[i]!;
             if (extra <= 0) continue;
-            for (const n of chains[evses.node[i]!]!) {
+            const chain = chains[evses.node[i]!]!;
+            for (let c = 0; c < chain.length; c++) {
+                const base = chain[c]! * 3;
                 for (let p = 0; p < 3; p++) {
-                    if (evses.phases[i]! & (1 << p)) room[n * 3 + p]! -= extra;
+                    if (evses.phases[i]! & (1 << p)) room[base + p]! -= extra;
                 }
             }
         }
@@ -190,28 +214,33 @@ function lowerToNodeLevel(
     uppers: Float64Array,
     room: Float64Array,
 ): void {
-    if (!members.length) return;
-    const onPhase: number[][] = [[], [], []];
-    for (const i of members) {
-        for (let p = 0; p < 3; p++) if (evses.phases[i]! & (1 << p)) onPhase[p]!.push(i);
-    }
-    const done = [false, false, false];
+    // Phases that some member uses and that have not been levelled yet (bit0 L1 …).
+    let open = 0;
+    for (let k = 0; k < members.length; k++) open |= evses.phases[members[k]!]!;
     for (let round = 0; round < 3; round++) {
         let best = -1;
         let bestLevel = Infinity;
         for (let p = 0; p < 3; p++) {
-            if (done[p] || !onPhase[p]!.length) continue;
-            const level = waterLevel(onPhase[p]!, mins, uppers, room[node * 3 + p]!);
+            if (!(open & (1 << p))) continue;
+            const level = waterLevel(
+                members,
+                1 << p,
+                evses.phases,
+                mins,
+                uppers,
+                room[node * 3 + p]!,
+            );
             if (level < bestLevel) {
                 bestLevel = level;
                 best = p;
             }
         }
         if (best < 0 || bestLevel === Infinity) return;
-        done[best] = true;
-        for (const i of onPhase[best]!) {
-            const capped = Math.max(mins[i]!, Math.min(uppers[i]!, bestLevel));
-            uppers[i] = capped;
+        open &= ~(1 << best);
+        for (let k = 0; k < members.length; k++) {
+            const i = members[k]!;
+            if (!(evses.phases[i]! & (1 << best))) continue;
+            uppers[i] = Math.max(mins[i]!, Math.min(uppers[i]!, bestLevel));
         }
     }
 }

@@ -189,10 +189,12 @@ export class Site {
             inputs: (now) => {
                 const outside = external?.(now) ?? {};
                 const own = this.cycleInputs(now);
-                const limits = new Map(outside.limits ?? []);
-                for (const [id, cap] of own.limits) {
+                // own.limits is made for this cycle: the outside caps are merged into it, not
+                // into yet another copy.
+                const limits = own.limits;
+                outside.limits?.forEach((cap, id) => {
                     limits.set(id, Math.min(cap, limits.get(id) ?? Infinity));
-                }
+                });
                 const maxTotal = Math.min(
                     outside.maxTotalCurrent ?? Infinity,
                     own.maxTotalCurrent ?? Infinity,
@@ -303,15 +305,21 @@ export class Site {
     cycleInputs(now: number): { limits: Map<string, number>; maxTotalCurrent?: number } {
         const limits = new Map<string, number>();
         const p = this.paramsValue;
-        const evses = this.devicesValue.filter(isEvse);
-        const withRules = evses
-            .map((e) => ({
-                e,
-                own: this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules,
-                user: this.userRules(e.dev_id) ?? undefined,
-            }))
-            .filter(({ own, user }) => own?.length || user?.length);
-        const formulaMax = evses.filter((e) => typeof e.max_charging_cur === 'string');
+        // Only the wallboxes with rules get an entry: most sites have none, every cycle.
+        const withRules: {
+            e: EvseEntry;
+            own: readonly ChargingRule[] | undefined;
+            user: readonly ChargingRule[] | undefined;
+        }[] = [];
+        const formulaMax: EvseEntry[] = [];
+        for (let i = 0; i < this.devicesValue.length; i++) {
+            const e = this.devicesValue[i]!;
+            if (!isEvse(e)) continue;
+            const own = this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules;
+            const user = this.userRules(e.dev_id) ?? undefined;
+            if (own?.length || user?.length) withRules.push({ e, own, user });
+            if (typeof e.max_charging_cur === 'string') formulaMax.push(e);
+        }
         const formulaTotal = typeof p.max_total_current === 'string';
         if (!withRules.length && !formulaMax.length && !formulaTotal && !this.variables.size) {
             this.formulaErrors = [];
@@ -328,7 +336,7 @@ export class Site {
             meters.filter((m) => m.role === role).reduce((t, m) => t + power(m), 0);
         const grid = meters.some((m) => m.role === 3);
         const gridW = sum(3);
-        const evseW = evses.reduce((t, e) => t + power(e), 0);
+        const evseW = this.devicesValue.reduce((t, d) => (isEvse(d) ? t + power(d) : t), 0);
         const solarPowerW = sum(2);
         const surplusPowerW = grid
             ? pvSurplusW({ gridW, evseW })

@@ -179,6 +179,103 @@ describe('ChargingManager (cycle engine)', () => {
         assert.equal(report.result.site.failSafe, true);
     });
 
+    it('one deadline for all devices of a phase; each silent device fails with its own timeout', async () => {
+        const clock = new ManualClock(0);
+        const silent = (id: string): MeterDriver => ({
+            id,
+            kind: 'meter',
+            read: () => new Promise(() => undefined),
+            close: () => Promise.resolve(),
+        });
+        const config = siteConfig(
+            {},
+            [evse('E1')],
+            ['M1', 'M2', 'M3'].map((id) => meter(id, MeterRole.gridDemand)),
+        );
+        const manager = new ChargingManager({
+            config,
+            drivers: ['M1', 'M2', 'M3'].map(silent),
+            clock,
+            ioTimeoutMs: 500,
+        });
+        const errors: { id: string; message: string; code: unknown }[] = [];
+        manager.events.on('deviceError', ({ id, error }) =>
+            errors.push({ id, message: error.message, code: (error as { code?: unknown }).code }),
+        );
+        const cycle = manager.runCycle();
+        assert.equal(clock.pending, 1, 'one timer for the sense phase');
+        clock.advance(500);
+        await cycle;
+        assert.deepEqual(
+            errors,
+            ['M1', 'M2', 'M3'].map((id) => ({
+                id,
+                message: `read ${id}: no answer within 500 ms`,
+                code: 'ETIMEDOUT',
+            })),
+        );
+        assert.equal(clock.pending, 0);
+    });
+
+    it('a late answer from an earlier cycle is not taken as the current one', async () => {
+        const clock = new ManualClock(0);
+        const answers: ((r: { powerW: number; currents: [number, number, number] }) => void)[] = [];
+        const m: MeterDriver = {
+            id: 'M1',
+            kind: 'meter',
+            read: () => new Promise((resolve) => answers.push(resolve)),
+            close: () => Promise.resolve(),
+        };
+        const config = siteConfig({}, [evse('E1')], [meter('M1', MeterRole.gridDemand)]);
+        const manager = new ChargingManager({ config, drivers: [m], clock, ioTimeoutMs: 500 });
+        const first = manager.runCycle();
+        clock.advance(500);
+        await first;
+        const second = manager.runCycle(); // its read is pending when the first one answers
+        answers[0]!({ powerW: 0, currents: [1000, 1000, 1000] });
+        await new Promise((r) => setImmediate(r));
+        clock.advance(500);
+        const report = await second;
+        const state = manager.deviceState('M1');
+        assert.equal(state.sample.reading, undefined, 'the late answer was dropped');
+        assert.equal(state.comErrors, 2);
+        assert.match(state.lastError, /read M1: no answer within 500 ms/);
+        assert.equal(report.result.site.failSafe, true);
+        // The second read answers late too; the third in time.
+        const third = manager.runCycle();
+        answers[1]!({ powerW: 0, currents: [2000, 2000, 2000] });
+        answers[2]!({ powerW: 0, currents: [3000, 3000, 3000] });
+        await third;
+        assert.deepEqual(manager.deviceState('M1').sample.reading?.currents, [3000, 3000, 3000]);
+        assert.equal(manager.deviceState('M1').comError, false);
+        assert.equal(clock.pending, 0);
+    });
+
+    it('a write without an answer fails at the deadline and is written again next cycle', async () => {
+        const clock = new ManualClock(0);
+        const box = new RecordingEvse('E1', clock);
+        let hang = true;
+        const apply = box.apply.bind(box);
+        box.apply = (cmd) => {
+            void apply(cmd);
+            return hang ? new Promise(() => undefined) : Promise.resolve();
+        };
+        const config = siteConfig({ reserveCurrent: 0 }, [evse('E1')]);
+        const manager = new ChargingManager({ config, drivers: [box], clock, ioTimeoutMs: 500 });
+        const first = manager.runCycle();
+        await new Promise((r) => setImmediate(r)); // sensed, decided, written
+        clock.advance(500);
+        await first;
+        const state = manager.deviceState('E1');
+        assert.match(state.lastError, /write E1: no answer within 500 ms/);
+        assert.equal(state.lastCommand, null);
+        hang = false;
+        await manager.runCycle();
+        assert.equal(box.writes.length, 2, 'the same command again');
+        assert.deepEqual(state.lastCommand, box.writes[1]!.cmd);
+        assert.equal(clock.pending, 0);
+    });
+
     it('uses values pushed from flows or HTTP and lets them go stale', async () => {
         const clock = new ManualClock(0);
         const config = siteConfig(
