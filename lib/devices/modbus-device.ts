@@ -46,10 +46,6 @@ export abstract class ModbusDevice {
         return this.where.unit;
     }
 
-    protected checkOpen(): void {
-        if (this.closed) throw this.closedError();
-    }
-
     private closedError(): ModbusError {
         return new ModbusError('MODBUS_CLOSED', this.label, 'driver closed');
     }
@@ -65,14 +61,14 @@ export abstract class ModbusDevice {
         return this.bus.poll(request);
     }
 
-    protected async readWords(address: number, count: number, fc: 3 | 4 = 3): Promise<number[]> {
-        this.checkOpen();
+    protected readWords(address: number, count: number, fc: 3 | 4 = 3): Promise<number[]> {
+        if (this.closed) return Promise.reject(this.closedError());
         return this.bus.read({ device: this.label, unit: this.where.unit, fc, address, count });
     }
 
-    protected async writeWords(address: number, values: readonly number[]): Promise<void> {
-        this.checkOpen();
-        await this.bus.write({ device: this.label, unit: this.where.unit, address, values });
+    protected writeWords(address: number, values: readonly number[]): Promise<void> {
+        if (this.closed) return Promise.reject(this.closedError());
+        return this.bus.write({ device: this.label, unit: this.where.unit, address, values });
     }
 
     /** Raw register read through the shared bus queue (the HTTP API's `cmd=modbus`). */

@@ -269,8 +269,9 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     }
 
     /** Writes 8093 (limit) and 8094 (enable) in one request; both are volatile registers. */
-    async apply(command: EvseCommand): Promise<void> {
-        await this.start();
+    apply(command: EvseCommand): Promise<void> {
+        // Chained, not awaited, as read() is: with changing setpoints this runs every cycle.
+        if (!this.pollPlan) return this.start().then(() => this.apply(command));
         let limit: number;
         let enable: number;
         if (command.released) {
@@ -284,7 +285,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
             enable = 1;
         }
         limit = Math.min(630, Math.max(60, limit));
-        await this.writeWords(PB.currentLimit, [limit, enable]);
+        return this.writeWords(PB.currentLimit, [limit, enable]);
     }
 
     /**

@@ -252,26 +252,31 @@ export class Bus {
         ) as Promise<RegisterImage>;
     }
 
-    async write(request: WriteRequest): Promise<void> {
-        if (!(request.values.length >= 1 && request.values.length <= 123)) {
-            throw this.badRequest(
-                request.device,
-                `cannot write ${request.values.length} registers`,
+    write(request: WriteRequest): Promise<void> {
+        const values = request.values;
+        if (!(values.length >= 1 && values.length <= 123)) {
+            return Promise.reject(
+                this.badRequest(request.device, `cannot write ${values.length} registers`),
             );
         }
-        if (request.values.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffff)) {
-            throw this.badRequest(request.device, 'register values must be 0..65535');
+        for (let i = 0; i < values.length; i++) {
+            const v = values[i]!;
+            if (!Number.isInteger(v) || v < 0 || v > 0xffff) {
+                return Promise.reject(
+                    this.badRequest(request.device, 'register values must be 0..65535'),
+                );
+            }
         }
-        await this.enqueue(
+        return this.enqueue(
             'write',
             request.device,
             request.unit,
             3,
             request.address,
-            request.values.length,
-            [...request.values],
+            values.length,
+            [...values],
             undefined,
-        );
+        ) as Promise<void>;
     }
 
     /** Rejects everything pending, stops reconnecting and closes the connection. Never rejects. */
