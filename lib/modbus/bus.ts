@@ -154,8 +154,8 @@ export class Bus {
     readonly stats: BusStats = { requests: 0, failures: 0, timeouts: 0, reconnects: 0 };
     private current: BusState = 'idle';
     private client: Client | undefined;
-    /** The reply handler of `client`'s connection. */
-    private onReply: ReplyCallback | undefined;
+    /** The reply handler of `client`'s connection, when it is our TCP client. */
+    private onTcpReply: ReplyCallback | undefined;
     private timer: NodeJS.Timeout | undefined;
     private attempts = 0;
     private connectedOnce = false;
@@ -447,7 +447,16 @@ export class Bus {
             }, timeoutMs + 1000);
             job.transactionId = nextTransactionId(client);
         }
-        const onReply = this.onReply!;
+        // Our TCP client: one reply handler per connection, not a closure per request; it never
+        // answers during the write call and guards its callbacks, so the answer is handled at
+        // once. modbus-serial: a handler bound to this job, so that no stray callback can be
+        // taken for a later job's answer, run in a microtask as its promise API would: never
+        // inside its receive handler (which would take an exception of ours for a parse error)
+        // nor while the request is still being sent.
+        const onReply: ReplyCallback =
+            client instanceof ModbusTcpClient
+                ? this.onTcpReply!
+                : (err, reply) => queueMicrotask(() => this.replied(client, err, reply, job));
         try {
             if (job.kind !== 'write') {
                 if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, onReply);
@@ -458,16 +467,16 @@ export class Bus {
                 client.writeFC16(job.unit, job.address, [...job.values!], onReply);
             }
         } catch (e) {
-            queueMicrotask(() => this.replied(client, e, undefined));
+            queueMicrotask(() => this.replied(client, e, undefined, job));
         }
         job.transaction = filedTransaction(client, job.transactionId);
     }
 
     /** The client has answered the active job (or given up on it). */
-    private replied(client: Client, err: unknown, reply: unknown): void {
-        const job = this.active;
-        // Only the active job is ever in flight; an answer from a client already dropped is stale.
-        if (!job || this.client !== client) return;
+    private replied(client: Client, err: unknown, reply: unknown, job = this.active): void {
+        // Only the active job is ever in flight; an answer from a client already dropped, or for
+        // a job already settled, is stale.
+        if (!job || job !== this.active || this.client !== client) return;
         forgetTransaction(client, job);
         if (err) {
             const error = normalise(err, job.device, this.opts.timeoutMs);
@@ -535,15 +544,10 @@ export class Bus {
         const address = this.address;
         const client = address.kind === 'tcp' ? new ModbusTcpClient() : new ModbusRTU();
         this.client = client;
-        // One reply handler per connection, not a closure per request. Our TCP client never
-        // answers during a write call and guards its callbacks, so its answer is handled at
-        // once; modbus-serial's is handled in a microtask, as its promise API would: never
-        // inside its receive handler (which would take an exception of ours for a parse error)
-        // nor while the request is still being sent.
-        this.onReply =
+        this.onTcpReply =
             client instanceof ModbusTcpClient
                 ? (err, reply) => this.replied(client, err, reply)
-                : (err, reply) => queueMicrotask(() => this.replied(client, err, reply));
+                : undefined;
         // Both clients emit 'error' for port errors; without a listener that would throw.
         client.on('error', (e: unknown) => this.lost(client, normalise(e, '').message));
         this.timer = setTimeout(
