@@ -1,0 +1,108 @@
+// Processes of the Node-RED benchmarks: simulated Power Brains in their own process (evcm-sim),
+// and a Node-RED user directory whose flow is one evcm-manager driving N of them over Modbus TCP.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const root = join(__dirname, '..', '..');
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const srv = createServer();
+        srv.listen(0, '127.0.0.1', () => {
+            const { port } = srv.address() as { port: number };
+            srv.close(() => resolve(port));
+        });
+        srv.on('error', reject);
+    });
+}
+
+/** A first port with `count` free ports after it (probed), in the upper range. */
+async function freeRange(count: number): Promise<number> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+        // Below the ephemeral range (32768+), where outgoing connections take their ports.
+        const start = 20_000 + Math.floor(Math.random() * (32_768 - 20_000 - count));
+        let ok = true;
+        for (let p = start; p < start + count && ok; p += 1) {
+            ok = await new Promise<boolean>((resolve) => {
+                const srv = createServer();
+                srv.once('error', () => resolve(false));
+                srv.listen(p, '127.0.0.1', () => srv.close(() => resolve(true)));
+            });
+        }
+        if (ok) return start;
+    }
+    throw new Error('no free port range');
+}
+
+/** Stops a child by its PID: SIGTERM, then SIGKILL after 10 s. */
+export async function stop(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+/** `cars` simulated Power Brains with plugged-in cars (three ports each from `firstPort`). */
+export async function startWallboxes(
+    cars: number,
+): Promise<{ firstPort: number; sim: ChildProcess }> {
+    const firstPort = await freeRange(3 * cars);
+    const sim = spawn(
+        process.execPath,
+        [
+            join(root, 'bin', 'evcm-sim.js'),
+            '--port',
+            String(firstPort),
+            '--cars',
+            String(cars),
+            '--plugged',
+            '--status',
+            '0',
+        ],
+        { stdio: 'ignore' },
+    );
+    await sleep(3000);
+    return { firstPort, sim };
+}
+
+/**
+ * A Node-RED user directory on a free port whose flow is one evcm-manager with `wallboxes` Power
+ * Brains from `firstPort` and a simulated grid meter (no flow at all for 0). Every car gets its
+ * 16 A: nothing limits them.
+ */
+export async function siteUserDir(wallboxes: number, firstPort: number): Promise<string> {
+    const userDir = mkdtempSync(join(tmpdir(), 'evcm-bench-'));
+    const port = await freePort();
+    writeFileSync(
+        join(userDir, 'settings.js'),
+        `module.exports = { uiHost: '127.0.0.1', uiPort: ${port}, flowFile: 'flows.json', credentialSecret: false,
+          nodesDir: [${JSON.stringify(root)}], editorTheme: { projects: { enabled: false }, tours: false },
+          diagnostics: { enabled: false }, logging: { console: { level: 'warn' } } };`,
+    );
+    const devices = [
+        ...Array.from({ length: wallboxes }, (_, i) => ({
+            dev_type: 'evse_powerbrain',
+            dev_id: `E${i + 1}`,
+            address: `127.0.0.1:${firstPort + 3 * i}`,
+            id: 1,
+        })),
+        { dev_type: 'meter_sim', dev_id: 'M1', role: 3 },
+    ];
+    const flow = wallboxes
+        ? [
+              {
+                  id: 'm1',
+                  type: 'evcm-manager',
+                  max_total_current: String(wallboxes * 16_000 + 32_000),
+                  devices: JSON.stringify(devices),
+              },
+          ]
+        : [];
+    writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flow));
+    return userDir;
+}
