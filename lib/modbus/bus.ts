@@ -102,7 +102,7 @@ class Job {
         readonly values: readonly number[] | undefined,
         readonly blocks: readonly ReadBlock[] | undefined,
     ) {
-        this.image = blocks ? new RegisterImage() : undefined;
+        this.image = blocks ? new RegisterImage(blocks.length) : undefined;
         this.promise = new Promise<unknown>((resolve, reject) => {
             this.resolve = resolve;
             this.reject = reject;

@@ -83,11 +83,18 @@ class ReadWords {
 /** Register words read by a plan, looked up by address. */
 export class RegisterImage {
     // The blocks as read, latest last: a few per device, so a scan is cheaper than a map of
-    // every word (which cost a key string and an entry per register on every poll).
-    private readonly blocks: ReadWords[] = [];
+    // every word (which cost a key string and an entry per register on every poll). The list is
+    // sized up front: a first push onto an empty array reserves room for 17.
+    private readonly blocks: ReadWords[];
+    private count = 0;
+
+    /** `expectedBlocks`: how many blocks will be set (more are taken too). */
+    constructor(expectedBlocks = 2) {
+        this.blocks = new Array<ReadWords>(expectedBlocks);
+    }
 
     set(fc: ReadFunction, address: number, data: readonly number[]): void {
-        this.blocks.push(new ReadWords(fc, address, data));
+        this.blocks[this.count++] = new ReadWords(fc, address, data);
     }
 
     /** The words at address..address+count−1; throws when the plan did not read them. */
@@ -132,7 +139,7 @@ export class RegisterImage {
      * (it is then the latest for every word of it); otherwise undefined.
      */
     private blockHolding(fc: ReadFunction, address: number, count: number): ReadWords | undefined {
-        for (let i = this.blocks.length - 1; i >= 0; i--) {
+        for (let i = this.count - 1; i >= 0; i--) {
             const b = this.blocks[i]!;
             const end = b.address + b.data.length;
             if (b.fc !== fc || address + count <= b.address || address >= end) continue;
@@ -143,7 +150,7 @@ export class RegisterImage {
 
     /** The word at `address`, from the block read last that holds it. */
     private word(fc: ReadFunction, address: number): number | undefined {
-        for (let i = this.blocks.length - 1; i >= 0; i--) {
+        for (let i = this.count - 1; i >= 0; i--) {
             const b = this.blocks[i]!;
             const offset = address - b.address;
             if (b.fc === fc && offset >= 0 && offset < b.data.length) return b.data[offset];
