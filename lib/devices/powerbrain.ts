@@ -9,9 +9,9 @@ import type {
     MeterDriver,
     MeterReading,
 } from '../core/types';
+import type { PollRequest } from '../modbus/bus';
 import { decode } from '../modbus/codec';
 import { ModbusError } from '../modbus/errors';
-import type { PollRequest } from '../modbus/bus';
 import { planReads, type ReadBlock, type RegisterImage } from '../modbus/planner';
 import { PB, PHASE_SWITCH_WHILE_PLUGGED, POWER_BRAIN_VENDOR_ID } from '../modbus/powerbrain-map';
 import { ModbusDevice, type ModbusDeviceOptions } from './modbus-device';
