@@ -25,7 +25,11 @@ export = function (RED: NodeAPI) {
         if (!devId.success) return badConfig(RED, this, TYPE, devId.error.issues[0]!.message);
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
-        const ctx = cnfContextOf(getManager(RED, def.manager)!, site);
+        const manager = getManager(RED, def.manager)!;
+        const ctx = cnfContextOf(manager, site);
+        // Messages wait until the manager has applied its stored settings, as /cnf requests do:
+        // a card sent at start-up must find the users the store holds.
+        const ready = manager.ready ?? Promise.resolve();
         this.on('input', (msg, send, done) => {
             const input = InputSchema.safeParse(msg.payload ?? '');
             if (!input.success) {
@@ -39,25 +43,30 @@ export = function (RED: NodeAPI) {
                 rfid?: string;
             };
             const dev = o.dev_id ?? devId.data;
-            runCnfCommand(ctx, {
-                cmd: 'override_device',
-                dev_id: dev,
-                flags: o.flags ?? (def.flags as string | undefined),
-                mamps:
-                    o.mamps ?? (def.mamps === '' ? undefined : (def.mamps as string | undefined)),
-                rfid: o.rfid,
-            }).then(
-                (result) => {
-                    this.status({
-                        fill: 'blue',
-                        shape: 'dot',
-                        text: `${dev}: ${o.flags ?? def.flags ?? ''} ${o.mamps ?? ''}`.trim(),
-                    });
-                    send({ ...msg, topic: dev, payload: result });
-                    done();
-                },
-                (e: unknown) => done(asError(e)),
-            );
+            ready
+                .then(() =>
+                    runCnfCommand(ctx, {
+                        cmd: 'override_device',
+                        dev_id: dev,
+                        flags: o.flags ?? (def.flags as string | undefined),
+                        mamps:
+                            o.mamps ??
+                            (def.mamps === '' ? undefined : (def.mamps as string | undefined)),
+                        rfid: o.rfid,
+                    }),
+                )
+                .then(
+                    (result) => {
+                        this.status({
+                            fill: 'blue',
+                            shape: 'dot',
+                            text: `${dev}: ${o.flags ?? def.flags ?? ''} ${o.mamps ?? ''}`.trim(),
+                        });
+                        send({ ...msg, topic: dev, payload: result });
+                        done();
+                    },
+                    (e: unknown) => done(asError(e)),
+                );
         });
     }
     RED.nodes.registerType(TYPE, EvcmOverrideNode);

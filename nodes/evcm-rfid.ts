@@ -23,7 +23,11 @@ export = function (RED: NodeAPI) {
         RED.nodes.createNode(this, def);
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
-        const ctx = cnfContextOf(getManager(RED, def.manager)!, site);
+        const manager = getManager(RED, def.manager)!;
+        const ctx = cnfContextOf(manager, site);
+        // Messages wait until the manager has applied its stored settings, as /cnf requests do:
+        // a card sent at start-up must find the users the store holds.
+        const ready = manager.ready ?? Promise.resolve();
         this.on('input', (msg, send, done) => {
             const input = InputSchema.safeParse(msg.payload);
             if (!input.success) {
@@ -31,22 +35,26 @@ export = function (RED: NodeAPI) {
                 return;
             }
             const devId = input.data.dev_id ?? ((def.dev_id as string | undefined) || undefined);
-            runCnfCommand(ctx, {
-                cmd: 'enter_rfid',
-                rfid: input.data.rfid,
-                dev_id: devId,
-            }).then(
-                (result) => {
-                    this.status({
-                        fill: 'green',
-                        shape: 'dot',
-                        text: devId ? `entered at ${devId}` : 'entered',
-                    });
-                    send({ ...msg, payload: result });
-                    done();
-                },
-                (e: unknown) => done(asError(e)),
-            );
+            ready
+                .then(() =>
+                    runCnfCommand(ctx, {
+                        cmd: 'enter_rfid',
+                        rfid: input.data.rfid,
+                        dev_id: devId,
+                    }),
+                )
+                .then(
+                    (result) => {
+                        this.status({
+                            fill: 'green',
+                            shape: 'dot',
+                            text: devId ? `entered at ${devId}` : 'entered',
+                        });
+                        send({ ...msg, payload: result });
+                        done();
+                    },
+                    (e: unknown) => done(asError(e)),
+                );
         });
     }
     RED.nodes.registerType(TYPE, EvcmRfidNode);

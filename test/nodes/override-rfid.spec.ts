@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
 import managerNode = require('../../nodes/evcm-manager');
 import overrideNode = require('../../nodes/evcm-override');
@@ -102,6 +105,36 @@ describe('evcm-override and evcm-rfid nodes', function () {
         const err2 = nextError('r1');
         helper.getNode('r1').receive({ payload: { card: 1 } } as never);
         assert.match(await err2, /payload/);
+    });
+});
+
+describe('messages at start-up', function () {
+    this.timeout(20_000);
+    let userDir: string;
+    beforeEach(() => {
+        userDir = mkdtempSync(join(tmpdir(), 'evcm-flow-'));
+        helper.settings({ userDir });
+    });
+    afterEach(async () => {
+        await helper.unload();
+        helper.settings({ userDir: undefined });
+        rmSync(userDir, { recursive: true, force: true });
+    });
+
+    it('wait until the manager has applied its store, as /cnf requests do', async () => {
+        await helper.load([managerNode, overrideNode, rfidNode], flow());
+        const manager = helper.getNode('m1') as unknown as ManagerNode;
+        let applied = false;
+        void manager.ready.then(() => (applied = true));
+        await Promise.resolve();
+        assert.equal(applied, false, 'the store is still being opened');
+        const override = next('h1');
+        const rfid = next('h2');
+        helper.getNode('o1').receive({ payload: 'C' } as never);
+        helper.getNode('r1').receive({ payload: { rfid: '4711', dev_id: 'E1' } } as never);
+        assert.equal((await override).payload, 'ok');
+        assert.ok(applied, 'the override was answered after the store was applied');
+        assert.equal((await rfid).payload, 'ok');
     });
 });
 
