@@ -2,41 +2,12 @@
 // and a Node-RED user directory whose flow is one evcm-manager driving N of them over Modbus TCP.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, freePortBlock } from '../lib/sim/powerbrain-sim';
 
 export const root = join(__dirname, '..', '..');
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const srv = createServer();
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address() as { port: number };
-            srv.close(() => resolve(port));
-        });
-        srv.on('error', reject);
-    });
-}
-
-/** A first port with `count` free ports after it (probed), in the upper range. */
-async function freeRange(count: number): Promise<number> {
-    for (let attempt = 0; attempt < 20; attempt++) {
-        // Below the ephemeral range (32768+), where outgoing connections take their ports.
-        const start = 20_000 + Math.floor(Math.random() * (32_768 - 20_000 - count));
-        let ok = true;
-        for (let p = start; p < start + count && ok; p += 1) {
-            ok = await new Promise<boolean>((resolve) => {
-                const srv = createServer();
-                srv.once('error', () => resolve(false));
-                srv.listen(p, '127.0.0.1', () => srv.close(() => resolve(true)));
-            });
-        }
-        if (ok) return start;
-    }
-    throw new Error('no free port range');
-}
 
 /** Stops a child by its PID: SIGTERM, then SIGKILL after 10 s. */
 export async function stop(child: ChildProcess): Promise<void> {
@@ -51,7 +22,7 @@ export async function stop(child: ChildProcess): Promise<void> {
 export async function startWallboxes(
     cars: number,
 ): Promise<{ firstPort: number; sim: ChildProcess }> {
-    const firstPort = await freeRange(3 * cars);
+    const firstPort = await freePortBlock(3 * cars);
     const sim = spawn(
         process.execPath,
         [

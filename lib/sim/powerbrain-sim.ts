@@ -85,6 +85,28 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
 }
 
+function canListen(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const probe = createServer();
+        probe.once('error', () => resolve(false));
+        probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+}
+
+/**
+ * A port that is free together with the next `count − 1` ports, below the ephemeral range
+ * (32768+), where outgoing connections of other processes could take one between probe and use.
+ */
+export async function freePortBlock(count = 3): Promise<number> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+        const base = 20_000 + Math.floor(Math.random() * (32_768 - 20_000 - count));
+        let free = true;
+        for (let i = 0; i < count && free; i++) free = await canListen(base + i);
+        if (free) return base;
+    }
+    throw new Error(`no block of ${count} free ports found`);
+}
+
 export const DEFAULT_CAR: CarOptions = {
     batteryWh: 60_000,
     soc: 0.3,

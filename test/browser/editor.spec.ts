@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { demoFlow, freePortBlock } from '../support/demo';
+import { freePortBlock } from '../../lib/sim/powerbrain-sim';
+import { demoFlow } from '../support/demo';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 
 const CHROMIUM = '/usr/bin/chromium';

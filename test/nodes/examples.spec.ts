@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
-import { freePortBlock } from '../support/demo';
+import { freePortBlock } from '../../lib/sim/powerbrain-sim';
 import { allNodes, errors, sleep, type Flow, type HelperNode } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));

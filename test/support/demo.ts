@@ -2,36 +2,14 @@
 // test never depends on 14701.. being free (each simulator also serves its S0 meters on the next
 // two ports).
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePortBlock } from '../../lib/sim/powerbrain-sim';
 
 export const demoFile = join(__dirname, '..', '..', '..', 'demo', 'flows.json');
 /** The EVSE ports of the demo's three Power Brain simulators, as written in demo/flows.json. */
 export const DEMO_PORTS = [14701, 14711, 14721] as const;
 
 export type DemoNode = { id: string; type: string; z?: string; [k: string]: unknown };
-
-function canListen(port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const probe = createServer();
-        probe.once('error', () => resolve(false));
-        probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-    });
-}
-
-/**
- * A port that is free together with the next `count − 1` ports, below the ephemeral range
- * (32768+), where outgoing connections of other processes could take one between probe and use.
- */
-export async function freePortBlock(count = 3): Promise<number> {
-    for (let attempt = 0; attempt < 50; attempt++) {
-        const base = 20_000 + Math.floor(Math.random() * (32_768 - 20_000 - count));
-        let free = true;
-        for (let i = 0; i < count && free; i++) free = await canListen(base + i);
-        if (free) return base;
-    }
-    throw new Error(`no block of ${count} free ports found`);
-}
 
 /** demo/flows.json with every demo port replaced by a free one (simulators and device table). */
 export async function demoFlow(): Promise<{ flow: DemoNode[]; ports: number[] }> {
