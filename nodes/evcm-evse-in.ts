@@ -1,8 +1,10 @@
 import type { Node, NodeAPI } from 'node-red';
-import { evseReadingFrom } from '../lib/nodes-support/ajax';
-import { controlOf } from '../lib/nodes-support/control';
+import { controlOf } from '../lib/cnf/ajax';
+import { runCnfCommand } from '../lib/nodes-support/cnf-call';
+import { cnfContextOf } from './shared/cnf';
 import { asError, badConfig, DevIdSchema, siteFor, type FlowNodeDef } from './shared/flow-node';
 import { watchDevice } from './shared/status';
+import { getManager } from './shared/types';
 
 const TYPE = 'evcm-evse-in';
 
@@ -19,7 +21,9 @@ export = function (RED: NodeAPI) {
             const what = entry ? `a ${entry.dev_type}` : 'not in the device table';
             return badConfig(RED, this, TYPE, `${devId} is ${what}; it must be an evse_ajax`);
         }
-        const offRing = watchDevice(RED, this, TYPE, site, () => devId);
+        const manager = getManager(RED, def.manager)!;
+        const ctx = cnfContextOf(manager, site);
+        const watch = watchDevice(RED, this, TYPE, site, () => devId);
         // The control object goes out whenever the manager changes what this wallbox may draw.
         const offSetpoint = site.manager.events.on('setpoint', ({ id, setpoint }) => {
             if (id !== devId) return;
@@ -28,22 +32,29 @@ export = function (RED: NodeAPI) {
         });
         // Optionally every input is answered too, as set_ajax_evse answers every request.
         const answerEveryInput = def.output === 'input';
+        // Readings go in the order they arrived, after the manager has applied its store.
+        let queue: Promise<unknown> = manager.ready ?? Promise.resolve();
         this.on('input', (msg, send, done) => {
-            try {
-                site.push(devId, evseReadingFrom(msg.payload, Date.now()));
-                if (answerEveryInput) {
-                    const setpoint = site.manager.lastCycle?.result.setpoints.get(devId);
-                    const enabled = site.device(devId)?.device_enabled ?? true;
-                    send({ ...msg, topic: devId, payload: controlOf(setpoint, enabled) });
-                }
-                done();
-            } catch (e) {
-                done(asError(e));
-            }
+            queue = queue
+                .then(() =>
+                    runCnfCommand(ctx, { cmd: 'set_ajax_evse', dev_id: devId }, msg.payload),
+                )
+                .then(
+                    (control) => {
+                        watch.problem(null);
+                        if (answerEveryInput) send({ ...msg, topic: devId, payload: control });
+                        done();
+                    },
+                    (e: unknown) => {
+                        const err = asError(e);
+                        watch.problem(err.message);
+                        done(err);
+                    },
+                );
         });
         this.on('close', (_removed: boolean, done: () => void) => {
             offSetpoint();
-            offRing();
+            watch.off();
             done();
         });
     }

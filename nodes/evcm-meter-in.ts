@@ -1,7 +1,9 @@
 import type { Node, NodeAPI } from 'node-red';
-import { meterReadingFrom } from '../lib/nodes-support/ajax';
+import { runCnfCommand } from '../lib/nodes-support/cnf-call';
+import { cnfContextOf } from './shared/cnf';
 import { asError, badConfig, DevIdSchema, siteFor, type FlowNodeDef } from './shared/flow-node';
 import { watchDevice } from './shared/status';
+import { getManager } from './shared/types';
 
 const TYPE = 'evcm-meter-in';
 
@@ -17,17 +19,30 @@ export = function (RED: NodeAPI) {
             const what = entry ? `a ${entry.dev_type}` : 'not in the device table';
             return badConfig(RED, this, TYPE, `${devId.data} is ${what}; it must be a meter_ajax`);
         }
-        const off = watchDevice(RED, this, TYPE, site, () => devId.data);
-        this.on('input', (msg, send, done) => {
-            try {
-                site.push(devId.data, meterReadingFrom(msg.payload, Date.now()));
-                done();
-            } catch (e) {
-                done(asError(e));
-            }
+        const manager = getManager(RED, def.manager)!;
+        const ctx = cnfContextOf(manager, site);
+        const watch = watchDevice(RED, this, TYPE, site, () => devId.data);
+        // Readings go in the order they arrived, after the manager has applied its store.
+        let queue: Promise<unknown> = manager.ready ?? Promise.resolve();
+        this.on('input', (msg, _send, done) => {
+            queue = queue
+                .then(() =>
+                    runCnfCommand(ctx, { cmd: 'set_ajax_meter', dev_id: devId.data }, msg.payload),
+                )
+                .then(
+                    () => {
+                        watch.problem(null);
+                        done();
+                    },
+                    (e: unknown) => {
+                        const err = asError(e);
+                        watch.problem(err.message);
+                        done(err);
+                    },
+                );
         });
         this.on('close', (_removed: boolean, done: () => void) => {
-            off();
+            watch.off();
             done();
         });
     }

@@ -1,12 +1,13 @@
 // The /cnf command table: command → auth level, zod schema of its query parameters, whether it
 // reads a JSON body, and a handler. Adding a command is adding a row.
 import { z } from 'zod';
-import type { EvseReading, MeterReading, Phases3 } from '../core/types';
+import type { EvseReading } from '../core/types';
 import { isModbusDevType } from '../devices/factory';
 import { resolveDevice } from '../modbus/address';
 import { parseRegisterRef } from '../modbus/codec';
 import { describeIssues, isEvse, isGroup, isMeter, type DeviceEntry } from '../site/schema';
 import { parseDevices, parseParams } from '../site/site';
+import { pushAjaxEvse, pushAjaxMeter } from './ajax';
 import { unauthorized } from './auth';
 import { OVERRIDE, type CnfContext } from './context';
 import { badRequest, CnfError, notFound, unknownDevice } from './errors';
@@ -335,46 +336,6 @@ const softMeter: CommandDef<z.output<typeof softMeterQuery>> = {
 };
 
 const num = z.number({ message: 'must be a number' }).finite();
-const numish = z.union([
-    num,
-    z
-        .string()
-        .regex(/^\s*-?\d+(\.\d+)?\s*$/, 'must be a number')
-        .transform(Number),
-]);
-const triple = z
-    .union([
-        z.array(numish).length(3, 'must hold 3 values'),
-        z
-            .string()
-            .regex(
-                /^\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*$/,
-                'must be 3 numbers',
-            )
-            .transform((s) => s.split(',').map(Number)),
-    ])
-    .pipe(z.array(z.number().min(-1e7).max(1e7)))
-    .transform((a) => a.map(Math.round) as unknown as Phases3);
-const boolish = z.union([
-    z.boolean(),
-    z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true'),
-]);
-const energy = numish.pipe(z.number().min(0).max(1e13));
-const power = numish.pipe(z.number().min(-1e8).max(1e8));
-
-const ajaxMeterBody = z.object({
-    model: z.string().max(100).optional(),
-    import_wh: energy.optional(),
-    import_vah: energy.optional(),
-    export_wh: energy.optional(),
-    export_vah: energy.optional(),
-    voltage: triple.optional(),
-    current: triple.optional(),
-    power_w: power.optional(),
-    power_va: power.optional(),
-    is_va: boolish.optional(),
-    soc: numish.pipe(z.number().min(0).max(100)).optional(),
-});
 
 function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
     const r = schema.safeParse(input);
@@ -393,89 +354,30 @@ function ajaxDevice(ctx: CnfContext, id: string, type: 'meter_ajax' | 'evse_ajax
     return d;
 }
 
+/** The pushed values: the body, or for the GET form the query parameters other than dev_id. */
+function ajaxInput(call: CnfCall<unknown>): Record<string, unknown> {
+    const input = bodyOrQuery(call);
+    delete input.dev_id;
+    return input;
+}
+
 const setAjaxMeter: CommandDef<z.output<typeof ajaxQuery>> = {
     auth: 'admin',
     query: ajaxQuery,
     body: true,
     handler(call) {
-        const { ctx, q } = call;
-        const d = ajaxDevice(ctx, q.dev_id, 'meter_ajax');
-        const input = bodyOrQuery(call);
-        delete input.dev_id;
-        const b = parseWith(ajaxMeterBody, input, 'body');
-        const voltages = b.voltage;
-        let powerW = b.power_w ?? b.power_va;
-        if (powerW === undefined && b.current) {
-            const v = voltages ?? [
-                ctx.site.params.voltage,
-                ctx.site.params.voltage,
-                ctx.site.params.voltage,
-            ];
-            powerW = (b.current[0] * v[0] + b.current[1] * v[1] + b.current[2] * v[2]) / 1000;
-        }
-        if (powerW === undefined)
-            throw badRequest('set_ajax_meter needs power_w (or power_va) or current');
-        const reading: MeterReading = { powerW: Math.round(powerW) };
-        if (b.current) reading.currents = b.current;
-        if (voltages) reading.voltages = voltages;
-        const imp = b.import_wh ?? b.import_vah;
-        const exp = b.export_wh ?? b.export_vah;
-        if (imp !== undefined) reading.importWh = Math.round(imp);
-        if (exp !== undefined) reading.exportWh = Math.round(exp);
-        ctx.site.push(d.dev_id, reading);
-        const extras = { ...ctx.ajax.get(d.dev_id) };
-        if (b.model !== undefined) extras.model = b.model;
-        if (b.is_va !== undefined) extras.isVa = b.is_va;
-        if (b.soc !== undefined) extras.soc = b.soc;
-        ctx.ajax.set(d.dev_id, extras);
-        ctx.touch();
+        pushAjaxMeter(call.ctx, ajaxDevice(call.ctx, call.q.dev_id, 'meter_ajax'), ajaxInput(call));
         return OK;
     },
 };
-
-const ajaxEvseBody = z.object({
-    state: numish.pipe(
-        z
-            .number()
-            .int('state must be 1..5')
-            .min(1, 'state must be 1..5')
-            .max(5, 'state must be 1..5'),
-    ),
-    max_charging_current: numish.pipe(z.number().min(0).max(80_000)).optional(),
-    current: triple.optional(),
-    total_energy: energy.optional(),
-    model: z.string().max(100).optional(),
-    rfid: z.string().max(32).optional(),
-});
 
 const setAjaxEvse: CommandDef<z.output<typeof ajaxQuery>> = {
     auth: 'admin',
     query: ajaxQuery,
     body: true,
     handler(call) {
-        const { ctx, q } = call;
-        const d = ajaxDevice(ctx, q.dev_id, 'evse_ajax');
-        const input = bodyOrQuery(call);
-        delete input.dev_id;
-        const b = parseWith(ajaxEvseBody, input, 'body');
-        const reading: EvseReading = { state: b.state as EvseReading['state'] };
-        if (b.current) reading.currents = b.current;
-        if (b.total_energy !== undefined) reading.totalEnergyWh = Math.round(b.total_energy);
-        if (b.rfid) reading.rfid = b.rfid;
-        ctx.site.push(d.dev_id, reading);
-        const extras = { ...ctx.ajax.get(d.dev_id) };
-        if (b.model !== undefined) extras.model = b.model;
-        if (b.max_charging_current !== undefined)
-            extras.maxCurrent = Math.round(b.max_charging_current);
-        ctx.ajax.set(d.dev_id, extras);
-        ctx.touch();
-        const sp = ctx.site.manager.lastCycle?.result.setpoints.get(d.dev_id);
-        return {
-            device_enabled: d.device_enabled,
-            charging_enabled: sp ? sp.chargingEnabled : d.device_enabled,
-            paused: sp?.state === 'paused',
-            charging_current: sp?.current ?? 0,
-        };
+        const d = ajaxDevice(call.ctx, call.q.dev_id, 'evse_ajax');
+        return pushAjaxEvse(call.ctx, d, ajaxInput(call));
     },
 };
 

@@ -29,6 +29,9 @@ export interface AjaxExtras {
     /** set_ajax_evse max_charging_current (mA). */
     maxCurrent?: number;
     soc?: number;
+    /** Energy counters pushed by a meter: the last raw value, and what earlier counting adds. */
+    importCounter?: { raw: number; offset: number };
+    exportCounter?: { raw: number; offset: number };
 }
 
 /** One entry of a charging plan (set_cplan): from st for dr minutes of the day, limit lm mA. */

@@ -1,5 +1,6 @@
-// Flow nodes that act like /cnf commands (evcm-override, evcm-rfid) run them through the same
-// command table as HTTP clients, with the flow credential in place of an admin password.
+// Flow nodes that act like /cnf commands (evcm-override, evcm-rfid, evcm-meter-in, evcm-evse-in)
+// run them through the same command table as HTTP clients, with the flow credential in place of an
+// admin password: one implementation, the same validation and the same errors.
 import type { CnfContext } from '../cnf/context';
 import { handleCnf } from '../cnf/handle';
 
@@ -13,29 +14,45 @@ export class CnfCommandError extends Error {
     }
 }
 
-/** Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text. */
+/**
+ * Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text.
+ * With `body`, the command gets it as its JSON body (POST), as set_ajax_* clients send it.
+ */
 export async function runCnfCommand(
     ctx: CnfContext,
     params: Record<string, string | number | undefined>,
+    body?: unknown,
 ): Promise<unknown> {
+    let text: string | undefined;
+    if (body !== undefined) {
+        try {
+            text = JSON.stringify(body);
+        } catch (err) {
+            throw new CnfCommandError(
+                `${params.cmd}: payload is not JSON (${(err as Error).message})`,
+                400,
+            );
+        }
+    }
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(params))
         if (v !== undefined && v !== '') query.set(k, String(v));
     const res = await handleCnf(
         {
-            method: 'GET',
+            method: text === undefined ? 'GET' : 'POST',
             query: query.toString(),
+            ...(text === undefined ? {} : { body: text }),
             remoteAddress: '127.0.0.1',
             authorization: ctx.auth.flowCredential,
         },
         ctx,
     );
-    const body: unknown = JSON.parse(res.body || 'null');
+    const answer: unknown = JSON.parse(res.body || 'null');
     if (res.status >= 400) {
         throw new CnfCommandError(
-            `${params.cmd}: ${typeof body === 'string' ? body : res.body}`,
+            `${params.cmd}: ${typeof answer === 'string' ? answer : res.body}`,
             res.status,
         );
     }
-    return body;
+    return answer;
 }

@@ -12,9 +12,15 @@ export function toStatus(RED: NodeAPI, type: string, ring: Ring): NodeStatus {
     };
 }
 
+export interface DeviceWatch {
+    /** A problem of the node's own input (red ring) until cleared with null. */
+    problem(message: string | null): void;
+    off(): void;
+}
+
 /**
  * Keeps a node's ring showing one device's state, refreshed after every cycle (only sent when it
- * changes). Returns the unsubscribe function.
+ * changes), or the node's own input problem while there is one.
  */
 export function watchDevice(
     RED: NodeAPI,
@@ -22,15 +28,27 @@ export function watchDevice(
     type: string,
     site: Site,
     devId: () => string,
-): () => void {
+): DeviceWatch {
     let last = '';
+    let problem: string | null = null;
     const update = () => {
-        const status = toStatus(RED, type, deviceRing(site, devId(), Date.now()));
+        const ring: Ring =
+            problem === null
+                ? deviceRing(site, devId(), Date.now())
+                : { fill: 'red', shape: 'ring', key: 'bad-input', params: { error: problem } };
+        const status = toStatus(RED, type, ring);
         const key = JSON.stringify(status);
         if (key === last) return;
         last = key;
         node.status(status);
     };
     update();
-    return site.manager.events.on('cycle', update);
+    const off = site.manager.events.on('cycle', update);
+    return {
+        problem(message) {
+            problem = message === null ? null : message.slice(0, 40);
+            update();
+        },
+        off,
+    };
 }

@@ -127,13 +127,35 @@ describe('flow nodes', function () {
             );
         });
 
-        it('rejects a bad payload with done(err) naming the field', async () => {
+        it('rejects a bad payload with done(err) naming the field, and a red ring', async () => {
             await load(flow());
             node('ei').receive({ payload: { state: 9 } });
             const args = await nextCall(node('ei'), 'error');
-            assert.match(errorText(args), /set_ajax_evse payload: state/);
+            assert.match(errorText(args), /set_ajax_evse: body\.state: state must be 1\.\.5/);
             node('mi').receive({ payload: { current: 'lots' } });
-            assert.match(errorText(await nextCall(node('mi'), 'error')), /current/);
+            assert.match(errorText(await nextCall(node('mi'), 'error')), /body\.current/);
+            const last = statuses(node('mi')).at(-1);
+            assert.equal(last?.fill, 'red');
+            assert.equal(last?.text, 'evcm-meter-in.status.bad-input');
+        });
+
+        it('an empty meter payload is an error on the node, never a reading of 0 W', async () => {
+            await load(flow());
+            const site = (helper.getNode('m1') as unknown as ManagerNode).site!;
+            node('mi').receive({ payload: {} });
+            assert.match(
+                errorText(await nextCall(node('mi'), 'error')),
+                /set_ajax_meter needs power_w \(or power_va\) or current/,
+            );
+            assert.equal(site.manager.deviceState('M1').sample.reading, undefined);
+            // the next good reading clears the red ring
+            node('mi').receive({ payload: { power_w: 700 } });
+            await sleep(20);
+            assert.equal(
+                (site.manager.deviceState('M1').sample.reading as { powerW?: number }).powerW,
+                700,
+            );
+            assert.notEqual(statuses(node('mi')).at(-1)?.text, 'evcm-meter-in.status.bad-input');
         });
 
         it('reports a dev_id that is not an HTTP input device, or a missing manager', async () => {

@@ -1,9 +1,8 @@
-// The pure helpers behind the flow nodes: payload parsing, the control object, the status mapper.
+// The pure helpers behind the flow nodes: the control object, the status mapper.
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../lib/core/clock';
 import type { EvseSetpoint } from '../../lib/core/types';
-import { evseReadingFrom, meterReadingFrom } from '../../lib/nodes-support/ajax';
-import { controlOf } from '../../lib/nodes-support/control';
+import { controlOf } from '../../lib/cnf/ajax';
 import { resolveTarget } from '../../lib/nodes-support/modbus-access';
 import { deviceRing } from '../../lib/nodes-support/ring';
 import { Site } from '../../lib/site/site';
@@ -19,51 +18,6 @@ const sp = (over: Partial<EvseSetpoint>): EvseSetpoint => ({
 });
 
 describe('flow node helpers', () => {
-    it('set_ajax_meter: JSON and GET forms, old and new field names, derived power', () => {
-        assert.deepEqual(
-            meterReadingFrom(
-                {
-                    model: 'x',
-                    import_vah: 10.4,
-                    export_wh: '5',
-                    voltage: '230,231,232',
-                    current: [1000, 0, 0],
-                },
-                7,
-            ),
-            {
-                powerW: 230,
-                currents: [1000, 0, 0],
-                voltages: [230, 231, 232],
-                importWh: 10,
-                exportWh: 5,
-                takenAt: 7,
-            },
-        );
-        assert.equal(meterReadingFrom({ power_va: 1200 }, 0).powerW, 1200);
-        assert.equal(meterReadingFrom({}, 0).powerW, 0);
-        assert.throws(() => meterReadingFrom({ current: [1, 2, 3, 4] }, 0), /current/);
-        assert.throws(() => meterReadingFrom('nope', 0), /set_ajax_meter payload/);
-    });
-
-    it('set_ajax_evse: state is required and 1..6', () => {
-        assert.deepEqual(
-            evseReadingFrom(
-                { state: '3', current: '6000,6000,6000', total_energy: 99, rfid: 'A1' },
-                1,
-            ),
-            {
-                state: 3,
-                currents: [6000, 6000, 6000],
-                totalEnergyWh: 99,
-                rfid: 'A1',
-                takenAt: 1,
-            },
-        );
-        assert.throws(() => evseReadingFrom({ current: [0, 0, 0] }, 0), /state/);
-        assert.throws(() => evseReadingFrom({ state: 0 }, 0), /state/);
-    });
-
     it('control object from a setpoint', () => {
         assert.deepEqual(controlOf(sp({})), {
             device_enabled: true,
