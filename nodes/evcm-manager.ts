@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
+import { diagFileFor } from '../lib/cnf/diag-log';
 import { ManagerPersistence, editorStateOf, storeFileFor } from '../lib/cnf/persistence';
 import { parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig } from '../lib/site/editor';
@@ -35,7 +36,11 @@ export = function (RED: NodeAPI) {
             return;
         }
         const site = this.site;
-        const ctx = cnfContextOf(this, site);
+        const userDir = (RED.settings as { userDir?: string }).userDir;
+        const ctx = cnfContextOf(this, site, {
+            ...(userDir ? { diagFile: diagFileFor(userDir, this.id) } : {}),
+            log: (text) => this.log(text),
+        });
         const offError = site.manager.events.on('deviceError', ({ id, error }) => {
             this.warn(RED._('evcm-manager.errors.device', { id, error: error.message }));
         });
@@ -53,7 +58,6 @@ export = function (RED: NodeAPI) {
         // The stored /cnf changes are applied before the first control cycle: the site must not
         // run, even briefly, on editor values that the user has since overridden.
         const open = async () => {
-            const userDir = (RED.settings as { userDir?: string }).userDir;
             if (!userDir) {
                 this.log(RED._('evcm-manager.status.no-store'));
                 return;
@@ -111,6 +115,7 @@ export = function (RED: NodeAPI) {
 
         this.on('close', (_removed: boolean, done: () => void) => {
             closed = true;
+            ctx.diag.close();
             offError();
             offRecovered();
             const timer = setTimeout(done, CLOSE_TIMEOUT_MS);

@@ -8,6 +8,7 @@ import { parseRegisterRef } from '../modbus/codec';
 import { describeIssues, isEvse, isGroup, isMeter, type DeviceEntry } from '../site/schema';
 import { parseDevices, parseParams } from '../site/site';
 import { pushAjaxEvse, pushAjaxMeter } from './ajax';
+import { DIAG_MEMORY_ENTRIES } from './diag-log';
 import { unauthorized } from './auth';
 import { OVERRIDE, type CnfContext } from './context';
 import { badRequest, CnfError, notFound, unknownDevice } from './errors';
@@ -507,9 +508,29 @@ const setDiagLogging: CommandDef<z.output<typeof diagQuery>> = {
     auth: 'admin',
     query: diagQuery,
     handler({ ctx, q }) {
-        ctx.diagLoggingUntil = q.enable ? ctx.now() + 5 * 60_000 : 0;
+        if (q.enable) ctx.diag.enable();
+        else ctx.diag.disable();
         ctx.touch();
         return OK;
+    },
+};
+
+const diagReadQuery = query({
+    max: wholeNumber(1, DIAG_MEMORY_ENTRIES).optional(),
+    since: wholeNumber(0, 1e11).optional(),
+});
+/** The diagnostic log's newest cycles (ours: the vendor shows its log only in its web UI). */
+const getDiagLog: CommandDef<z.output<typeof diagReadQuery>> = {
+    auth: 'admin',
+    query: diagReadQuery,
+    handler({ ctx, q }) {
+        const until = ctx.diag.until;
+        return {
+            enabled: until > 0,
+            until: Math.floor(until / 1000),
+            ...(ctx.diag.path ? { file: ctx.diag.path } : {}),
+            entries: ctx.diag.read(q.max ?? 100, (q.since ?? 0) * 1000),
+        };
     },
 };
 
@@ -655,6 +676,7 @@ export const COMMANDS: Readonly<Record<string, CommandDef<never>>> = {
     del_device: delDevice,
     reset_device: resetDevice,
     set_diag_logging: setDiagLogging,
+    get_diag_log: getDiagLog,
     set_cm_vars: setCmVars,
     get_cm_vars: getCmVars,
     get_devices: getDevices,

@@ -8,6 +8,7 @@ import { isEvse, type EvseEntry } from '../site/schema';
 import type { Site } from '../site/site';
 import { BudgetLedger, sessionBudget, type SessionBudget } from '../users/budget';
 import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
+import { DiagLog } from './diag-log';
 import { MemoryUsers, type User, type UserDirectory } from './users';
 
 /** override_device flag bits as get_dev_info reports them in `overrides`. */
@@ -63,6 +64,10 @@ export interface CnfContextOptions {
     throttle?: ThrottleOptions;
     users?: UserDirectory;
     now?: () => number;
+    /** File the diagnostic log appends to (under Node-RED's user directory); none = memory only. */
+    diagFile?: string;
+    /** Where the manager's log lines go (diagnostic log on and off). */
+    log?: (text: string) => void;
 }
 
 export class CnfContext {
@@ -82,7 +87,8 @@ export class CnfContext {
     readonly plans = new Map<string, { cplan: PlanEntry[]; tmp: boolean }>();
     readonly now: () => number;
     license = { accepted: false, usageStats: false };
-    diagLoggingUntil = 0;
+    /** The diagnostic log (set_diag_logging): every cycle's inputs and decisions while on. */
+    readonly diag: DiagLog;
     /** Bumped on every change made through this context (view caches key on it). */
     revision = 0;
     private readonly lastState = new Map<string, number>();
@@ -103,6 +109,13 @@ export class CnfContext {
         });
         void this.auth.password.set(options.adminPassword ?? '');
         this.users = options.users ?? new MemoryUsers();
+        this.diag = new DiagLog({
+            now: this.now,
+            ...(options.diagFile ? { file: options.diagFile } : {}),
+            ...(options.log ? { log: options.log } : {}),
+        });
+        // The context lives as long as its site: this listener goes with both.
+        site.manager.events.on('cycle', (report) => this.diag.record(report));
         // Override E switches the wallbox's own charging rules off until the car is unplugged.
         site.setEvseRulesDisabled(
             (id) => ((this.overrides.get(id)?.flags ?? 0) & OVERRIDE.evseRulesDisabled) !== 0,

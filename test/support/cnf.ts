@@ -116,7 +116,7 @@ export function fingerprint(d: DirectSite): string {
         users: c.users.list(),
         vars: c.variables.list(),
         license: c.license,
-        diag: c.diagLoggingUntil,
+        diag: c.diag.until,
         pushed: ['E3', 'M3'].map((id) => d.site.manager.deviceState(id).sample),
     });
 }
