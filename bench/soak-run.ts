@@ -1,13 +1,33 @@
-// npm run soak [minutes]: both stages of the reliability harness, 30 simulated minutes each by
-// default, written to bench/soak.json. Loopback only; it stops by itself (about 7 minutes).
+// npm run soak [minutes] [--out file]: both stages of the reliability harness, 30 simulated
+// minutes each by default. The full run is written to bench/soak.json, the figures the README
+// quotes; a shorter run goes to dist/bench/soak-<minutes>min.json unless --out names a file.
+// Loopback only; it stops by itself (about 7 minutes).
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { soak } from './soak';
 import { soakNodeRed } from './soak-nodered';
 
+const FULL_RUN_MINUTES = 30;
+
+/** Where the figures go: the committed file for a full run, elsewhere for a short one. */
+function outputFile(args: readonly string[], simMinutes: number): string {
+    const at = args.indexOf('--out');
+    if (at >= 0) {
+        const file = args[at + 1];
+        if (!file) throw new Error('--out needs a file');
+        return resolve(process.env.INIT_CWD ?? process.cwd(), file);
+    }
+    return simMinutes === FULL_RUN_MINUTES
+        ? join(__dirname, '..', '..', 'bench', 'soak.json')
+        : join(__dirname, `soak-${simMinutes}min.json`);
+}
+
 async function main(): Promise<void> {
-    const simMinutes = Number(process.argv[2] ?? 30);
+    const args = process.argv.slice(2);
+    const minutesArg = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--out');
+    const simMinutes = Number(minutesArg ?? FULL_RUN_MINUTES);
     if (!(simMinutes > 0 && simMinutes <= 120)) throw new Error('minutes must be within 0..120');
+    const file = outputFile(args, simMinutes);
     console.log(`> site stage: ${simMinutes} simulated minutes`);
     const site = await soak({ simMinutes, evses: 6, seed: 1, redeployEveryMin: 5 });
     const siteOk = site.fuseViolations === 0 && site.worstMarginWithData.every((m) => m >= 0);
@@ -23,11 +43,9 @@ async function main(): Promise<void> {
     });
     const ok = siteOk && nodeRed.ok;
     const out = { ok, site, nodeRed };
-    writeFileSync(
-        join(__dirname, '..', '..', 'bench', 'soak.json'),
-        JSON.stringify(out, null, 2) + '\n',
-    );
+    writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
     console.log(JSON.stringify(out, null, 2));
+    console.log(`> written to ${file}`);
     console.log(
         ok
             ? 'soak: no fuse violation, no leak'

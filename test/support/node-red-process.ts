@@ -25,6 +25,8 @@ export interface StartOptions {
     userDir?: string;
     /** Node credentials by node id (flows_cred.json; credentialSecret is off). */
     credentials?: Record<string, Record<string, string>>;
+    /** false: the package is not loaded from the working tree (it is installed in the user dir). */
+    fromWorkingTree?: boolean;
 }
 
 export async function startNodeRed(
@@ -41,7 +43,7 @@ export async function startNodeRed(
             uiPort: port,
             flowFile: 'flows.json',
             credentialSecret: false,
-            nodesDir: [repoRoot],
+            ...(options.fromWorkingTree === false ? {} : { nodesDir: [repoRoot] }),
             editorTheme: { projects: { enabled: false }, tours: false },
             diagnostics: { enabled: false },
             runtimeState: { enabled: false },
