@@ -115,7 +115,7 @@ export = function (RED: NodeAPI) {
 
         this.on('close', (_removed: boolean, done: () => void) => {
             closed = true;
-            ctx.diag.close();
+            ctx.close();
             offError();
             offRecovered();
             const timer = setTimeout(done, CLOSE_TIMEOUT_MS);

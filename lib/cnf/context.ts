@@ -97,6 +97,7 @@ export class CnfContext {
     private readonly readerState = new Map<string, number>();
     private readonly staleReader = new Map<string, string>();
     private readonly changeListeners = new Set<(change: CnfChange) => void>();
+    private readonly offCycle: () => void;
 
     constructor(
         readonly site: Site,
@@ -114,8 +115,7 @@ export class CnfContext {
             ...(options.diagFile ? { file: options.diagFile } : {}),
             ...(options.log ? { log: options.log } : {}),
         });
-        // The context lives as long as its site: this listener goes with both.
-        site.manager.events.on('cycle', (report) => this.diag.record(report));
+        this.offCycle = site.manager.events.on('cycle', (report) => this.diag.record(report));
         // Override E switches the wallbox's own charging rules off until the car is unplugged.
         site.setEvseRulesDisabled(
             (id) => ((this.overrides.get(id)?.flags ?? 0) & OVERRIDE.evseRulesDisabled) !== 0,
@@ -128,6 +128,12 @@ export class CnfContext {
             this.takeReaderCards();
             return this.limits(this.recordBudgets());
         });
+    }
+
+    /** Ends what the context keeps running (the diagnostic log) when its manager closes. */
+    close(): void {
+        this.offCycle();
+        this.diag.close();
     }
 
     /** CM variables live with the site: its formulas read them every cycle. */
