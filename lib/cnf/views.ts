@@ -4,7 +4,7 @@ import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import type { CycleReport } from '../core/engine';
 import type { EvseReading, MeterReading, Phases3 } from '../core/types';
 import { MODBUS_DEV_TYPES } from '../devices/factory';
-import { PowerBrainEvse } from '../devices/powerbrain';
+import { PowerBrainEvse, PowerBrainMeter } from '../devices/powerbrain';
 import { isEvse, isMeter, type DeviceEntry, type MeterEntry } from '../site/schema';
 import type { CnfContext } from './context';
 
@@ -61,7 +61,7 @@ function live<R>(ctx: CnfContext, id: string, staleMs: number, now: number): Liv
     };
 }
 
-function common(d: DeviceEntry, l: Live<unknown>): Record<string, unknown> {
+function common(ctx: CnfContext, d: DeviceEntry, l: Live<unknown>): Record<string, unknown> {
     return {
         dev_type: d.dev_type,
         device_enabled: d.device_enabled ? 1 : 0,
@@ -70,13 +70,27 @@ function common(d: DeviceEntry, l: Live<unknown>): Record<string, unknown> {
         id: d.id,
         dev_id: d.dev_id,
         number: d.number,
-        desc: d.desc,
+        desc: descOf(ctx, d),
         com_err: l.comError,
         com_err_secs: l.comErrSecs,
         com_errors: l.comErrors,
         status: '',
         last_error: l.lastError,
     };
+}
+
+/**
+ * The description: the configured one, else what the device says it is, as the vendor fills it
+ * in ("cFos Power Brain", "cFos Power Brain, S0 meter 1").
+ */
+function descOf(ctx: CnfContext, d: DeviceEntry): string {
+    if (d.desc) return d.desc;
+    const driver = ctx.site.manager.driver(d.dev_id);
+    if (driver instanceof PowerBrainEvse && driver.identity) return driver.identity.name;
+    if (driver instanceof PowerBrainMeter && driver.identity) {
+        return `${driver.identity.name}, S0 meter ${driver.unit - 1}`;
+    }
+    return '';
 }
 
 function modelOf(ctx: CnfContext, d: DeviceEntry, l: Live<unknown>): string {
@@ -144,9 +158,10 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
               ? ctx.site.maxChargingCurrentNow(e)
               : 0;
     const out: Record<string, unknown> = {
-        ...common(d, l),
+        ...common(ctx, d, l),
         is_evse: true,
-        used_phases: e?.used_phases ?? 7,
+        // The configured phases, else those learned from the car's draw since it was plugged in.
+        used_phases: e ? e.used_phases || (mem?.learnedPhases ?? 0) : 7,
         is_mock: d.dev_type === 'evse_sim',
         label: e?.label ?? '',
         min_charging_cur: e?.min_charging_cur ?? 6000,
@@ -198,7 +213,7 @@ export function meterInfo(ctx: CnfContext, d: MeterEntry, v: ViewInputs): Record
     const voltages: Phases3 = r?.voltages ?? [v.voltage, v.voltage, v.voltage];
     const power = r?.powerW ?? 0;
     return {
-        ...common(d, l),
+        ...common(ctx, d, l),
         is_evse: false,
         used_phases: 7,
         is_mock: d.dev_type === 'meter_sim',
@@ -259,7 +274,7 @@ export function paramsInfo(
         overdraft_cur: overdraft,
         overdraft: watts(overdraft),
         max_total_evse_current: p.max_total_evse_current,
-        max_total_evse_power: watts(p.max_total_evse_current),
+        max_total_evse_power: watts(evseLimit(p)),
         max_total_cur_prc: p.max_total_cur_prc,
         cons_evse_power: consumed,
         consumed_evse_power: consumed,
@@ -295,6 +310,24 @@ export function paramsInfo(
         ocpp_gateway_license_cnt: 0,
         ocpp_gateway_licenses_used: 0,
     };
+}
+
+/**
+ * The most the wallboxes may draw together per phase (mA): their own feeder's limit where one is
+ * set, never more than the grid connection leaves them (max_total_current in force, its share
+ * max_total_cur_prc, less the reserve); without a feeder limit, the latter.
+ */
+function evseLimit(p: {
+    max_total_current: number;
+    max_total_cur_prc: number;
+    reserve_current: number;
+    max_total_evse_current: number;
+}): number {
+    const grid = Math.max(
+        0,
+        Math.floor((p.max_total_current * p.max_total_cur_prc) / 100) - p.reserve_current,
+    );
+    return p.max_total_evse_current > 0 ? Math.min(p.max_total_evse_current, grid) : grid;
 }
 
 /** The whole get_dev_info answer. */

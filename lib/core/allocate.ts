@@ -19,6 +19,7 @@ import {
     type AllocationResult,
     type AllocatorMemory,
     type DeviceSample,
+    type DisablePolicy,
     type EvseCommand,
     type EvseConfig,
     type EvseMemory,
@@ -192,13 +193,11 @@ function viewEvse(
     let draw = measuredDraw ?? onPhases(mask, mem.setpoint);
     if (!cfg.enabled) {
         kind = 'disabled';
-        const policy = config.params.disablePolicy;
-        const current = policy === 1 ? cfg.minCurrent : policy === -1 ? cfg.maxCurrent : 0;
-        fixed = onPhases(mask, current);
+        command = policyCommand(cfg, config.params.disablePolicy);
+        fixed = onPhases(mask, command.current);
         // Not controlled: only a measured draw is taken out of the other load; the rest stays in
         // it and the wallbox is reserved on top (counted twice rather than not at all).
         draw = measuredDraw ?? ZERO3;
-        command = { current, chargingEnabled: policy !== 0, released: policy === -1 };
     } else if (!reading) {
         // Cannot be commanded: count it at the most it may still draw.
         kind = 'unreachable';
@@ -669,17 +668,21 @@ function nextMemory(
     };
 }
 
+/**
+ * What a wallbox gets when the manager gives up control of it (disable_policy): 0 stops charging,
+ * 1 its minimum, −1 releases it at its configured maximum. The one source for what a disabled
+ * wallbox is counted at and what the drivers write, so that both are the same number.
+ */
+export function policyCommand(cfg: EvseConfig, policy: DisablePolicy): EvseCommand {
+    return {
+        current: policy === 1 ? cfg.minCurrent : policy === -1 ? cfg.maxCurrent : 0,
+        chargingEnabled: policy !== 0,
+        released: policy === -1,
+    };
+}
+
 /** Commands for every wallbox when the manager gives up control (stop, redeploy): disable_policy. */
 export function releaseCommands(config: SiteConfig): Map<string, EvseCommand> {
     const policy = config.params.disablePolicy;
-    return new Map(
-        config.evses.map((e) => [
-            e.id,
-            {
-                current: policy === 1 ? e.minCurrent : policy === -1 ? e.maxCurrent : 0,
-                chargingEnabled: policy !== 0,
-                released: policy === -1,
-            },
-        ]),
-    );
+    return new Map(config.evses.map((e) => [e.id, policyCommand(e, policy)]));
 }

@@ -258,6 +258,21 @@ export interface EvseDriver extends DriverBase {
     /** The wallbox falls back to its own fail-safe when not written for this long (ms); the
      *  engine re-writes the command well before that. Undefined: written on change only. */
     readonly keepAliveMs?: number;
+    /**
+     * Wallboxes that hold a communication fail-safe of their own (one that still acts when the
+     * manager is gone) take it from the configuration here. The driver programs it when it
+     * starts, after a reconnect and when it changes — never periodically (such settings live in
+     * the device's flash). null leaves the device's own setting alone (observe mode).
+     */
+    setFailSafe?(failSafe: DeviceFailSafe | null): void;
+}
+
+/** A wallbox's own communication fail-safe. */
+export interface DeviceFailSafe {
+    /** mA the wallbox falls back to; 0 = charging stops. */
+    current: number;
+    /** After this long without communication from the manager (ms). */
+    timeoutMs: number;
 }
 
 export type DeviceDriver = MeterDriver | EvseDriver;

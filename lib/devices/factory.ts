@@ -1,6 +1,6 @@
 // Drivers from device-table entries as the vendor writes them: `{dev_type, address, id, dev_id}`.
 import { z } from 'zod';
-import type { DeviceDriver } from '../core/types';
+import type { DeviceDriver, DeviceFailSafe } from '../core/types';
 import type { BusOptions } from '../modbus/bus';
 import { ModbusError } from '../modbus/errors';
 import type { BusPool } from '../modbus/pool';
@@ -37,15 +37,14 @@ export interface ModbusDeviceConfig {
     id?: number;
     /** meter_modbus: the register map. */
     registers?: MeterMap;
+    /** evse_powerbrain: the wallbox's own communication fail-safe (null: leave the device's). */
+    failSafe?: DeviceFailSafe | null;
 }
 
 export interface DriverContext {
     pool: BusPool;
     powerBrainHost?: string;
     bus?: BusOptions;
-    /** evse_powerbrain: fail-safe programmed into the wallbox (s; default 180) and its current (mA; default 6000). */
-    failSafeDurationS?: number;
-    failSafeCurrent?: number;
 }
 
 /** A driver for a Modbus device-table entry; throws MODBUS_BAD_REQUEST for what it cannot drive. */
@@ -72,15 +71,7 @@ export function createModbusDriver(
     };
     switch (dev_type) {
         case 'evse_powerbrain':
-            return new PowerBrainEvse({
-                ...base,
-                ...(context.failSafeDurationS !== undefined
-                    ? { failSafeDurationS: context.failSafeDurationS }
-                    : {}),
-                ...(context.failSafeCurrent !== undefined
-                    ? { failSafeCurrent: context.failSafeCurrent }
-                    : {}),
-            });
+            return new PowerBrainEvse({ ...base, failSafe: config.failSafe ?? null });
         case 'meter_powerbrain':
             return new PowerBrainMeter(base);
         case 'meter_sdm630':

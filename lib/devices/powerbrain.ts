@@ -2,6 +2,7 @@
 // (`meter_powerbrain`, units 2 and 3). Registers per the vendor's map (lib/modbus/powerbrain-map).
 import { z } from 'zod';
 import type {
+    DeviceFailSafe,
     EvseCommand,
     EvseDriver,
     EvseReading,
@@ -132,22 +133,30 @@ async function readIdentity(
 
 export interface PowerBrainEvseOptions extends ModbusDeviceOptions {
     /**
-     * Programmed into 8083/8085 at start (flash; written only when they differ): after this many
-     * seconds without Modbus traffic the wallbox falls back to failSafeCurrent. 0 = off. Default 180.
+     * The wallbox's communication fail-safe (8083 duration, 8085 current): after this long
+     * without a Modbus request the wallbox itself falls back to the current, also when the
+     * manager is gone. Absent or null: the device keeps its own setting.
      */
-    failSafeDurationS?: number;
-    /** mA during the wallbox's own fail-safe; 0 = stop charging. Default 6000. */
-    failSafeCurrent?: number;
-    /** mA written when control is released (disable_policy −1). Default 32000. */
-    releasedCurrent?: number;
+    failSafe?: DeviceFailSafe | null;
+}
+
+/** 8083 (seconds, 32 bits) and 8085 (0.1 A) as one write; the device clamps to 63 A. */
+function failSafeWords(failSafe: DeviceFailSafe): number[] {
+    const seconds = Math.floor(failSafe.timeoutMs / 1000);
+    return [
+        (seconds >>> 16) & 0xffff,
+        seconds & 0xffff,
+        Math.min(630, toDeciAmps(failSafe.current)),
+    ];
 }
 
 export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     readonly kind = 'evse' as const;
-    readonly keepAliveMs: number | undefined;
-    private readonly failSafeDurationS: number;
-    private readonly failSafeCurrent: number;
-    private readonly releasedCurrent: number;
+    private failSafe: DeviceFailSafe | null = null;
+    /** The device's fail-safe registers must be checked (start, reconnect, new configuration). */
+    private failSafeDue = true;
+    private failSafeSync: Promise<void> | undefined;
+    private readonly offBusState: () => void;
     private starting: Promise<void> | undefined;
     /** The poll of the registers read() needs, known once start() has read the capabilities. */
     private pollPlan: PollRequest | undefined;
@@ -157,27 +166,51 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
 
     constructor(options: PowerBrainEvseOptions) {
         super(options);
-        this.failSafeDurationS = options.failSafeDurationS ?? 180;
-        this.failSafeCurrent = options.failSafeCurrent ?? 6000;
-        this.releasedCurrent = options.releasedCurrent ?? 32_000;
-        if (!(Number.isInteger(this.failSafeDurationS) && this.failSafeDurationS >= 0)) {
-            throw new ModbusError(
-                'MODBUS_BAD_REQUEST',
-                this.label,
-                'failSafeDurationS must be a whole number ≥ 0',
-            );
+        this.setFailSafe(options.failSafe ?? null);
+        // A new connection may lead to a device that was replaced, reset or set by someone else.
+        this.offBusState = this.bus.onState((state) => {
+            if (state === 'connected') this.failSafeDue = true;
+        });
+    }
+
+    /** Re-written by the engine well inside the device's fail-safe time (reads count too). */
+    get keepAliveMs(): number | undefined {
+        return this.failSafe?.timeoutMs;
+    }
+
+    /**
+     * Takes a new fail-safe from the configuration; the next read programs it if the device holds
+     * another. Throws MODBUS_BAD_REQUEST for values the wallbox cannot hold.
+     */
+    setFailSafe(failSafe: DeviceFailSafe | null): void {
+        if (failSafe) {
+            const { current, timeoutMs } = failSafe;
+            if (!(Number.isInteger(current) && (current === 0 || current >= 6000))) {
+                throw new ModbusError(
+                    'MODBUS_BAD_REQUEST',
+                    this.label,
+                    'the fail-safe current must be 0 or at least 6000 mA',
+                );
+            }
+            if (!(Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 0xffff_ffff)) {
+                throw new ModbusError(
+                    'MODBUS_BAD_REQUEST',
+                    this.label,
+                    'the fail-safe time must be 1 s or more',
+                );
+            }
         }
-        if (
-            this.failSafeCurrent !== 0 &&
-            (this.failSafeCurrent < 6000 || this.failSafeCurrent > 63_000)
-        ) {
-            throw new ModbusError(
-                'MODBUS_BAD_REQUEST',
-                this.label,
-                'failSafeCurrent must be 0 or 6000..63000 mA',
-            );
-        }
-        this.keepAliveMs = this.failSafeDurationS > 0 ? this.failSafeDurationS * 1000 : undefined;
+        const same =
+            failSafe === this.failSafe ||
+            (failSafe !== null &&
+                this.failSafe !== null &&
+                failSafe.current === this.failSafe.current &&
+                failSafe.timeoutMs === this.failSafe.timeoutMs);
+        if (same) return;
+        this.failSafe = failSafe
+            ? { current: failSafe.current, timeoutMs: failSafe.timeoutMs }
+            : null;
+        this.failSafeDue = true;
     }
 
     /** Identity read at start (undefined before the first successful read). */
@@ -195,7 +228,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         return this.pollPlan?.blocks ?? [];
     }
 
-    /** Identity, capabilities and the fail-safe: once, retried after a failure. */
+    /** Identity and capabilities: once, retried after a failure. */
     start(): Promise<void> {
         this.starting ??= this.init().catch((e: unknown) => {
             this.starting = undefined;
@@ -209,15 +242,6 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         const caps = await this.readWords(PB.hasMeter, 2); // 8112 has_meter, 8113 s0_inputs
         const hasMeter = caps[0] === 1;
         this.s0Inputs = caps[1]!;
-        // Fail-safe registers live in flash: write them only when they differ.
-        const wanted = [
-            (this.failSafeDurationS >>> 16) & 0xffff,
-            this.failSafeDurationS & 0xffff,
-            toDeciAmps(this.failSafeCurrent),
-        ];
-        const present = await this.readWords(PB.failSafeDuration, 3);
-        if (present.some((w, i) => w !== wanted[i]))
-            await this.writeWords(PB.failSafeDuration, wanted);
         this.pollPlan = this.pollRequest(
             planReads(hasMeter ? [METER_BLOCK, EVSE_BLOCK] : [EVSE_BLOCK]),
         );
@@ -226,9 +250,45 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
 
     read(): Promise<EvseReading> {
         if (!this.pollPlan) return this.start().then(() => this.read());
+        if (this.failSafeDue) return this.programFailSafe().then(() => this.read());
         // Chained rather than awaited: an async function costs several objects per call, and
         // this runs for every wallbox in every cycle.
-        return this.poll(this.pollPlan).then(this.toReading);
+        return this.poll(this.pollPlan).then(this.toReading, this.pollFailed);
+    }
+
+    /** After a failed poll the device may have been away: check its fail-safe when it answers. */
+    private readonly pollFailed = (e: unknown): never => {
+        this.failSafeDue = true;
+        throw e;
+    };
+
+    /**
+     * Brings the device's fail-safe registers (8083/8085) to the configuration. They live in
+     * flash, so they are read first and written only when they differ: at start, after a
+     * reconnect or a failed poll, and after a change of the configuration — never periodically.
+     */
+    private programFailSafe(): Promise<void> {
+        this.failSafeSync ??= this.writeFailSafeIfDifferent().finally(() => {
+            this.failSafeSync = undefined;
+        });
+        return this.failSafeSync;
+    }
+
+    private async writeFailSafeIfDifferent(): Promise<void> {
+        // Cleared first: a change that arrives while this runs marks it due again.
+        this.failSafeDue = false;
+        const failSafe = this.failSafe;
+        if (!failSafe) return;
+        try {
+            const wanted = failSafeWords(failSafe);
+            const present = await this.readWords(PB.failSafeDuration, 3);
+            if (present.some((w, i) => w !== wanted[i])) {
+                await this.writeWords(PB.failSafeDuration, wanted);
+            }
+        } catch (e) {
+            this.failSafeDue = true;
+            throw e;
+        }
     }
 
     private readonly toReading = (image: RegisterImage): EvseReading | Promise<EvseReading> => {
@@ -275,7 +335,8 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         let limit: number;
         let enable: number;
         if (command.released) {
-            limit = toDeciAmps(this.releasedCurrent);
+            // Released (disable_policy −1): the current the allocator counts the wallbox at.
+            limit = toDeciAmps(command.current);
             enable = 1;
         } else if (!command.chargingEnabled || command.current < 6000) {
             limit = toDeciAmps(Math.max(6000, command.current));
@@ -286,6 +347,11 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         }
         limit = Math.min(630, Math.max(60, limit));
         return this.writeWords(PB.currentLimit, [limit, enable]);
+    }
+
+    override close(): Promise<void> {
+        this.offBusState();
+        return super.close();
     }
 
     /**
@@ -310,11 +376,17 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
     readonly kind = 'meter' as const;
     private starting: Promise<void> | undefined;
     private voltages: [number, number, number] | undefined;
+    private identityValue: PowerBrainIdentity | undefined;
     private readonly pollPlan = this.pollRequest(planReads([METER_BLOCK]));
+
+    /** Identity read at start (undefined before the first successful read). */
+    get identity(): PowerBrainIdentity | undefined {
+        return this.identityValue;
+    }
 
     start(): Promise<void> {
         this.starting ??= (async () => {
-            await readIdentity((a, n) => this.readWords(a, n), this.label);
+            this.identityValue = await readIdentity((a, n) => this.readWords(a, n), this.label);
             const v = await this.readWords(PB.voltageL1, 3);
             this.voltages = [v[0]!, v[1]!, v[2]!];
         })().catch((e: unknown) => {

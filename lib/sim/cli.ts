@@ -104,7 +104,6 @@ export async function main(argv: readonly string[], io: CliIo = stdio): Promise<
                     port: port + 3 * i,
                     car,
                     plugged: args.plugged,
-                    serial: `sim${String(i).padStart(2, '0')}-0000-0001`,
                 }),
         );
         for (const sim of sims) await sim.start();

@@ -4,6 +4,13 @@
 //
 // Time advances lazily: every request (and every state read) first moves the simulation to
 // the clock's now. There are no timers, so nothing is left running between requests.
+//
+// The communication fail-safe (8083 fail_safe_duration, 8085 fail_safe_current) works as the
+// vendor documents it: when no Modbus request (read or write) reaches the EVSE unit for the
+// duration, the wallbox falls back to the fail-safe current, 0 = charging stops. It then holds
+// that current in its control registers (8093 limit, 8094 enable) until a client writes them
+// again, so a client that only reads sees the fail-safe and does not end it. The timer starts
+// with the first request after power-on; before that the power-on defaults (8081/8082) apply.
 import { createServer, type Socket } from 'node:net';
 import { ServerTCP } from 'modbus-serial';
 import { encode } from '../modbus/codec';
@@ -45,6 +52,7 @@ export interface PowerBrainSimOptions {
     defaultEnable?: boolean;
     /** 8113 bit 8: 1/3-phase switching permitted while plugged (default true). */
     phaseSwitching?: boolean;
+    /** Serial number (8008); default `sim-<EVSE port>`, so that every simulator has its own. */
     serial?: string;
     meter1?: S0MeterSimOptions;
     meter2?: S0MeterSimOptions;
@@ -61,6 +69,12 @@ export interface PowerBrainSimState {
     currentLimit: number;
     chargingEnabled: boolean;
     failSafeActive: boolean;
+    /** How often the communication fail-safe took over. */
+    failSafeTrips: number;
+    /** When the EVSE unit last got a Modbus request (ms), null before the first one. */
+    lastRequestAt: number | null;
+    /** Registers written that the device keeps in flash (all but 8086–8088, 8091, 8093, 8094). */
+    flashWrites: number;
     phases: 1 | 3;
     currents: Phases3;
     powerW: number;
@@ -182,7 +196,12 @@ export class PowerBrainSim {
     private failSafeCurrent = 60; // 0.1 A
     private defaults = { fixed: 0, limit: 160, enable: 1 };
     private disconnectUntil = 0;
-    private lastComm: number;
+    /** Last request to the EVSE unit (ms); null = none since power-on. */
+    private lastComm: number | null = null;
+    /** The fail-safe has taken over the control registers and no request has come since. */
+    private failSafeHeld = false;
+    private failSafeTrips = 0;
+    private flashWrites = 0;
     private rfid = '';
     private rfidCount = 0;
     private baseEnergyWh = 0;
@@ -194,7 +213,6 @@ export class PowerBrainSim {
         this.opts = options;
         this.now = options.now ?? Date.now;
         this.last = this.now();
-        this.lastComm = this.last;
         this.meters = [new S0Meter(2, options.meter1), new S0Meter(3, options.meter2)];
         if (options.defaultEnable === false) this.defaults.enable = this.enabled = 0;
         this.defined = {
@@ -212,6 +230,11 @@ export class PowerBrainSim {
 
     get host(): string {
         return this.opts.host ?? '127.0.0.1';
+    }
+
+    /** The serial number every unit reports (8008), as on the device: the EVSE port makes it unique. */
+    get serial(): string {
+        return this.opts.serial ?? `sim-${this.portsOf.evse}`;
     }
 
     /** Starts serving; resolves when every port listens. */
@@ -354,6 +377,9 @@ export class PowerBrainSim {
             currentLimit: this.limit * 100,
             chargingEnabled: this.enabled === 1,
             failSafeActive: this.failSafeActive(),
+            failSafeTrips: this.failSafeTrips,
+            lastRequestAt: this.lastComm,
+            flashWrites: this.flashWrites,
             phases: this.relaySelect === 1 ? 1 : 3,
             currents: car ? car.currents : [0, 0, 0],
             powerW: car ? car.powerW : 0,
@@ -375,7 +401,17 @@ export class PowerBrainSim {
     }
 
     private failSafeActive(at = this.now()): boolean {
-        return this.failSafeDuration > 0 && at - this.lastComm > this.failSafeDuration * 1000;
+        return (
+            this.failSafeDuration > 0 &&
+            this.lastComm !== null &&
+            at - this.lastComm > this.failSafeDuration * 1000
+        );
+    }
+
+    /** A request reached the EVSE unit: the fail-safe timer starts again. */
+    private communicated(): void {
+        this.lastComm = this.now();
+        this.failSafeHeld = false;
     }
 
     /** mA per phase offered to the car. */
@@ -413,6 +449,13 @@ export class PowerBrainSim {
         // A lower limit written just now is followed at once.
         this.car?.step(0, this.offered(now), this.relaySelect === 1 ? 1 : 3);
         this.last = Math.max(this.last, now);
+        if (!this.failSafeHeld && this.failSafeActive(now)) {
+            // The fail-safe takes over the control registers and keeps them until written.
+            this.failSafeHeld = true;
+            this.failSafeTrips++;
+            this.limit = this.failSafeCurrent;
+            this.enabled = this.failSafeCurrent > 0 ? 1 : 0;
+        }
     }
 
     // ---- registers ----
@@ -420,7 +463,7 @@ export class PowerBrainSim {
     private read(device: PowerBrainName, address: number, count: number): number[] {
         this.requestCount++;
         this.advance();
-        if (device === 'evse') this.lastComm = this.now();
+        if (device === 'evse') this.communicated();
         const defined = this.defined[device];
         for (let a = address; a < address + count; a++) if (!defined.has(a)) throw illegalAddress;
         const image = this.image(device);
@@ -452,7 +495,7 @@ export class PowerBrainSim {
         put(8005, 0);
         put(8006, 0x100);
         put(8007, 0);
-        put(8008, this.opts.serial ?? `sim0-0000-000${unit}`);
+        put(8008, this.serial);
         put(8016, 'cFos Power Brain');
         if (device === 'evse') {
             const car = this.car;
@@ -513,7 +556,7 @@ export class PowerBrainSim {
     private write(device: PowerBrainName, address: number, values: readonly number[]): void {
         this.requestCount++;
         this.advance();
-        if (device === 'evse') this.lastComm = this.now();
+        if (device === 'evse') this.communicated();
         // A write covers whole registers: find each one, check it may be written, apply it.
         let a = address;
         while (a < address + values.length) {
@@ -522,6 +565,7 @@ export class PowerBrainSim {
                 throw illegalAddress;
             const words = values.slice(a - address, a - address + def.words);
             this.apply(device, def, words);
+            if (!def.volatile) this.flashWrites++;
             a += def.words;
         }
     }

@@ -100,8 +100,14 @@ export const EvseEntrySchema = z
         max_charging_cur: numberOrFormula(6000, MAX_EVSE_CURRENT).default(16_000),
         prio: int(0, 100).default(1),
         used_phases: int(0, 7).default(0),
-        /** Current while site measurements are stale: 0 = pause; else within [min, max]. */
+        /**
+         * Current while site measurements are stale: 0 = pause; else within [min, max]. A
+         * wallbox with a fail-safe of its own (Power Brain) also falls back to it when the
+         * manager stops talking to it for fail_safe_duration. Default: min_charging_cur.
+         */
         fail_safe_cur: int(0, 80_000).optional(),
+        /** Power Brain: seconds without communication before the wallbox itself goes to fail_safe_cur (default 180). */
+        fail_safe_duration: int(5, 86_400).optional(),
         attach: z
             .string()
             .regex(/^M[1-9][0-9]{0,4}$/)

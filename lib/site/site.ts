@@ -6,6 +6,7 @@ import { DEFAULT_PARAMS } from '../core/defaults';
 import { ChargingManager, type CycleInputs } from '../core/engine';
 import type {
     DeviceDriver,
+    DeviceFailSafe,
     EvseConfig,
     EvseReading,
     GroupConfig,
@@ -81,6 +82,38 @@ export function parseDevices(input: unknown): DeviceEntry[] {
 }
 
 const DEFAULT_STALE_S: Record<string, number> = { evse_ajax: 60, meter_ajax: 60 };
+
+/** How long a wallbox with its own fail-safe waits for the manager before using it (s); the
+ *  vendor's charging manager programs 3 minutes. */
+export const DEFAULT_FAIL_SAFE_DURATION_S = 180;
+
+/**
+ * The fail-safe a wallbox holds itself, for when the manager is gone: fail_safe_cur (default the
+ * minimum) after fail_safe_duration without communication. None in observe mode, where the
+ * manager commands nothing and leaves the device's own setting alone.
+ */
+export function deviceFailSafe(e: EvseEntry, params: Params): DeviceFailSafe | null {
+    if (!params.lb_enabled) return null;
+    return {
+        current: e.fail_safe_cur ?? e.min_charging_cur,
+        timeoutMs: (e.fail_safe_duration ?? DEFAULT_FAIL_SAFE_DURATION_S) * 1000,
+    };
+}
+
+/**
+ * The engine reads every wallbox each cycle and re-writes it after a third of its fail-safe time:
+ * a fail-safe time of less than three cycles would trip while the manager runs.
+ */
+export function checkFailSafeTimes(params: Params, devices: readonly DeviceEntry[]): void {
+    for (const d of devices) {
+        if (!isEvse(d) || d.fail_safe_duration === undefined) continue;
+        if (d.fail_safe_duration * 1000 < 3 * params.cycle_ms) {
+            throw new SiteConfigError(
+                `${d.dev_id}: fail_safe_duration ${d.fail_safe_duration} s is shorter than three control cycles (cycle_ms ${params.cycle_ms})`,
+            );
+        }
+    }
+}
 
 /** The core's view of the site. */
 export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): SiteConfig {
@@ -172,6 +205,7 @@ export class Site {
     constructor(opts: SiteOptions = {}) {
         this.paramsValue = parseParams(opts.params);
         this.devicesValue = parseDevices(opts.devices ?? []);
+        checkFailSafeTimes(this.paramsValue, this.devicesValue);
         this.maxTotalNow = staticMaxTotal(this.paramsValue);
         const clock = opts.clock ?? systemClock;
         this.world = new SimWorld(clock);
@@ -246,10 +280,12 @@ export class Site {
     /** Changes parameters; all fields are checked before any takes effect. */
     setParams(patch: Record<string, unknown>): Params {
         const next = parseParams({ ...this.paramsValue, ...patch });
+        checkFailSafeTimes(next, this.devicesValue);
         this.paramsValue = next;
         if (typeof next.max_total_current === 'number') this.maxTotalNow = next.max_total_current;
         this.formulas.clear();
         this.manager.updateConfig(toSiteConfig(next, this.devicesValue));
+        this.updateFailSafes();
         return next;
     }
 
@@ -262,6 +298,7 @@ export class Site {
                 ? this.devicesValue.map((d) => (d === existing ? merged : d))
                 : [...this.devicesValue, merged],
         );
+        checkFailSafeTimes(this.paramsValue, devices);
         const entry = devices.find((d) => d.dev_id === input.dev_id)!;
         const needsDriver =
             !existing ||
@@ -274,7 +311,17 @@ export class Site {
         this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
         if (driver) await this.manager.setDriver(driver);
         else if (needsDriver) await this.manager.removeDriver(entry.dev_id);
+        this.updateFailSafes();
         return entry;
+    }
+
+    /** Hands every wallbox driver that holds a fail-safe of its own the one now configured. */
+    private updateFailSafes(): void {
+        for (const d of this.devicesValue) {
+            if (!isEvse(d)) continue;
+            const driver = this.manager.driver(d.dev_id);
+            if (driver?.kind === 'evse') driver.setFailSafe?.(deviceFailSafe(d, this.paramsValue));
+        }
     }
 
     async deleteDevice(devId: string): Promise<void> {
@@ -493,6 +540,7 @@ export class Site {
                     ...(isMeter(d) && d.registers !== undefined
                         ? { registers: d.registers as never }
                         : {}),
+                    ...(isEvse(d) ? { failSafe: deviceFailSafe(d, this.paramsValue) } : {}),
                 },
                 this.driverContext,
             );

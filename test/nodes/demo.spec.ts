@@ -8,6 +8,8 @@ import helper from 'node-red-node-test-helper';
 import type { Phases3 } from '../../lib/core/types';
 import type { PowerBrainSimState } from '../../lib/sim/powerbrain-sim';
 import type { ManagerNode } from '../../nodes/shared/types';
+import { devInfo } from '../../lib/cnf/views';
+import { cnfContextOf } from '../../nodes/shared/cnf';
 import { demoFlow } from '../support/demo';
 import {
     allNodes,
@@ -140,6 +142,23 @@ describe('the npm start demo in Node-RED', function () {
                 );
                 const e3Now = (await simState('E3')).currents;
                 assert.ok(e3Now[0] > 0 && e3Now[1] === 0 && e3Now[2] === 0, 'a one-phase car');
+
+                // 4. What clients display: the phases each car was seen on (a car on n phases
+                //    uses the wallbox's L1..Ln), and each simulator's own serial number.
+                await sleep(1200);
+                const manager = helper.getNode(managerDef.id) as unknown as ManagerNode;
+                const info = devInfo(cnfContextOf(manager, site)) as {
+                    devices: Record<string, unknown>[];
+                };
+                const serials = new Set<string>();
+                for (const id of ['E1', 'E2', 'E3'] as const) {
+                    const simDef = flow.find((n) => n.id === SIMS[id])!;
+                    const d = info.devices.find((x) => x.dev_id === id)!;
+                    assert.equal(d.used_phases, (1 << Number(simDef.car_phases)) - 1, id);
+                    assert.equal(d.desc, 'cFos Power Brain', id);
+                    serials.add(String(d.model).split(',').pop() ?? '');
+                }
+                assert.equal(serials.size, 3, [...serials].join(' '));
             } finally {
                 clearInterval(e3Watch);
             }

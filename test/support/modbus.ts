@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerTCP } from 'modbus-serial';
+import ModbusRTU, { ServerTCP } from 'modbus-serial';
 
 /** A TCP port nobody listens on right now (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -21,6 +21,35 @@ export function freePort(): Promise<number> {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One request from an independent client (modbus-serial's own TCP client, not our bus) on its own
+ * connection: holding registers as a device shows them to anyone, or a write to them.
+ */
+export async function independentClient<T>(
+    port: number,
+    unit: number,
+    use: (client: ModbusRTU) => Promise<T>,
+): Promise<T> {
+    const client = new ModbusRTU();
+    await client.connectTCP('127.0.0.1', { port });
+    client.setID(unit);
+    client.setTimeout(2000);
+    try {
+        return await use(client);
+    } finally {
+        await new Promise<void>((resolve) => client.close(() => resolve()));
+    }
+}
+
+/** Holding registers read by an independent client (unit 1: a Power Brain's EVSE). */
+export function registers(port: number, address: number, count: number, unit = 1) {
+    return independentClient(
+        port,
+        unit,
+        async (c) => (await c.readHoldingRegisters(address, count)).data,
+    );
+}
 
 /** How a unit of the fault server behaves. */
 export type UnitBehaviour = 'ok' | 'silent' | 'exception' | 'drop';

@@ -15,6 +15,8 @@ export interface NodeRedProcess {
     /** Everything Node-RED logged so far. */
     log(): string;
     stop(): Promise<void>;
+    /** SIGKILL by PID: Node-RED dies at once and no close handler runs; resolves when it is gone. */
+    kill(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -80,5 +82,16 @@ export async function startNodeRed(
         }
         await new Promise((r) => setTimeout(r, 100));
     }
-    return { url: `http://127.0.0.1:${port}/`, userDir, pid: child.pid!, log: () => output, stop };
+    const kill = async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exited;
+    };
+    return {
+        url: `http://127.0.0.1:${port}/`,
+        userDir,
+        pid: child.pid!,
+        log: () => output,
+        stop,
+        kill,
+    };
 }

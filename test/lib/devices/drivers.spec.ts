@@ -9,7 +9,7 @@ import { encode } from '../../../lib/modbus/codec';
 import { ModbusError } from '../../../lib/modbus/errors';
 import { BusPool } from '../../../lib/modbus/pool';
 import { PowerBrainSim } from '../../../lib/sim/powerbrain-sim';
-import { freePort, sleep } from '../../support/modbus';
+import { freePort, independentClient, registers, sleep } from '../../support/modbus';
 
 const BUS = { timeoutMs: 300, reconnectMinMs: 50, deviceBackoffMs: 200 };
 
@@ -62,12 +62,14 @@ describe('devices (Modbus drivers)', function () {
                 dev_id: 'E1',
                 address: `127.0.0.1:${sim.ports.evse}`,
                 id: 1,
+                failSafe: { current: 8000, timeoutMs: 120_000 },
             },
-            { pool, failSafeDurationS: 120, failSafeCurrent: 8000 },
+            { pool },
         ) as EvseDriver & PowerBrainEvse;
         assert.equal(evse.kind, 'evse');
         assert.equal(evse.keepAliveMs, 120_000);
         const first = await evse.read();
+        assert.deepEqual(await registers(sim.ports.evse, 8083, 3), [0, 120, 80]);
         assert.equal(first.state, 3);
         assert.ok(first.currents && first.currents[0] > 0);
         assert.equal(evse.identity?.name, 'cFos Power Brain');
@@ -91,9 +93,10 @@ describe('devices (Modbus drivers)', function () {
         await evse.apply({ current: 0, chargingEnabled: false, released: false });
         assert.equal(sim.state.chargingEnabled, false);
         assert.equal((await evse.read()).state, 2);
-        await evse.apply({ current: 0, chargingEnabled: false, released: true });
+        // Released (disable_policy −1): the current the allocator counts it at, not a fixed one.
+        await evse.apply({ current: 13_000, chargingEnabled: true, released: true });
         assert.equal(sim.state.chargingEnabled, true);
-        assert.equal(sim.state.currentLimit, 32_000);
+        assert.equal(sim.state.currentLimit, 13_000);
 
         sim.presentRfid('CAFE01');
         const card = await evse.read();
@@ -114,7 +117,12 @@ describe('devices (Modbus drivers)', function () {
 
     it('evse_powerbrain: a second driver does not rewrite the fail-safe registers', async () => {
         const make = () =>
-            new PowerBrainEvse({ id: 'E1', address: `127.0.0.1:${sim.ports.evse}`, pool });
+            new PowerBrainEvse({
+                id: 'E1',
+                address: `127.0.0.1:${sim.ports.evse}`,
+                pool,
+                failSafe: { current: 6000, timeoutMs: 180_000 },
+            });
         const a = make();
         await a.read();
         await a.close();
@@ -124,6 +132,61 @@ describe('devices (Modbus drivers)', function () {
         // identity (1) + capabilities (1) + fail-safe check (1) + poll (2): no write
         assert.equal(sim.state.requests - writesBefore, 5);
         await b.close();
+    });
+
+    it('evse_powerbrain: the fail-safe follows the configuration, after a reconnect too, and never goes to flash periodically', async () => {
+        const evse = new PowerBrainEvse({
+            id: 'E1',
+            address: `127.0.0.1:${sim.ports.evse}`,
+            pool,
+            failSafe: { current: 0, timeoutMs: 30_000 },
+        });
+        await evse.read();
+        assert.deepEqual(await registers(sim.ports.evse, 8083, 3), [0, 30, 0]);
+        const flash = sim.state.flashWrites;
+        assert.equal(flash, 2, '8083 and 8085, once');
+        for (let i = 0; i < 20; i++) {
+            await evse.read();
+            await evse.apply({ current: 6000 + i * 500, chargingEnabled: true, released: false });
+        }
+        assert.equal(
+            sim.state.flashWrites,
+            flash,
+            'polls and setpoints write volatile registers only',
+        );
+
+        // A new configuration: written once, with the next read.
+        evse.setFailSafe({ current: 10_000, timeoutMs: 70_000 });
+        assert.equal(evse.keepAliveMs, 70_000);
+        await evse.read();
+        await evse.read();
+        assert.deepEqual(await registers(sim.ports.evse, 8083, 3), [0, 70, 100]);
+        assert.equal(sim.state.flashWrites, flash + 2);
+        evse.setFailSafe({ current: 10_000, timeoutMs: 70_000 }); // unchanged: nothing to do
+        await evse.read();
+        assert.equal(sim.state.flashWrites, flash + 2);
+
+        // Someone else sets the wallbox while the connection is down: restored on reconnect.
+        sim.dropConnections();
+        await independentClient(sim.ports.evse, 1, (c) => c.writeRegisters(8083, [0, 300, 60]));
+        await sleep(100);
+        for (let i = 0; i < 3; i++) await evse.read().catch(() => undefined);
+        assert.deepEqual(await registers(sim.ports.evse, 8083, 3), [0, 70, 100]);
+
+        // null (observe mode): the device keeps what it has, and nothing is written.
+        evse.setFailSafe(null);
+        assert.equal(evse.keepAliveMs, undefined);
+        const before = sim.state.flashWrites;
+        await independentClient(sim.ports.evse, 1, (c) => c.writeRegisters(8083, [0, 300, 60]));
+        sim.dropConnections();
+        for (let i = 0; i < 3; i++) await evse.read().catch(() => undefined);
+        assert.deepEqual(await registers(sim.ports.evse, 8083, 3), [0, 300, 60]);
+        assert.equal(sim.state.flashWrites, before + 2, 'only the other client wrote');
+        assert.throws(
+            () => evse.setFailSafe({ current: 3000, timeoutMs: 60_000 }),
+            /0 or at least 6000 mA/,
+        );
+        await evse.close();
     });
 
     it('meter_powerbrain: S0 meters by name and by address', async () => {

@@ -59,6 +59,54 @@ describe('sim/powerbrain-sim', function () {
     });
     afterEach(async () => sim.close());
 
+    it('communication fail-safe: after 8083 s without a request the wallbox holds 8085 until written', async () => {
+        let now = 5_000_000;
+        const clocked = new PowerBrainSim({
+            port: 0,
+            meterPorts: false,
+            now: () => now,
+            plugged: true,
+            car: { batteryWh: 50000, soc: 0.5, maxCurrent: 16000, phases: 3, followMs: 0 },
+        });
+        await clocked.start();
+        const bus = new Bus({ kind: 'tcp', host: '127.0.0.1', port: clocked.ports.evse });
+        const read = (address: number, count = 1) =>
+            bus.read({ device: 'E1', unit: 1, address, count });
+        const write = (address: number, values: number[]) =>
+            bus.write({ device: 'E1', unit: 1, address, values });
+        try {
+            now += 3_600_000;
+            assert.equal(clocked.state.failSafeTrips, 0, 'armed by the first request only');
+            await write(8083, [0, 20, 0]); // 20 s, then stop charging
+            await write(8093, [160, 1]);
+            now += 20_000;
+            assert.equal(clocked.state.failSafeActive, false, 'not before the 20 s are over');
+            assert.equal(clocked.state.offered, 16000);
+            now += 1;
+            const s = clocked.state;
+            assert.equal(s.failSafeActive, true);
+            assert.equal(s.offered, 0);
+            assert.equal(s.failSafeTrips, 1);
+            // A client that only reads sees the fail-safe and does not end it.
+            assert.deepEqual(await read(8092, 4), [1, 0, 0, 0], 'state B, limit 0, disabled, 0 A');
+            now += 60_000;
+            assert.deepEqual(await read(8093, 3), [0, 0, 0]);
+            assert.equal(clocked.state.failSafeTrips, 2, 'silent again for 20 s: again');
+            await write(8093, [100, 1]);
+            now += 1000;
+            assert.deepEqual(await read(8092, 4), [2, 100, 1, 100], 'charging at 10 A again');
+            assert.equal(clocked.state.flashWrites, 2, '8083 and 8085; 8093/8094 are volatile');
+            // A fail-safe current above 0 keeps the car charging at it.
+            await write(8085, [80]);
+            now += 21_000;
+            assert.deepEqual(await read(8092, 4), [2, 80, 1, 80]);
+            assert.equal(clocked.state.flashWrites, 3);
+        } finally {
+            await bus.close();
+            await clocked.close();
+        }
+    });
+
     describe('read by mbpoll, an independent client', () => {
         before(function () {
             if (!hasCommand('mbpoll')) this.skip(); // installed by .ci/run (Debian package mbpoll)
@@ -196,6 +244,10 @@ describe('sim/powerbrain-sim', function () {
             assert.equal(clocked.state.failSafeActive, true);
             assert.equal(clocked.state.offered, 6000);
             await bus.write({ device: 'E1', unit: 1, address: 8087, values: [1] });
+            now += 1000;
+            // The fail-safe current stays in 8093 until the limit is written again.
+            assert.deepEqual(clocked.state.currents, [6000, 0, 0]);
+            await bus.write({ device: 'E1', unit: 1, address: 8093, values: [100] });
             now += 1000;
             assert.deepEqual(clocked.state.currents, [10000, 0, 0]);
             clocked.presentRfid('04A1B2C3');
