@@ -123,6 +123,12 @@ function meterPhases(reading: MeterReading, meter: MeterConfig, voltage: number)
     return [perPhase, perPhase, perPhase];
 }
 
+/** The same total current spread evenly over the three phases. */
+function balanced(phases: Phases3): Phases3 {
+    const each = Math.round((phases[0] + phases[1] + phases[2]) / 3);
+    return [each, each, each];
+}
+
 /** Contribution of a house meter to the non-EVSE load (production and discharge subtract). */
 function houseContribution(role: number, phases: Phases3): Phases3 {
     switch (role) {
@@ -261,10 +267,12 @@ export function allocate(
 
         let raw: Phases3 | undefined = ZERO3;
         let readingKey = '';
+        let powerOnly = false;
         for (const m of meters) {
             const sample = snapshot.meters.get(m.id);
             const r = freshReading(sample, now, m.staleAfterMs);
             if (!r) staleMeters.push(m.id);
+            else if (!r.currents) powerOnly = true;
             const ph = r && meterPhases(r, m, params.voltage);
             raw =
                 raw && ph
@@ -282,6 +290,11 @@ export function allocate(
             load[n] = memory.lastLoad.get(id) ?? ZERO3;
         } else {
             load[n] = includesEvses ? sub3(raw, drawBelow[n]!) : raw;
+            // A meter that reports power only cannot tell the phases apart: the wallboxes' draws,
+            // known per phase, come off its total and the rest is taken as balanced. Taking them
+            // off its even share per phase would credit a single-phase car's phase with a
+            // negative load the size of its draw, and let that car rise without bound.
+            if (includesEvses && powerOnly) load[n] = balanced(load[n]!);
             lastLoad.set(id, load[n]!);
             loadReadings.set(id, readingKey);
             if (n === 0) measuredSite = includesEvses ? raw : add3(raw, drawBelow[0]!);

@@ -98,6 +98,25 @@ describe('allocator scenarios', () => {
         assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111);
     });
 
+    it('a grid meter that reports power only: a single-phase car stays within the fuse', () => {
+        // The meter cannot tell phases apart. The car's own draw, known per phase, comes off the
+        // meter's total and the rest is taken as balanced: nothing is left for a negative load
+        // on the car's phase that would let it rise past the fuse.
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 20000 },
+                [evse('E1', { usedPhases: 1, maxCurrent: 32000 })],
+                [grid],
+            ),
+        );
+        site.powerOnly.add('M1');
+        site.plug('E1', 0b001);
+        assert.deepEqual(site.run(30_000), { E1: 20000 });
+        // 9 A of household spread over three phases: 3 A on each.
+        site.household = [9000, 0, 0];
+        assert.deepEqual(site.run(5000), { E1: 17000 });
+    });
+
     it('phase rotation 120°: a 1-phase car on wallbox L1 loads building L2', () => {
         const site = new LoopSite(
             siteConfig(
