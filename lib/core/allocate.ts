@@ -194,8 +194,11 @@ function viewEvse(
     let kind: EvseKind = 'control';
     let fixed = ZERO3;
     let command: EvseCommand | undefined;
-    // Without its own meter a wallbox is assumed to draw what it was given (static management).
-    let draw = measuredDraw ?? onPhases(mask, mem.setpoint);
+    // Without its own meter a charging car is assumed to draw what it was given (static
+    // management); a car that is not charging (no car, state B, an error) draws nothing. Taking it
+    // at its setpoint anyway would make the other load look that much smaller, hand the difference
+    // to other cars, and overload the phase once the car starts.
+    let draw = measuredDraw ?? (charging ? onPhases(mask, mem.setpoint) : ZERO3);
     if (!cfg.enabled) {
         kind = 'disabled';
         const policy = config.params.disablePolicy;

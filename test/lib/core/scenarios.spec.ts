@@ -117,6 +117,22 @@ describe('allocator scenarios', () => {
         assert.deepEqual(site.run(5000), { E1: 17000 });
     });
 
+    it('a wallbox without a meter whose car does not charge yet is not taken off the household', () => {
+        // E1 has no meter and its car waits in state B (a timer in the car): it draws nothing of
+        // the 12 A it is allowed. Counting it at 12 A off the grid meter would make the household
+        // look 12 A smaller and hand that to E2; the fuse would see 28 A once E1's car starts.
+        const site = new LoopSite(
+            siteConfig({ ...PLAIN, maxTotalCurrent: 24000 }, [evse('E1'), evse('E2')], [grid]),
+        );
+        site.unmetered.add('E1');
+        site.plug('E1', 0b111, 0).plug('E2');
+        assert.deepEqual(site.run(30_000), { E1: 12000, E2: 12000 });
+        assert.equal(site.snapshot().evses.get('E1')!.reading!.state, 2, 'E1 waits in state B');
+        // The car starts: the two fit the 24 A.
+        site.cars.get('E1')!.draws = 16000;
+        assert.deepEqual(site.run(10_000), { E1: 12000, E2: 12000 });
+    });
+
     it('phase rotation 120°: a 1-phase car on wallbox L1 loads building L2', () => {
         const site = new LoopSite(
             siteConfig(
