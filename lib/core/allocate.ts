@@ -180,7 +180,9 @@ function viewEvse(
     const measured = attachedReading?.currents ?? reading?.currents;
     const plugged = !!reading && reading.state >= 2 && reading.state <= 4;
     const charging = !!reading && (reading.state === 3 || reading.state === 4);
-    let learned = reading ? (plugged ? mem.learnedPhases : 0) : mem.learnedPhases;
+    // The phases learned for a car hold while the wallbox shows it plugged. A wallbox that cannot
+    // be read cannot show that its car left: the next one may use other phases.
+    let learned = reading && plugged ? mem.learnedPhases : 0;
     if (cfg.usedPhases === 0 && charging && measured) {
         for (let p = 0; p < 3; p++) if (measured[p]! >= PHASE_LEARN_THRESHOLD) learned |= 1 << p;
     }
@@ -467,7 +469,7 @@ export function allocate(
                 phases: v.mask,
                 write: false,
             });
-            evses.set(id, v.mem);
+            evses.set(id, v.mem.learnedPhases ? { ...v.mem, learnedPhases: 0 } : v.mem);
             return;
         }
         const current = s[i]!;

@@ -133,6 +133,33 @@ describe('allocator scenarios', () => {
         assert.deepEqual(site.run(10_000), { E1: 12000, E2: 12000 });
     });
 
+    it('a wallbox that could not be read counts on all three phases until it shows its car again', () => {
+        // L2 and L3 carry 10 A of household on a 20 A fuse. E1 charges a single-phase car on L1.
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 20000 },
+                [evse('E1', { usedPhases: 0 }), evse('E2')],
+                [grid],
+            ),
+        );
+        site.household = [0, 10000, 10000];
+        site.plug('E1', 0b001).plug('E2');
+        assert.deepEqual(site.run(10_000), { E1: 10000, E2: 10000 });
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b001);
+        // E1 stops answering; meanwhile its car leaves and a three-phase car arrives that waits
+        // in state B. The manager cannot know it is another car.
+        site.silent.add('E1');
+        site.run(30_000);
+        site.unplug('E1').plug('E1', 0b111, 0);
+        site.run(30_000);
+        site.silent.delete('E1');
+        site.step();
+        assert.equal(site.last!.setpoints.get('E1')!.phases, 0b111, 'counted on every phase');
+        // Whatever it may draw once it starts fits L2's 10 A beside E2.
+        const { E1, E2 } = site.currents();
+        assert.ok(E1! + E2! <= 10000, `E1 ${E1} + E2 ${E2} on L2`);
+    });
+
     it('phase rotation 120°: a 1-phase car on wallbox L1 loads building L2', () => {
         const site = new LoopSite(
             siteConfig(
