@@ -106,8 +106,14 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
             minPauseTimeMs: fc.integer({ min: 0, max: 600_000 }),
             lbEnabled: mostly(19),
             disablePolicy: fc.constantFrom(-1 as const, 0 as const, 1 as const),
-            increaseHoldMs: fc.integer({ min: 0, max: 20_000 }),
-            maxIncreasePerCycle: fc.integer({ min: 100, max: 20_000 }),
+            increaseHoldMs: fc.oneof(
+                { arbitrary: fc.constant(0), weight: 1 },
+                { arbitrary: fc.integer({ min: 0, max: 20_000 }), weight: 2 },
+            ),
+            maxIncreasePerCycle: fc.oneof(
+                { arbitrary: fc.integer({ min: 100, max: 20_000 }), weight: 2 },
+                { arbitrary: fc.constant(100_000), weight: 1 },
+            ),
             overdrawPenaltyMs: fc.oneof(
                 { arbitrary: fc.constant(300_000), weight: 3 },
                 { arbitrary: fc.integer({ min: 0, max: 600_000 }), weight: 1 },
@@ -262,7 +268,7 @@ export const arbCycle = fc.record({
     meters: fc.array(arbMeterEvent, { minLength: 8, maxLength: 8 }),
 });
 export type Cycle = typeof arbCycle extends fc.Arbitrary<infer T> ? T : never;
-export const arbCycles = fc.array(arbCycle, { minLength: 1, maxLength: 16 });
+export const arbCycles = fc.array(arbCycle, { minLength: 1, maxLength: 20 });
 
 // ---- the physics ----
 

@@ -21,12 +21,19 @@ import {
     onMask,
     World,
     ZERO,
+    type Cycle,
     type CycleTruth,
     type TestSite,
 } from '../../support/world';
 
 const SCALE = Number(process.env.EVCM_PROPERTY_SCALE ?? '1');
 const CASES = Math.round(10_000 * SCALE);
+/** A fixed seed replays the same cases (the mutation run uses one); unset, every run explores anew. */
+const SEED = process.env.EVCM_PROPERTY_SEED ? Number(process.env.EVCM_PROPERTY_SEED) : undefined;
+/** `seed|path` from a failure: runs that counterexample again. */
+const REPLAY = process.env.EVCM_PROPERTY_REPLAY?.split('|');
+/** Set: a failure's counterexample is run once more with a trace of every cycle. */
+const TRACE = !!process.env.EVCM_PROPERTY_TRACE;
 
 /** How often the interesting paths were taken: a property that never binds proves nothing. */
 const coverage = {
@@ -86,6 +93,7 @@ class Oracle {
     constructor(
         private readonly site: TestSite,
         world: World,
+        private readonly tracing = false,
     ) {
         this.config = site.config;
         this.params = site.config.params;
@@ -153,12 +161,37 @@ class Oracle {
         return { value: [each, each, each], exact, rounding: 3 * powerOnly };
     }
 
+    /** One line per wallbox and node, to follow a replayed counterexample cycle by cycle. */
+    private trace(truth: CycleTruth, result: AllocationResult, limits: readonly number[]): void {
+        const lines = [`t=${truth.now} max=${truth.snapshot.maxTotalCurrent ?? '-'}`];
+        this.config.evses.forEach((e, i) => {
+            const w = truth.wallboxes[i]!;
+            const s = result.setpoints.get(e.id)!;
+            lines.push(
+                `  ${e.id}${e.enabled ? '' : ' disabled'} ${this.site.metering[i]} used=${e.usedPhases} rot=${e.phaseRotation}` +
+                    ` min=${e.minCurrent} max=${e.maxCurrent} prio=${e.prio} group=${e.group || '-'}` +
+                    ` | car=${w.car ? w.car.phases : '-'} mask=${w.carMask} state=${w.state}` +
+                    ` ${w.readable ? 'read' : 'UNREAD'} measured=${w.measured ?? '-'} draw=${w.draw}` +
+                    ` seen=${this.seenPhases[i]} | ${this.setpoint[i]} -> ${s.current} ${s.state}` +
+                    ` phases=${s.phases} limit=${limits[i]}`,
+            );
+        });
+        for (const [id, m] of truth.meters)
+            lines.push(`  ${id} fresh=${m.fresh} at=${m.takenAt} shown=${m.shown.map(Math.round)}`);
+        lines.push(`  other=${[...truth.other].map(([n, v]) => `${n || 'site'}:${v}`).join(' ')}`);
+        lines.push(
+            `  allocator: budget=${result.site.budget} load=${result.site.nonEvseLoad} penalty=${result.site.penalty}`,
+        );
+        console.warn(lines.join('\n'));
+    }
+
     check(truth: CycleTruth, result: AllocationResult, limits: readonly number[]): void {
         const { params, config } = this;
         const { evses } = config;
         const now = truth.now;
         const sp = (i: number): EvseSetpoint => result.setpoints.get(evses[i]!.id)!;
 
+        if (this.tracing) this.trace(truth, result, limits);
         if (!params.lbEnabled) {
             for (const s of result.setpoints.values())
                 assert.equal(s.write, false, 'observe mode writes nothing');
@@ -405,30 +438,42 @@ class Oracle {
     }
 }
 
+/** One case: the world and the allocator cycle by cycle, the oracle checking each decision. */
+function runCase(site: TestSite, cycles: readonly Cycle[], tracing = false): void {
+    const world = new World(site);
+    const oracle = new Oracle(site, world, tracing);
+    let memory = emptyMemory();
+    for (const cycle of cycles) {
+        const truth = world.step(cycle);
+        const result = allocate(truth.snapshot, site.config, memory);
+        world.apply(result);
+        oracle.check(truth, result, world.limits());
+        memory = result.memory;
+    }
+}
+
 describe('allocator invariants (property tests)', function () {
     this.timeout(600_000 * Math.max(1, SCALE));
 
     it(`hold against an independent oracle on ${CASES} random sites and cycle sequences`, () => {
         fc.assert(
-            fc.property(arbSite, arbCycles, (site, cycles) => {
-                const world = new World(site);
-                const oracle = new Oracle(site, world);
-                let memory = emptyMemory();
-                for (const cycle of cycles) {
-                    const truth = world.step(cycle);
-                    const result = allocate(truth.snapshot, site.config, memory);
-                    world.apply(result);
-                    oracle.check(truth, result, world.limits());
-                    memory = result.memory;
-                }
-            }),
+            fc.property(arbSite, arbCycles, (site, cycles) => runCase(site, cycles)),
             {
                 numRuns: CASES,
+                ...(SEED !== undefined ? { seed: SEED } : {}),
+                ...(REPLAY ? { seed: Number(REPLAY[0]), path: REPLAY[1] } : {}),
                 // The counterexample (a site and up to 16 cycles of events) runs to thousands of
                 // lines; the failed check, the seed and the path replay it.
                 reporter: (run) => {
                     if (!run.failed) return;
                     const site = run.counterexample?.[0];
+                    if (TRACE && run.counterexample) {
+                        try {
+                            runCase(...run.counterexample, true);
+                        } catch {
+                            // the same failure, now traced
+                        }
+                    }
                     throw new Error(
                         `${run.numRuns} cases, shrunk ${run.numShrinks} times: ${
                             run.errorInstance instanceof Error
@@ -440,7 +485,7 @@ describe('allocator invariants (property tests)', function () {
                 },
             },
         );
-        if (process.env.EVCM_PROPERTY_COVERAGE) console.log(coverage);
+        if (process.env.EVCM_PROPERTY_COVERAGE) console.warn(coverage);
         // Every path the invariants guard must have been exercised often.
         for (const [path, count] of Object.entries(coverage)) {
             assert.ok(
