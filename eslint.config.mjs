@@ -2,7 +2,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-    { ignores: ['dist/**', 'node_modules/**', '.node-red/**', 'bin/**'] },
+    {
+        ignores: [
+            'dist/**',
+            'node_modules/**',
+            '.node-red/**',
+            'bin/**',
+            '.stryker-tmp/**',
+            'reports/**',
+        ],
+    },
     js.configs.recommended,
     ...tseslint.configs.recommended,
     {

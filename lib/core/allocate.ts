@@ -124,6 +124,12 @@ function meterPhases(reading: MeterReading, meter: MeterConfig, voltage: number)
     return [perPhase, perPhase, perPhase];
 }
 
+/** The same total current spread evenly over the three phases. */
+function balanced(phases: Phases3): Phases3 {
+    const each = Math.round((phases[0] + phases[1] + phases[2]) / 3);
+    return [each, each, each];
+}
+
 /** Contribution of a house meter to the non-EVSE load (production and discharge subtract). */
 function houseContribution(role: number, phases: Phases3): Phases3 {
     switch (role) {
@@ -175,7 +181,9 @@ function viewEvse(
     const measured = attachedReading?.currents ?? reading?.currents;
     const plugged = !!reading && reading.state >= 2 && reading.state <= 4;
     const charging = !!reading && (reading.state === 3 || reading.state === 4);
-    let learned = reading ? (plugged ? mem.learnedPhases : 0) : mem.learnedPhases;
+    // The phases learned for a car hold while the wallbox shows it plugged. A wallbox that cannot
+    // be read cannot show that its car left: the next one may use other phases.
+    let learned = reading && plugged ? mem.learnedPhases : 0;
     if (cfg.usedPhases === 0 && charging && measured) {
         for (let p = 0; p < 3; p++) if (measured[p]! >= PHASE_LEARN_THRESHOLD) learned |= 1 << p;
     }
@@ -189,8 +197,11 @@ function viewEvse(
     let kind: EvseKind = 'control';
     let fixed = ZERO3;
     let command: EvseCommand | undefined;
-    // Without its own meter a wallbox is assumed to draw what it was given (static management).
-    let draw = measuredDraw ?? onPhases(mask, mem.setpoint);
+    // Without its own meter a charging car is assumed to draw what it was given (static
+    // management); a car that is not charging (no car, state B, an error) draws nothing. Taking it
+    // at its setpoint anyway would make the other load look that much smaller, hand the difference
+    // to other cars, and overload the phase once the car starts.
+    let draw = measuredDraw ?? (charging ? onPhases(mask, mem.setpoint) : ZERO3);
     if (!cfg.enabled) {
         kind = 'disabled';
         command = policyCommand(cfg, config.params.disablePolicy);
@@ -260,10 +271,12 @@ export function allocate(
 
         let raw: Phases3 | undefined = ZERO3;
         let readingKey = '';
+        let powerOnly = false;
         for (const m of meters) {
             const sample = snapshot.meters.get(m.id);
             const r = freshReading(sample, now, m.staleAfterMs);
             if (!r) staleMeters.push(m.id);
+            else if (!r.currents) powerOnly = true;
             const ph = r && meterPhases(r, m, params.voltage);
             raw =
                 raw && ph
@@ -281,6 +294,11 @@ export function allocate(
             load[n] = memory.lastLoad.get(id) ?? ZERO3;
         } else {
             load[n] = includesEvses ? sub3(raw, drawBelow[n]!) : raw;
+            // A meter that reports power only cannot tell the phases apart: the wallboxes' draws,
+            // known per phase, come off its total and the rest is taken as balanced. Taking them
+            // off its even share per phase would credit a single-phase car's phase with a
+            // negative load the size of its draw, and let that car rise without bound.
+            if (includesEvses && powerOnly) load[n] = balanced(load[n]!);
             lastLoad.set(id, load[n]!);
             loadReadings.set(id, readingKey);
             if (n === 0) measuredSite = includesEvses ? raw : add3(raw, drawBelow[0]!);
@@ -450,7 +468,7 @@ export function allocate(
                 phases: v.mask,
                 write: false,
             });
-            evses.set(id, v.mem);
+            evses.set(id, v.mem.learnedPhases ? { ...v.mem, learnedPhases: 0 } : v.mem);
             return;
         }
         const current = s[i]!;

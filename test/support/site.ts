@@ -85,8 +85,12 @@ export class LoopSite {
     memory: AllocatorMemory = emptyMemory();
     household: Phases3 = [0, 0, 0];
     cars = new Map<string, CarState>();
-    /** Ids of meters that stopped answering. */
+    /** Ids of meters and wallboxes that stopped answering. */
     silent = new Set<string>();
+    /** Ids of meters that report power only, no phase currents. */
+    powerOnly = new Set<string>();
+    /** Ids of wallboxes without a meter: they report their state, no currents. */
+    unmetered = new Set<string>();
     extraMeters = new Map<string, MeterReading>();
     last?: AllocationResult;
 
@@ -119,17 +123,21 @@ export class LoopSite {
             const car = this.cars.get(cfg.id);
             const draw = this.carDraw(cfg.id);
             const state = !car ? 1 : draw.some((d) => d > 0) ? 3 : 2;
-            evses.set(cfg.id, {
-                reading: { state, currents: draw },
-                takenAt: this.now,
-            });
+            if (!this.silent.has(cfg.id))
+                evses.set(cfg.id, {
+                    reading: this.unmetered.has(cfg.id) ? { state } : { state, currents: draw },
+                    takenAt: this.now,
+                });
             const b = rotatePhases(draw, cfg.phaseRotation);
             grid = [grid[0] + b[0], grid[1] + b[1], grid[2] + b[2]];
         }
         const meters = new Map<string, DeviceSample<MeterReading>>();
         if (!this.silent.has(this.gridMeter)) {
+            const powerW = Math.round(((grid[0] + grid[1] + grid[2]) * 230) / 1000);
             meters.set(this.gridMeter, {
-                reading: { currents: grid, powerW: 0 },
+                reading: this.powerOnly.has(this.gridMeter)
+                    ? { powerW }
+                    : { currents: grid, powerW },
                 takenAt: this.now,
             });
         }
