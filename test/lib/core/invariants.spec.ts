@@ -49,6 +49,11 @@ const arbSite: fc.Arbitrary<SiteConfig> = fc
                 failSafe: fc.constantFrom('zero', 'min', 'max'),
                 enabled: mostly(9),
                 attach: fc.boolean(),
+                /** Battery save: off mostly, else a threshold cars pass in both directions. */
+                saveThreshold: fc.oneof(
+                    { arbitrary: fc.constant(0), weight: 3 },
+                    { arbitrary: fc.integer({ min: 1000, max: 16_000 }), weight: 1 },
+                ),
             }),
             { minLength: 1, maxLength: 50 },
         ),
@@ -114,6 +119,7 @@ const arbSite: fc.Arbitrary<SiteConfig> = fc
                 failSafeCurrent: e.failSafe === 'zero' ? 0 : e.failSafe === 'min' ? e.min : max,
                 staleAfterMs: 5000,
                 ...(attach ? { attach } : {}),
+                ...(e.saveThreshold ? { batterySaveThreshold: e.saveThreshold } : {}),
             };
         });
         return {
