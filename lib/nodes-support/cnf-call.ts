@@ -13,10 +13,15 @@ export class CnfCommandError extends Error {
     }
 }
 
-/** Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text. */
+/**
+ * Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text.
+ * `source` names the flow node: failed card and PIN attempts are throttled per node, apart from
+ * the HTTP clients on this machine.
+ */
 export async function runCnfCommand(
     ctx: CnfContext,
     params: Record<string, string | number | undefined>,
+    source = 'flow',
 ): Promise<unknown> {
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(params))
@@ -25,7 +30,7 @@ export async function runCnfCommand(
         {
             method: 'GET',
             query: query.toString(),
-            remoteAddress: '127.0.0.1',
+            remoteAddress: source,
             authorization: ctx.auth.flowCredential,
         },
         ctx,

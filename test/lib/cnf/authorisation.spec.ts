@@ -41,7 +41,7 @@ describe('/cnf authorisation flow', function () {
         assert.equal((await info('E1')).needs_auth, true);
 
         // An unknown card does not authorise.
-        assert.equal((await d.call({ query: 'cmd=enter_rfid&rfid=9999&dev_id=E1' })).status, 200);
+        assert.equal((await d.call({ query: 'cmd=enter_rfid&rfid=9999&dev_id=E1' })).status, 403);
         await d.site.manager.runCycle();
         assert.equal(limit('E1'), 0);
 
@@ -63,7 +63,8 @@ describe('/cnf authorisation flow', function () {
 
     it('the user id itself authorises; a card without ac_auth does not; other wallboxes are not affected', async () => {
         await user(['E1'], [{ id: '1234', ac_auth: false }]);
-        await d.call({ query: 'cmd=enter_rfid&rfid=1234&dev_id=E1' });
+        const refused = await d.call({ query: 'cmd=enter_rfid&rfid=1234&dev_id=E1' });
+        assert.deepEqual([refused.status, refused.body], [403, '"RFID/PIN not allowed at E1"']);
         await d.site.manager.runCycle();
         assert.equal(limit('E1'), 0, 'a card that may not authorise');
         await d.call({ query: 'cmd=enter_rfid&rfid=2167520770&dev_id=E1' });
