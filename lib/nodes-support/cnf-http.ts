@@ -97,6 +97,9 @@ export async function answer(
                 ctx,
             );
         }
+        if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') {
+            throw new CnfError(405, 'method not allowed', { Allow: 'GET, POST' });
+        }
         const bytes = await readBytes(req);
         if (bytes && bytes.length > MAX_BODY_BYTES)
             throw new CnfError(413, 'request body too large');

@@ -93,6 +93,8 @@ const VALUES = [
     'Infinity',
     '0x10',
     '1.5',
+    '8000.0',
+    '1e3',
     ' 42 ',
     'true',
     'null',
@@ -182,6 +184,10 @@ const BODIES: (() => string | undefined)[] = [
     () => '{"__proto__":{"polluted":1}}',
     () => '{"title":"' + 'y'.repeat(70_000) + '"}',
     () => '\u00ff\u00fe{}',
+    () => '['.repeat(20_000) + ']'.repeat(20_000),
+    () => '{"title":"x","devices":[' + '{"a":'.repeat(40) + '1' + '}'.repeat(40) + ']}',
+    () => '{"vars":[{"name":"NaN","expr":1}]}',
+    () => '{"id":"2167520770","dev_ids":["E1","E2","E3"]}',
 ];
 
 function randomRequest(r: () => number, remote: string): CnfRequest {
