@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
 import helper from 'node-red-node-test-helper';
 import { freePort } from '../../lib/sim/powerbrain-sim';
 import type { ManagerNode } from '../../nodes/shared/types';
-import { allNodes, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
+import { allNodes, errors, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
 
@@ -93,6 +93,7 @@ describe('redeploy', function () {
             }
             await sleep(20);
             assert.equal(await title(), 200, `deploy ${i}: the own port answers`);
+            assert.deepEqual(errors(node('cnf')), [], `deploy ${i}: the port was free again`);
             const count = site.manager.events.count();
             await helper.unload();
             assert.equal(site.manager.events.count(), 0, `deploy ${i}: listeners left`);
