@@ -237,7 +237,10 @@ export class CnfContext {
             const stale = this.staleReader.get(id);
             if (stale !== undefined && seen !== stale) this.staleReader.delete(id);
             if (!r.rfid || seen === stale || this.rfids.get(id)?.rfid === r.rfid) continue;
-            this.rfids.set(id, { rfid: r.rfid, user: this.userFor(r.rfid), at: this.now() });
+            // As with enter_rfid: a card that cannot authorise here does not end a session.
+            const user = this.userFor(r.rfid);
+            if (!user || (this.needsAuth(id) && !this.authorizes(id, r.rfid))) continue;
+            this.rfids.set(id, { rfid: r.rfid, user, at: this.now() });
             this.touch();
         }
     }

@@ -85,6 +85,18 @@ describe('/cnf authorisation flow', function () {
         assert.equal(limit('E3'), undefined);
     });
 
+    it("a stray card at the wallbox's own reader does not end the session", async () => {
+        await user(['E3'], [{ id: '0815' }]);
+        const cycle = async (rfid: string, rfidCount: number) => {
+            d.site.push('E3', { state: 3, rfid, rfidCount });
+            await d.site.manager.runCycle();
+            return limit('E3');
+        };
+        assert.equal(await cycle('0815', 1), undefined, 'authorised');
+        assert.equal(await cycle('DEADBEEF', 2), undefined, 'an unknown card changes nothing');
+        assert.equal(d.ctx.rfids.get('E3')?.rfid, '0815');
+    });
+
     it("the card a wallbox's reader still shows after unplugging does not let the next car charge", async () => {
         await user(['E3'], [{ id: '0815' }]);
         const cycle = async (reading: { state: 1 | 2; rfid?: string; rfidCount?: number }) => {
