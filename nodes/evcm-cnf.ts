@@ -146,11 +146,13 @@ export = function (RED: NodeAPI) {
             });
         }
         this.status({ fill: 'green', shape: 'dot', text: shown });
-        void Promise.all([ready, listener]).then(([, l]) => {
-            if (options && !l) return;
-            if (manager.storeProblem) {
+        void ready.then(() => {
+            if (!manager.storeProblem) return;
+            const show = () =>
                 this.status({ fill: 'yellow', shape: 'dot', text: `${shown}: store problem` });
-            }
+            // a failed own listener keeps its red ring
+            if (!options) show();
+            else void listener.then((l) => l && show());
         });
 
         this.on('close', (_removed: boolean, done: () => void) => {

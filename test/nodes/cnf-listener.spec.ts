@@ -251,6 +251,27 @@ describe('evcm-cnf own listener', function () {
                 return undefined;
             };
             assert.equal(await title(first), 'deploy 0');
+            // The editor's labels and help, in English and German.
+            for (const [lng, label] of [
+                ['en-US', 'Own port'],
+                ['de', 'Eigener Port'],
+            ]) {
+                const catalog = (await (
+                    await fetch(
+                        new URL(
+                            `locales/@evcm/node-red-charging-manager/evcm-cnf?lng=${lng}`,
+                            red.url,
+                        ),
+                    )
+                ).json()) as { 'evcm-cnf': { label: { port: string } } };
+                assert.equal(catalog['evcm-cnf'].label.port, label, lng);
+            }
+            const help = await (
+                await fetch(new URL('nodes', red.url), {
+                    headers: { Accept: 'text/html', 'Accept-Language': 'de' },
+                })
+            ).text();
+            assert.match(help, /data-help-name="evcm-cnf">[\s\S]*?Eigener Port[\s\S]*?setcap/);
             for (let i = 1; i <= 5; i++) {
                 await deploy(first, `deploy ${i}`);
                 assert.equal(await title(first), `deploy ${i}`, `deploy ${i} listens again`);
