@@ -1,13 +1,26 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { handleCnf, handleSimPage, MAX_BODY_BYTES, type CnfResponse } from '../lib/cnf';
+import {
+    answer,
+    CnfListener,
+    pathnameOf,
+    pathPattern,
+    routeOf,
+    send,
+    SIM_PAGE,
+    type ListenOptions,
+} from '../lib/nodes-support/cnf-http';
 import { cnfContextOf } from './shared/cnf';
 import { getManager } from './shared/types';
 
 interface CnfNodeDef extends NodeDef {
     manager: string;
     path?: string;
+    host?: string;
+    port?: string | number;
+    usetls?: boolean;
+    tls?: string;
 }
 
 const ConfigSchema = z.object({
@@ -19,151 +32,146 @@ const ConfigSchema = z.object({
             'path must start with / and hold only A-Z a-z 0-9 _ - . /',
         )
         .default('/cnf'),
+    /** Own listener: '' = none (the API is served on Node-RED's own port only). */
+    port: z
+        .union([z.literal(''), z.coerce.number().int().min(1).max(65535)], {
+            message: 'port must be empty or 1..65535',
+        })
+        .default(''),
+    host: z
+        .string()
+        .regex(/^[A-Za-z0-9.:\-[\]%]{0,255}$/, 'host must be a host name or IP address')
+        .default(''),
+    usetls: z.boolean().default(false),
+    tls: z.string().default(''),
 });
 
-type Req = IncomingMessage & { originalUrl?: string; url: string; body?: unknown };
+type Req = IncomingMessage & { url: string; body?: unknown };
 type Handler = (req: Req, res: ServerResponse, next: (err?: unknown) => void) => void;
 interface Layer {
-    route?: { path: string; stack: { handle: unknown }[] };
+    route?: { path: unknown; stack: { handle: unknown }[] };
 }
+const NOT_FOUND = {
+    status: 404,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' },
+    body: '"not found"',
+};
 
-const SIM_PAGE = '/ui/en/sim.htm';
-
-/**
- * With the editor and the nodes on the same root, Node-RED's editor API parses every JSON body
- * first, and one it cannot parse ends in Express's HTML error page (a stack trace outside
- * production) before /cnf sees it. Marking a request for our path as parsed (the body parsers'
- * own flag) leaves its body to /cnf, which answers every body as the vendor's API does.
- */
-function claimBodiesOf(fullPath: string): (req: IncomingMessage) => void {
-    return (req) => {
-        const url = req.url ?? '';
-        const q = url.indexOf('?');
-        if ((q >= 0 ? url.slice(0, q) : url) === fullPath) {
-            (req as IncomingMessage & { _body?: boolean })._body = true;
-        }
-    };
-}
-
-/** The raw body, at most MAX_BODY_BYTES + 1 bytes kept (enough to see it is too large). */
-function readBody(req: Req): Promise<string | undefined> {
-    if (typeof req.body === 'string') return Promise.resolve(req.body);
-    if (Buffer.isBuffer(req.body)) return Promise.resolve(req.body.toString('utf8'));
-    if (req.body && typeof req.body === 'object' && Object.keys(req.body).length) {
-        return Promise.resolve(JSON.stringify(req.body));
-    }
-    if (req.readableEnded) return Promise.resolve(undefined);
-    return new Promise((resolve, reject) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        req.on('data', (c: Buffer) => {
-            if (size <= MAX_BODY_BYTES) chunks.push(c);
-            size += c.length;
-        });
-        req.on('end', () => resolve(size ? Buffer.concat(chunks).toString('utf8') : undefined));
-        req.on('error', reject);
-    });
-}
-
-function send(res: ServerResponse, r: CnfResponse, head: boolean): void {
-    res.writeHead(r.status, { ...r.headers, 'Content-Length': Buffer.byteLength(r.body) });
-    res.end(head ? undefined : r.body);
+interface TlsConfigNode {
+    addTLSOptions(opts: Record<string, unknown>): Record<string, unknown>;
 }
 
 export = function (RED: NodeAPI) {
     function EvcmCnfNode(this: Node, def: CnfNodeDef) {
         RED.nodes.createNode(this, def);
+        const fail = (key: string, error = '', status = 'evcm-cnf.status.error') => {
+            this.error(RED._(key, { error }));
+            this.status({ fill: 'red', shape: 'ring', text: status });
+        };
         const parsed = ConfigSchema.safeParse(def);
-        if (!parsed.success) {
-            this.error(
-                RED._('evcm-cnf.errors.bad-config', {
-                    error: parsed.error.issues[0]?.message ?? '',
-                }),
-            );
-            this.status({ fill: 'red', shape: 'ring', text: 'evcm-cnf.status.error' });
-            return;
-        }
-        const { path } = parsed.data;
+        if (!parsed.success)
+            return fail('evcm-cnf.errors.bad-config', parsed.error.issues[0]?.message);
+        const { path, port, host } = parsed.data;
         const manager = getManager(RED, parsed.data.manager);
         const app = RED.httpNode as unknown as
             Record<string, (...a: unknown[]) => void> | undefined;
-        if (!manager?.site || !app) {
-            this.error(RED._(app ? 'evcm-cnf.errors.missing-config' : 'evcm-cnf.errors.no-http'));
-            this.status({ fill: 'red', shape: 'ring', text: 'evcm-cnf.status.error' });
-            return;
+        if (!manager?.site || (!app && port === '')) {
+            return fail(app ? 'evcm-cnf.errors.missing-config' : 'evcm-cnf.errors.no-http');
+        }
+        // An own listener (e.g. port 80, where clients assume the device), HTTP or HTTPS.
+        let options: ListenOptions | null = null;
+        if (port !== '') {
+            options = { host, port };
+            if (parsed.data.usetls) {
+                const tls = RED.nodes.getNode(parsed.data.tls) as unknown as TlsConfigNode | null;
+                const o = tls?.addTLSOptions({}) ?? {};
+                if (!o.cert || !o.key) return fail('evcm-cnf.errors.no-tls');
+                options.tls = o as unknown as NonNullable<ListenOptions['tls']>;
+            }
         }
         const ctx = cnfContextOf(manager, manager.site);
         // Requests wait until the manager has applied its stored settings.
         const ready = manager.ready ?? Promise.resolve();
-        const onCnf: Handler = (req, res, next) => {
-            Promise.all([readBody(req), ready])
-                .then(([body]) => {
-                    const url = req.originalUrl ?? req.url;
-                    const q = url.indexOf('?');
-                    return handleCnf(
-                        {
-                            method: req.method ?? 'GET',
-                            query: q >= 0 ? url.slice(q + 1) : '',
-                            body,
-                            remoteAddress: req.socket.remoteAddress,
-                            authorization: req.headers.authorization,
-                        },
-                        ctx,
-                    );
-                })
-                .then((r) => send(res, r, req.method === 'HEAD'))
-                .catch(next);
+        const cnfPath = pathPattern(path);
+        const simPath = pathPattern(SIM_PAGE);
+        const serve = (req: Req, res: ServerResponse, url: string): void => {
+            const route = routeOf(pathnameOf(url), cnfPath, simPath);
+            if (!route) {
+                send(res, NOT_FOUND, false);
+                return;
+            }
+            void answer(req, route, ctx, ready, url).then((r) =>
+                send(res, r, req.method === 'HEAD'),
+            );
         };
-        const onSimPage: Handler = (req, res, next) => {
-            ready
-                .then(() =>
-                    handleSimPage(
-                        {
-                            remoteAddress: req.socket.remoteAddress,
-                            authorization: req.headers.authorization,
-                        },
-                        ctx,
-                    ),
-                )
-                .then((r) => send(res, r, false))
-                .catch(next);
-        };
-        const settings = RED.settings as unknown as { httpNodeMiddleware?: Handler | Handler[] };
-        const mw = settings.httpNodeMiddleware;
-        const chain: Handler[] = typeof mw === 'function' ? [mw] : Array.isArray(mw) ? mw : [];
-        const handlers = new Set<unknown>([onCnf, onSimPage]);
-        app.get!(path, ...chain, onCnf);
-        app.post!(path, ...chain, onCnf);
-        app.get!(SIM_PAGE, ...chain, onSimPage);
+        let shown = path;
+
+        // On Node-RED's own port (RED.httpNode), every method: errors are the API's JSON.
+        const onRequest: Handler = (req, res) => serve(req, res, req.url);
         const nodeRoot = String(
             (RED.settings as unknown as { httpNodeRoot?: unknown }).httpNodeRoot || '/',
         ).replace(/\/$/, '');
         const server = (RED as unknown as { server?: Server }).server;
-        const claimBodies = claimBodiesOf(nodeRoot + path);
-        server?.prependListener('request', claimBodies);
-        this.status({ fill: 'green', shape: 'dot', text: path });
-        void ready.then(() => {
-            if (manager.storeProblem) {
-                this.status({ fill: 'yellow', shape: 'dot', text: `${path}: store problem` });
+        // With the editor on the same root, its body parser reads every JSON body first and
+        // answers one it cannot read with an HTML error page. Marking a request for our paths as
+        // parsed (the body parsers' own flag) leaves its body to /cnf.
+        const fullCnf = pathPattern(nodeRoot + path);
+        const fullSim = pathPattern(nodeRoot + SIM_PAGE);
+        const claimBodies = (req: IncomingMessage): void => {
+            if (routeOf(pathnameOf(req.url), fullCnf, fullSim)) {
+                (req as IncomingMessage & { _body?: boolean })._body = true;
             }
+        };
+        if (app) {
+            const settings = RED.settings as unknown as {
+                httpNodeMiddleware?: Handler | Handler[];
+            };
+            const mw = settings.httpNodeMiddleware;
+            const chain: Handler[] = typeof mw === 'function' ? [mw] : Array.isArray(mw) ? mw : [];
+            app.all!(cnfPath, ...chain, onRequest);
+            app.all!(simPath, ...chain, onRequest);
+            server?.prependListener('request', claimBodies);
+        }
+
+        let listener: Promise<CnfListener | null> = Promise.resolve(null);
+        if (options) {
+            shown = `${path} · ${options.tls ? 'https' : 'http'} :${port}`;
+            listener = CnfListener.start(options, (req, res) =>
+                serve(req as Req, res, req.url ?? ''),
+            ).catch((err: NodeJS.ErrnoException) => {
+                // A port that is taken or needs privileges: an error of this node, not a crash.
+                const what = `${host || '*'}:${port}: ${err.code ?? err.message}`;
+                fail('evcm-cnf.errors.listen', what, what);
+                return null;
+            });
+        }
+        this.status({ fill: 'green', shape: 'dot', text: shown });
+        void ready.then(() => {
+            if (!manager.storeProblem) return;
+            const show = () =>
+                this.status({ fill: 'yellow', shape: 'dot', text: `${shown}: store problem` });
+            // a failed own listener keeps its red ring
+            if (!options) show();
+            else void listener.then((l) => l && show());
         });
 
         this.on('close', (_removed: boolean, done: () => void) => {
             server?.off('request', claimBodies);
             try {
                 // Express 4 keeps routes in _router.stack, Express 5 in router.stack.
-                const router = (app._router ?? app.router) as unknown as
+                const router = (app?._router ?? app?.router) as unknown as
                     { stack?: Layer[] } | undefined;
                 const stack = router?.stack ?? [];
                 for (let i = stack.length - 1; i >= 0; i--) {
                     const route = stack[i]!.route;
-                    if (route && route.stack.some((l) => handlers.has(l.handle)))
+                    if (route && route.stack.some((l) => l.handle === onRequest))
                         stack.splice(i, 1);
                 }
             } catch (err) {
                 this.warn(err);
             }
-            done();
+            // The port is free before the next deploy's node listens on it.
+            void listener.then((l) => l?.close()).then(done, done);
         });
     }
     RED.nodes.registerType('evcm-cnf', EvcmCnfNode);

@@ -13,7 +13,7 @@ const InputSchema = z.union([
     z.object({
         dev_id: z.string().optional(),
         flags: z.string().optional(),
-        mamps: z.coerce.number().int().optional(),
+        mamps: z.coerce.number().finite().optional(),
         rfid: z.string().optional(),
     }),
 ]);
@@ -45,15 +45,19 @@ export = function (RED: NodeAPI) {
             const dev = o.dev_id ?? devId.data;
             ready
                 .then(() =>
-                    runCnfCommand(ctx, {
-                        cmd: 'override_device',
-                        dev_id: dev,
-                        flags: o.flags ?? (def.flags as string | undefined),
-                        mamps:
-                            o.mamps ??
-                            (def.mamps === '' ? undefined : (def.mamps as string | undefined)),
-                        rfid: o.rfid,
-                    }),
+                    runCnfCommand(
+                        ctx,
+                        {
+                            cmd: 'override_device',
+                            dev_id: dev,
+                            flags: o.flags ?? (def.flags as string | undefined),
+                            mamps:
+                                o.mamps ??
+                                (def.mamps === '' ? undefined : (def.mamps as string | undefined)),
+                            rfid: o.rfid,
+                        },
+                        `flow:${this.id}`,
+                    ),
                 )
                 .then(
                     (result) => {

@@ -37,11 +37,11 @@ export = function (RED: NodeAPI) {
             const devId = input.data.dev_id ?? ((def.dev_id as string | undefined) || undefined);
             ready
                 .then(() =>
-                    runCnfCommand(ctx, {
-                        cmd: 'enter_rfid',
-                        rfid: input.data.rfid,
-                        dev_id: devId,
-                    }),
+                    runCnfCommand(
+                        ctx,
+                        { cmd: 'enter_rfid', rfid: input.data.rfid, dev_id: devId },
+                        `flow:${this.id}`,
+                    ),
                 )
                 .then(
                     (result) => {
@@ -53,7 +53,12 @@ export = function (RED: NodeAPI) {
                         send({ ...msg, payload: result });
                         done();
                     },
-                    (e: unknown) => done(asError(e)),
+                    (e: unknown) => {
+                        // An unknown card or one refused here: shown until the next card.
+                        const err = asError(e);
+                        this.status({ fill: 'red', shape: 'ring', text: err.message.slice(0, 40) });
+                        done(err);
+                    },
                 );
         });
     }

@@ -7,25 +7,26 @@ import type { EvseReading, EvseSetpoint, MeterReading, Phases3 } from '../core/t
 import { describeIssues, type DeviceEntry } from '../site/schema';
 import type { CnfContext } from './context';
 import { badRequest } from './errors';
+import { parseDecimal } from './query';
 
 const num = z.number({ message: 'must be a number' }).finite();
-const numish = z.union([
-    num,
-    z
-        .string()
-        .regex(/^\s*-?\d+(\.\d+)?\s*$/, 'must be a number')
-        .transform(Number),
-]);
+/** A number in the GET form: the same decimals as every other query parameter. */
+const decimal = z.string().transform((text, ctx) => {
+    const n = parseDecimal(text.trim());
+    if (n === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a number' });
+        return z.NEVER;
+    }
+    return n;
+});
+const numish = z.union([num, decimal]);
 const triple = z
     .union([
         z.array(numish).length(3, 'must hold 3 values'),
         z
             .string()
-            .regex(
-                /^\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*$/,
-                'must be 3 numbers',
-            )
-            .transform((s) => s.split(',').map(Number)),
+            .transform((s) => s.split(','))
+            .pipe(z.array(decimal).length(3, 'must be 3 numbers')),
     ])
     .pipe(z.array(z.number().min(-1e7).max(1e7)))
     .transform((a) => a.map(Math.round) as unknown as Phases3);

@@ -5,16 +5,30 @@ import type { EvseReading } from '../core/types';
 import { isModbusDevType } from '../devices/factory';
 import { resolveDevice } from '../modbus/address';
 import { parseRegisterRef } from '../modbus/codec';
-import { describeIssues, isEvse, isGroup, isMeter, type DeviceEntry } from '../site/schema';
+import {
+    describeIssues,
+    deviceFieldNames,
+    isEvse,
+    isGroup,
+    isMeter,
+    type DeviceEntry,
+} from '../site/schema';
 import { parseDevices, parseParams } from '../site/site';
 import { pushAjaxEvse, pushAjaxMeter } from './ajax';
 import { DIAG_MEMORY_ENTRIES } from './diag-log';
 import { unauthorized } from './auth';
 import { OVERRIDE, type CnfContext } from './context';
 import { badRequest, CnfError, notFound, unknownDevice } from './errors';
-import { objectBody, single, type Params } from './query';
+import { adminChange, conflictOf, selfChange, type User } from './users';
+import { objectBody, parseDecimal, single, type Params } from './query';
 import { planWrite, readAll, readValue, readWords, resolveTarget, writeWords } from './registers';
-import { DEV_TYPE_LABELS, devInfo, getParams, READ_ONLY_PARAMS } from './views';
+import {
+    DEV_TYPE_LABELS,
+    devInfo,
+    getParams,
+    READ_ONLY_DEVICE_KEYS,
+    READ_ONLY_PARAMS,
+} from './views';
 
 export type AuthLevel = 'public' | 'admin' | 'custom';
 
@@ -47,13 +61,29 @@ const devId = z
     .string()
     .regex(/^[EMem][1-9][0-9]{0,4}$/, 'must be E<n> or M<n>')
     .transform((s) => s.toUpperCase());
+/** A number in a query parameter: integral-valued decimals such as "5.0" are whole numbers. */
+const decimal = z.string().transform((text, ctx) => {
+    const n = parseDecimal(text);
+    if (n === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a number' });
+        return z.NEVER;
+    }
+    return n;
+});
 const wholeNumber = (min: number, max: number) =>
-    z
-        .string()
-        .regex(/^\s*-?\d{1,16}\s*$/, 'must be a whole number')
-        .transform(Number)
+    decimal.pipe(
+        z
+            .number()
+            .int('must be a whole number')
+            .min(min, `must be at least ${min}`)
+            .max(max, `must be at most ${max}`),
+    );
+/** mA and Wh: a fraction is rounded to the whole unit, as the vendor's parser takes it. */
+const rounded = (min: number, max: number) =>
+    decimal
+        .transform(Math.round)
         .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
-const flag = z.enum(['0', '1'], { message: 'must be 0 or 1' }).transform((v) => v === '1');
+const flag = decimal.refine((v) => v === 0 || v === 1, 'must be 0 or 1').transform((v) => v === 1);
 const rfidText = z.string().regex(/^[0-9A-Za-z]{1,32}$/, 'must be 1..32 digits or letters');
 
 /** Wraps a query schema so that its issues read "param: problem". */
@@ -167,7 +197,14 @@ async function applyDevices(ctx: CnfContext, input: unknown, tmp = false): Promi
         }
         const entry = raw as Record<string, unknown>;
         if (typeof entry.dev_id !== 'string') throw badRequest(`devices[${i}].dev_id is required`);
-        return entry;
+        // What get_dev_info shows besides the settings (a copied object) is ignored.
+        const devType = entry.dev_type ?? ctx.site.device(entry.dev_id)?.dev_type;
+        const fields = deviceFieldNames(devType);
+        const change: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(entry)) {
+            if (!READ_ONLY_DEVICE_KEYS.has(k) || fields.has(k)) change[k] = v;
+        }
+        return change;
     });
     let table: Record<string, unknown>[] = ctx.site.devices.map((d) => ({ ...d }));
     for (const c of changes) {
@@ -191,11 +228,29 @@ async function applyDevices(ctx: CnfContext, input: unknown, tmp = false): Promi
     }
     const rank = (c: Record<string, unknown>): number =>
         c.dev_type === 'evse_group' ? 0 : String(c.dev_id).startsWith('M') ? 1 : 2;
+    const softMeters = new Map(ctx.site.devices.map((d) => [d.dev_id, softMeterSetting(d)]));
     for (const c of [...changes].sort((a, b) => rank(a) - rank(b))) await ctx.site.setDevice(c);
+    // A new soft_meter setting sets the wallbox's energy counter, as cmd=soft_meter&val= does; the
+    // same value sent back changes nothing.
+    for (const c of changes) {
+        const id = String(c.dev_id);
+        const d = ctx.site.device(id);
+        const value = d && softMeterSetting(d);
+        if (value === undefined || value === softMeters.get(id)) continue;
+        const own =
+            (ctx.site.manager.deviceState(id).sample.reading as EvseReading | undefined)
+                ?.totalEnergyWh ?? 0;
+        ctx.softMeters.set(id, value - own);
+        ctx.touch(tmp ? undefined : { kind: 'soft-meter', devId: id });
+    }
     if (tmp) ctx.touch();
     for (const c of tmp ? [] : changes) {
         ctx.touch({ kind: 'device', devId: String(c.dev_id), fields: Object.keys(c) });
     }
+}
+
+function softMeterSetting(d: DeviceEntry): number | undefined {
+    return isEvse(d) ? d.soft_meter : undefined;
 }
 
 const setParams: CommandDef = {
@@ -205,13 +260,19 @@ const setParams: CommandDef = {
     async handler(call) {
         const { ctx } = call;
         // tmp=1: applied but not saved (as set_cm_vars and set_cplan do)
-        const tmp = call.raw.get('tmp')?.at(-1) === '1';
+        const tmpText = call.raw.get('tmp')?.at(-1);
+        const tmpFlag = tmpText === undefined ? undefined : flag.safeParse(tmpText);
+        if (tmpFlag && !tmpFlag.success) throw badRequest('tmp: must be 0 or 1');
+        const tmp = tmpFlag?.data ?? false;
         const input = bodyOrQuery(call);
         if (call.body === undefined) delete input.tmp;
-        const { devices, ...rest } = input;
+        const { devices, overdraft_cur: overdraftCur, overdraft, ...rest } = input;
         const patch: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(rest)) if (!READ_ONLY_PARAMS.has(k)) patch[k] = v;
-        if (devices === undefined && Object.keys(patch).length === 0) {
+        const resetOverdraft =
+            overdraftReset(ctx, 'overdraft_cur', overdraftCur, 1) ||
+            overdraftReset(ctx, 'overdraft', overdraft, (ctx.site.params.voltage * 3) / 1000);
+        if (devices === undefined && Object.keys(patch).length === 0 && !resetOverdraft) {
             throw badRequest('set_params needs parameters or devices');
         }
         parseParams({ ...ctx.site.params, ...patch }); // throws before anything changes
@@ -228,22 +289,51 @@ const setParams: CommandDef = {
         } else {
             ctx.site.setParams(patch);
         }
+        if (resetOverdraft) ctx.site.manager.resetOverdraft();
         ctx.touch({ kind: 'params', names: Object.keys(patch), tmp });
         return OK;
     },
 };
 
+/**
+ * overdraft_cur (or the old overdraft, in W) in set_params: 0 forgets the largest overdraw seen;
+ * the value get_params shows may be posted back unchanged; any other value is refused.
+ * `perMa` converts mA to the field's unit.
+ */
+function overdraftReset(ctx: CnfContext, name: string, value: unknown, perMa: number): boolean {
+    if (value === undefined) return false;
+    const n = typeof value === 'string' ? parseDecimal(value) : value;
+    if (n === 0) return true;
+    if (typeof n === 'number' && n === Math.round(ctx.site.manager.overdraftMax * perMa)) {
+        return false;
+    }
+    throw badRequest(`${name} can only be set to 0`);
+}
+
 const enterRfidQuery = query({ rfid: rfidText, dev_id: devId.optional() });
 const enterRfid: CommandDef<z.output<typeof enterRfidQuery>> = {
     auth: 'public',
     query: enterRfidQuery,
-    handler({ ctx, q }) {
+    handler({ ctx, q, remoteAddress }) {
+        // A card that is nobody's, or that may not authorise where it is entered, changes
+        // nothing: it would end a charge someone else authorised. Both count as failed logins,
+        // so that cards and PINs cannot be found by trying.
+        ctx.auth.checkThrottle(remoteAddress);
+        const refuse = (message: string): never => {
+            ctx.auth.throttle.fail(remoteAddress);
+            throw new CnfError(403, message);
+        };
+        const user = ctx.userFor(q.rfid);
+        if (!user) refuse('unknown RFID/PIN');
         let target = q.dev_id;
         if (target) evseDevice(ctx, target);
         else {
-            // The one EVSE waiting for authorisation; else the one with a car and no RFID yet.
+            // The one EVSE waiting for authorisation (of those the card may use, if any);
+            // else the one with a car and no RFID yet.
             const evses = ctx.site.devices.filter(isEvse);
             let waiting = evses.filter((e) => ctx.waitingForAuth(e.dev_id));
+            const allowed = waiting.filter((e) => ctx.authorizes(e.dev_id, q.rfid));
+            if (allowed.length) waiting = allowed;
             if (!waiting.length) {
                 waiting = evses.filter((e) => {
                     const s = (
@@ -261,7 +351,10 @@ const enterRfid: CommandDef<z.output<typeof enterRfidQuery>> = {
             }
             target = waiting[0]!.dev_id;
         }
-        ctx.rfids.set(target, { rfid: q.rfid, user: ctx.userFor(q.rfid), at: ctx.now() });
+        if (ctx.needsAuth(target) && !ctx.authorizes(target, q.rfid)) {
+            refuse(`RFID/PIN not allowed at ${target}`);
+        }
+        ctx.rfids.set(target, { rfid: q.rfid, user, at: ctx.now() });
         ctx.touch();
         return OK;
     },
@@ -273,7 +366,7 @@ const overrideQuery = query({
         .string()
         .regex(/^[CcEeUu]{0,12}$/, 'flags may only hold C c E e U u')
         .optional(),
-    mamps: wholeNumber(-1, 80_000).optional(),
+    mamps: rounded(-1, 80_000).optional(),
     rfid: rfidText.optional(),
 });
 const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
@@ -297,8 +390,7 @@ const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
                 throw new CnfError(403, 'unknown RFID/PIN');
             }
         }
-        if (/[Uu]/.test(flags) && !user)
-            throw new CnfError(403, "flags U and u need the user's RFID/PIN");
+        // Without the user's card or PIN, the admin may do what a user may (C c U u mamps).
         if (/[Ee]/.test(flags) || !user) await ctx.auth.requireAdmin(authorization, remoteAddress);
         const o = { ...(ctx.overrides.get(d.dev_id) ?? { flags: 0, current: null }) };
         for (const f of flags) {
@@ -318,7 +410,7 @@ const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
     },
 };
 
-const softMeterQuery = query({ dev_id: devId, val: wholeNumber(0, 1e12).optional() });
+const softMeterQuery = query({ dev_id: devId, val: rounded(0, 1e12).optional() });
 const softMeter: CommandDef<z.output<typeof softMeterQuery>> = {
     auth: (q) => (q.val !== undefined ? 'admin' : 'public'),
     query: softMeterQuery,
@@ -411,11 +503,30 @@ const setUser: CommandDef = {
     body: true,
     async handler({ ctx, body, authorization, remoteAddress }) {
         const input = objectBody(body);
-        // An existing user id authorises changes to that user; new users need admin.
-        if (typeof input.id !== 'string' || !ctx.users.get(input.id)) {
+        const id = input.id;
+        const existing = typeof id === 'string' ? ctx.users.get(id) : undefined;
+        let user: User;
+        if (authorization !== undefined || (await ctx.auth.isAdmin(undefined, remoteAddress))) {
+            // The admin may create users and change anything; a partial body changes only the
+            // fields it names.
             await ctx.auth.requireAdmin(authorization, remoteAddress);
+            user = ctx.users.set(adminChange(existing, input));
+        } else {
+            // Without the admin password the user id identifies the user (it is the user's
+            // secret): a guess counts as a failed login.
+            ctx.auth.checkThrottle(remoteAddress);
+            if (!existing) {
+                ctx.auth.throttle.fail(remoteAddress);
+                throw unauthorized('unknown user id: creating users needs the admin password');
+            }
+            const changed = selfChange(existing, input);
+            const conflict = conflictOf(ctx.users, changed);
+            if (conflict) {
+                ctx.auth.throttle.fail(remoteAddress); // no probing for other users' cards
+                throw badRequest(conflict);
+            }
+            user = ctx.users.set(changed);
         }
-        const user = ctx.users.set(input);
         ctx.touch({ kind: 'user', id: user.id });
         return OK;
     },
@@ -566,8 +677,7 @@ const setCmVars: CommandDef<z.output<typeof cmVarsQuery>> = {
             ctx.variables.setMany(b.vars, options);
         } else if (q.name !== undefined) {
             if (q.val === undefined) throw badRequest('val is required with name');
-            const v = q.val.trim();
-            const expr = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : q.val;
+            const expr = parseDecimal(q.val) ?? q.val;
             ctx.variables.setMany([{ name: q.name, expr }], options);
         } else if (options.clear) {
             ctx.variables.clear({ tmp: options.tmp });
@@ -619,7 +729,12 @@ const planBody = z
                         dc: z.boolean().default(false),
                         st: z.number().int().min(0).max(1439),
                         dr: z.number().int().min(1).max(1440),
-                        lm: z.number().int().min(0).max(2_000_000),
+                        /** mA: a fraction is rounded to whole mA. */
+                        lm: z
+                            .number()
+                            .finite()
+                            .transform(Math.round)
+                            .pipe(z.number().min(0).max(2_000_000)),
                     })
                     .strict(),
             )

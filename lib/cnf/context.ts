@@ -206,11 +206,21 @@ export class CnfContext {
         const entered = this.rfids.get(devId);
         if (!entered?.user) return false;
         const user = this.users.get(entered.user);
-        if (!user) return false;
-        const card = user.rfids.find((r) => r.id === entered.rfid);
+        return !!user && this.userAuthorizes(user, entered.rfid, devId);
+    }
+
+    /** Whether a card, PIN or user id would authorise charging at the wallbox. */
+    authorizes(devId: string, token: string): boolean {
+        const id = this.userFor(token);
+        const user = id === null ? undefined : this.users.get(id);
+        return !!user && this.userAuthorizes(user, token, devId);
+    }
+
+    private userAuthorizes(user: User, token: string, devId: string): boolean {
+        const card = user.rfids.find((r) => r.id === token);
         if (card && !card.ac_auth) return false;
         const d = this.site.device(devId);
-        const listed = d && isEvse(d) && d.users?.some((u) => String(u) === user.id);
+        const listed = d && isEvse(d) && d.users?.includes(user.id);
         return user.dev_ids.includes(devId) || !!listed;
     }
 
@@ -249,7 +259,10 @@ export class CnfContext {
             const stale = this.staleReader.get(id);
             if (stale !== undefined && seen !== stale) this.staleReader.delete(id);
             if (!r.rfid || seen === stale || this.rfids.get(id)?.rfid === r.rfid) continue;
-            this.rfids.set(id, { rfid: r.rfid, user: this.userFor(r.rfid), at: this.now() });
+            // As with enter_rfid: a card that cannot authorise here does not end a session.
+            const user = this.userFor(r.rfid);
+            if (!user || (this.needsAuth(id) && !this.authorizes(id, r.rfid))) continue;
+            this.rfids.set(id, { rfid: r.rfid, user, at: this.now() });
             this.touch();
         }
     }

@@ -15,6 +15,7 @@ import {
 import { isEvse, isMeter, type DeviceEntry } from '../site/schema';
 import type { CnfContext } from './context';
 import { badRequest, unknownDevice } from './errors';
+import { parseDecimal } from './query';
 
 export type Layout = 'evse' | 'meter';
 
@@ -323,10 +324,11 @@ function planWords(
         const m = /^\s*\[([^\]]*)\]\s*$/.exec(values);
         if (!m) throw badRequest('values must be a list like [1,2,3]');
         const items = m[1]!.split(',').map((s) => s.trim());
-        if (items.length === 0 || items.length > 120 || items.some((s) => !/^-?\d{1,6}$/.test(s))) {
+        const parsed = items.map(wholeValue);
+        if (parsed.length === 0 || parsed.length > 120 || parsed.includes(undefined)) {
             throw badRequest('values must be 1..120 whole numbers');
         }
-        const words = items.map(Number);
+        const words = parsed as number[];
         if (words.some((x) => x < -32768 || x > 65535)) throw badRequest('bad modbus value');
         if (t.layout) checkWritable(layoutMap(t.layout), address, words.length);
         return words.map((x) => x & 0xffff);
@@ -340,8 +342,8 @@ function planWords(
             throw badRequest('bad modbus value');
         return encode(text, 'string', 'big', def.words);
     }
-    if (!/^\s*-?\d{1,20}\s*$/.test(text)) throw badRequest('bad modbus value');
-    const n = Number(text);
+    const n = wholeValue(text);
+    if (n === undefined) throw badRequest('bad modbus value');
     const width = def ? def.words : suffix === 'd' ? 2 : suffix === 'q' ? 4 : 1;
     let words: number[];
     try {
@@ -353,6 +355,16 @@ function planWords(
     }
     if (def && def.access === 'r') throw badRequest('read-only modbus register');
     return words;
+}
+
+/**
+ * A register value as text: digits, or an integral-valued decimal ("7.0", as clients that
+ * work in floats send it); undefined for anything else.
+ */
+function wholeValue(text: string): number | undefined {
+    if (/^\s*-?\d{1,20}\s*$/.test(text)) return Number(text);
+    const n = parseDecimal(text);
+    return n !== undefined && Number.isSafeInteger(n) ? n : undefined;
 }
 
 function checkWritable(map: readonly RegisterDef[], address: number, count: number): void {

@@ -1,11 +1,12 @@
 // Users, their RFIDs/PINs, the EVSEs they may use, their charging rules and budgets, behind a
 // small interface.
 import { randomInt } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { ChargingRuleSchema } from '../rules/rules';
 import { describeIssues } from '../site/schema';
 import { BudgetSchema } from '../users/budget';
-import { badRequest } from './errors';
+import { badRequest, CnfError } from './errors';
 
 const RfidSchema = z
     .object({
@@ -48,6 +49,90 @@ export interface UserDirectory {
     newId(): string;
 }
 
+/** A user object checked against the schema; a 400 naming the field otherwise. */
+export function parseUser(input: unknown): User {
+    const r = UserSchema.safeParse(input);
+    if (!r.success) throw badRequest(describeIssues(r.error, 'user'));
+    return r.data;
+}
+
+/**
+ * Why a user cannot be stored beside the others, or null: each card, PIN and user id must name
+ * one user only, or a token would authorise as someone else.
+ */
+export function conflictOf(users: UserDirectory, user: User): string | null {
+    const other = (owner: User | undefined) => owner !== undefined && owner.id !== user.id;
+    for (const rfid of user.rfids) {
+        if (other(users.byRfid(rfid.id)) || (rfid.id !== user.id && users.get(rfid.id))) {
+            return `user.rfids: ${rfid.id} belongs to another user`;
+        }
+    }
+    if (other(users.byRfid(user.id))) return `user.id: ${user.id} belongs to another user`;
+    return null;
+}
+
+/**
+ * A change of a stored user by its admin: the fields the body names replace the stored ones,
+ * the rest stays. A card that keeps its id keeps the fields the body does not name.
+ */
+export function adminChange(existing: User | undefined, patch: Record<string, unknown>): unknown {
+    if (!existing) return patch;
+    const merged: Record<string, unknown> = { ...existing, ...patch };
+    if (Array.isArray(patch.rfids)) {
+        merged.rfids = patch.rfids.map((card: unknown) => {
+            const id = (card as { id?: unknown } | null)?.id;
+            const stored = existing.rfids.find((r) => r.id === id);
+            return stored && isObject(card) ? { ...stored, ...card } : card;
+        });
+    }
+    return merged;
+}
+
+/** What users may change about themselves without the admin password (the vendor's user page). */
+const SELF_FIELDS: ReadonlySet<string> = new Set(['id', 'name', 'display', 'rfids']);
+const SELF_CARD_FIELDS: ReadonlySet<string> = new Set(['id', 'name']);
+
+const adminOnly = (field: string): CnfError =>
+    new CnfError(403, `${field} needs the admin password`);
+
+/**
+ * A change a user makes to itself, identified by its id: its name, whether it is displayed, and
+ * the names and PINs of its cards (card i of the body is the stored card i). Everything else —
+ * wallboxes, budgets, charging rules, what a card may do, adding or removing cards — needs the
+ * admin password; a field sent unchanged is fine (a client posting get_user back).
+ */
+export function selfChange(existing: User, patch: Record<string, unknown>): User {
+    const merged: Record<string, unknown> = { ...existing, ...patch };
+    if (patch.rfids !== undefined) {
+        if (!Array.isArray(patch.rfids) || patch.rfids.length !== existing.rfids.length) {
+            throw adminOnly('adding or removing cards');
+        }
+        merged.rfids = patch.rfids.map((card: unknown, i) =>
+            isObject(card) ? { ...existing.rfids[i], ...card } : card,
+        );
+    }
+    const user = parseUser(merged);
+    for (const key of Object.keys(UserSchema.shape)) {
+        if (SELF_FIELDS.has(key)) continue;
+        const was = (existing as Record<string, unknown>)[key];
+        if (!isDeepStrictEqual((user as Record<string, unknown>)[key], was)) throw adminOnly(key);
+    }
+    user.rfids.forEach((card, i) => {
+        const was = existing.rfids[i]! as Record<string, unknown>;
+        for (const key of new Set([...Object.keys(card), ...Object.keys(was)])) {
+            if (SELF_CARD_FIELDS.has(key)) continue;
+            if (!isDeepStrictEqual((card as Record<string, unknown>)[key], was[key])) {
+                throw adminOnly(`rfids[${i}].${key}`);
+            }
+        }
+    });
+    return user;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** The users table of the manager's editor (JSON text): every entry checked, the first problem named. */
 export function parseUsersText(text: unknown): User[] {
     let list: unknown;
@@ -81,15 +166,9 @@ export class MemoryUsers implements UserDirectory {
     }
 
     set(input: unknown): User {
-        const r = UserSchema.safeParse(input);
-        if (!r.success) throw badRequest(describeIssues(r.error, 'user'));
-        const user = r.data;
-        for (const rfid of user.rfids) {
-            const owner = this.byRfid(rfid.id);
-            if (owner && owner.id !== user.id) {
-                throw badRequest(`user.rfids: ${rfid.id} belongs to another user`);
-            }
-        }
+        const user = parseUser(input);
+        const conflict = conflictOf(this, user);
+        if (conflict) throw badRequest(conflict);
         if (!this.users.has(user.id) && this.users.size >= 10_000) {
             throw badRequest('too many users');
         }

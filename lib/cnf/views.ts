@@ -189,6 +189,15 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
         ov_cur: override?.current ?? maxCur,
     };
     if (e?.attach) out.attach = e.attach;
+    if (e) {
+        // Settings of the vendor's device object, so that a copy can be sent back unchanged.
+        out.battery_save_threshold = e.battery_save_threshold ?? 0;
+        out.enable_snooze = e.enable_snooze ?? true;
+        out.enable_wakeup = e.enable_wakeup ?? true;
+        out.fixed_rfid = e.fixed_rfid ?? '';
+        out.ocpp_gateway_client_id = e.ocpp_gateway_client_id ?? '';
+        if (e.soft_meter !== undefined) out.soft_meter = e.soft_meter;
+    }
     out.evse = {
         dc_sensor_faults: 0,
         dc_last_test_time: '',
@@ -262,7 +271,7 @@ export function paramsInfo(
         ? Math.max(0, sum3(site.budget) - sum3(site.nonEvseLoad))
         : 3 * Math.max(0, p.max_total_current - p.reserve_current);
     const avail = Math.round((headroomMa * v.voltage) / 1000);
-    const overdraft = site?.overdraftMax ?? 0;
+    const overdraft = ctx.site.manager.overdraftMax;
     const cores = Math.max(1, cpus().length);
     return {
         title: p.title,
@@ -348,12 +357,13 @@ export function getParams(ctx: CnfContext): Record<string, unknown> {
     return { ...paramsInfo(ctx, v, devices, true), dev_meta: { ...DEV_TYPE_LABELS } };
 }
 
-/** Read-only keys of get_params: a client may post them back unchanged; they are ignored. */
+/**
+ * Read-only keys of get_params: a client may post them back unchanged; they are ignored.
+ * (overdraft_cur and overdraft are writable, to 0: set_params.)
+ */
 export const READ_ONLY_PARAMS = new Set([
     'max_total_power',
     'power_reserve',
-    'overdraft_cur',
-    'overdraft',
     'max_total_evse_power',
     'cons_evse_power',
     'consumed_evse_power',
@@ -379,4 +389,57 @@ export const READ_ONLY_PARAMS = new Set([
     'ocpp_gateway_license_cnt',
     'ocpp_gateway_licenses_used',
     'dev_meta',
+]);
+
+/**
+ * Keys get_dev_info shows that are state, not settings. A device object copied from get_dev_info
+ * may carry them into set_params or set_device; there they are ignored where the device's
+ * settings have no such field (a meter's used_phases, a group's prio), as READ_ONLY_PARAMS are.
+ */
+export const READ_ONLY_DEVICE_KEYS: ReadonlySet<string> = new Set([
+    'com_err',
+    'com_err_secs',
+    'com_errors',
+    'status',
+    'last_error',
+    'is_evse',
+    'used_phases',
+    'is_mock',
+    'label',
+    'min_charging_cur',
+    'max_power',
+    'prio',
+    'charging_enabled',
+    'cur_charging_power',
+    'power_w',
+    'power',
+    'current_l1',
+    'current_l2',
+    'current_l3',
+    'voltage_l1',
+    'voltage_l2',
+    'voltage_l3',
+    'import',
+    'export',
+    'last_set_charging_cur',
+    'total_energy',
+    'phases',
+    'state',
+    'lreason',
+    'model',
+    'paused',
+    'pause_time',
+    'pause_min_time',
+    'needs_auth',
+    'ucnt',
+    'overrides',
+    'ov_cur',
+    'evse',
+    'ocpp',
+    'is_va',
+    'battery_save_threshold',
+    'enable_snooze',
+    'enable_wakeup',
+    'fixed_rfid',
+    'ocpp_gateway_client_id',
 ]);

@@ -3,7 +3,12 @@
 // Loops over the wallboxes are plain index loops that make no temporary object per wallbox: at
 // hundreds of wallboxes, once a second, such objects (and a for-of's iterator results, until V8
 // has optimised the code) were a large share of the cycle's garbage.
-import { NEW_EVSE_MEMORY, PHASE_LEARN_THRESHOLD } from './defaults';
+import {
+    BATTERY_SAVE_ARM_MS,
+    BATTERY_SAVE_BELOW_MS,
+    NEW_EVSE_MEMORY,
+    PHASE_LEARN_THRESHOLD,
+} from './defaults';
 import {
     admit,
     ancestry,
@@ -386,7 +391,17 @@ export function allocate(
                 phases: v.mask,
                 write: false,
             });
-            evses.set(v.cfg.id, nextMemory(v, v.mem.setpoint, false, now, v.mem.underdrawSince));
+            evses.set(
+                v.cfg.id,
+                nextMemory(
+                    v,
+                    v.mem.setpoint,
+                    false,
+                    now,
+                    v.mem.underdrawSince,
+                    batterySave(v, now),
+                ),
+            );
         });
         return {
             setpoints,
@@ -400,9 +415,12 @@ export function allocate(
     const candidates = fillEvses(views.length);
     const wanted = new Uint8Array(views.length);
     const underdrawSince: (number | null)[] = new Array<number | null>(views.length);
+    const saves: BatterySave[] = new Array<BatterySave>(views.length);
     for (let i = 0; i < views.length; i++) {
         const v = views[i]!;
-        const asked = askedCurrent(v, snapshot.limits);
+        const save = batterySave(v, now);
+        saves[i] = save;
+        const asked = save.full ? 0 : askedCurrent(v, snapshot.limits);
         const since = underdrawSinceOf(v, now, params);
         wanted[i] = asked > 0 ? 1 : 0;
         underdrawSince[i] = since;
@@ -456,7 +474,7 @@ export function allocate(
                 phases: v.mask,
                 write: true,
             });
-            evses.set(id, nextMemory(v, 0, false, now, null));
+            evses.set(id, nextMemory(v, 0, false, now, null, saves[i]!));
             return;
         }
         if (v.kind === 'unreachable') {
@@ -490,7 +508,10 @@ export function allocate(
             phases: v.mask,
             write: true,
         });
-        evses.set(id, nextMemory(v, current, wanted[i] === 1, now, underdrawSince[i] ?? null));
+        evses.set(
+            id,
+            nextMemory(v, current, wanted[i] === 1, now, underdrawSince[i] ?? null, saves[i]!),
+        );
     });
 
     return {
@@ -657,12 +678,62 @@ function limitImbalance(
     }
 }
 
+/** The battery-save part of a wallbox's memory. */
+type BatterySave = Pick<EvseMemory, 'saveAboveSince' | 'saveArmed' | 'saveBelowSince' | 'full'>;
+
+const NO_SAVE: BatterySave = {
+    saveAboveSince: null,
+    saveArmed: false,
+    saveBelowSince: null,
+    full: false,
+};
+
+/**
+ * Battery save (the vendor's "save battery"): a car that has drawn at least the threshold for
+ * BATTERY_SAVE_ARM_MS and then draws less for BATTERY_SAVE_BELOW_MS, while it is given at least
+ * the threshold, counts as full: it gets nothing until it is unplugged. A car held below the
+ * threshold by the manager itself is not taken for full, and without a measured draw nothing
+ * changes.
+ */
+function batterySave(v: EvseView, now: number): BatterySave {
+    const { cfg, mem } = v;
+    const threshold = cfg.batterySaveThreshold ?? 0;
+    if (!v.plugged || threshold <= 0) return NO_SAVE;
+    const state: BatterySave = {
+        saveAboveSince: mem.saveAboveSince,
+        saveArmed: mem.saveArmed,
+        saveBelowSince: mem.saveBelowSince,
+        full: mem.full,
+    };
+    if (mem.full || !v.measured) return state;
+    if (max3(v.measured) >= threshold) {
+        const since = mem.saveAboveSince ?? now;
+        return {
+            saveAboveSince: since,
+            saveArmed: mem.saveArmed || now - since >= BATTERY_SAVE_ARM_MS,
+            saveBelowSince: null,
+            full: false,
+        };
+    }
+    if (!mem.saveArmed || mem.setpoint < threshold) {
+        return { ...NO_SAVE, saveArmed: mem.saveArmed };
+    }
+    const below = mem.saveBelowSince ?? now;
+    return {
+        saveAboveSince: null,
+        saveArmed: true,
+        saveBelowSince: below,
+        full: now - below >= BATTERY_SAVE_BELOW_MS,
+    };
+}
+
 function nextMemory(
     v: EvseView,
     setpoint: number,
     wanted: boolean,
     now: number,
     underdrawSince: number | null,
+    save: BatterySave,
 ): EvseMemory {
     const { mem, plugged } = v;
     let pausedSince: number | null = null;
@@ -683,6 +754,7 @@ function nextMemory(
         underdrawSince: plugged ? underdrawSince : null,
         lastDraw: v.measured ?? mem.lastDraw,
         lastDrawAt: v.measured ? now : mem.lastDrawAt,
+        ...(plugged ? save : NO_SAVE),
     };
 }
 

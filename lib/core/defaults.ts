@@ -26,6 +26,11 @@ export const MIN_SIGNAL_CURRENT = 6000;
 /** A phase counts as used by the car once it carries this much (mA). */
 export const PHASE_LEARN_THRESHOLD = 1500;
 
+/** Battery save: the car must first draw at least the threshold this long (ms)… */
+export const BATTERY_SAVE_ARM_MS = 60_000;
+/** …and then less than it this long (ms), while given at least the threshold, to count as full. */
+export const BATTERY_SAVE_BELOW_MS = 30_000;
+
 export function emptyMemory(): AllocatorMemory {
     return {
         evses: new Map(),
@@ -47,4 +52,8 @@ export const NEW_EVSE_MEMORY: EvseMemory = {
     underdrawSince: null,
     lastDraw: ZERO3,
     lastDrawAt: null,
+    saveAboveSince: null,
+    saveArmed: false,
+    saveBelowSince: null,
+    full: false,
 };

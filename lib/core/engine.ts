@@ -139,6 +139,16 @@ export class ChargingManager {
         return this.cycleMs;
     }
 
+    /** Largest overdraw seen (mA): the vendor's overdraft_cur. */
+    get overdraftMax(): number {
+        return this.memory.overdraftMax;
+    }
+
+    /** Forgets the largest overdraw seen (overdraft_cur set to 0); an active penalty stays. */
+    resetOverdraft(): void {
+        this.memory = { ...this.memory, overdraftMax: 0 };
+    }
+
     /** Replaces the site configuration from the next cycle on (drivers stay). */
     updateConfig(config: SiteConfig): void {
         this.config = config;

@@ -74,6 +74,11 @@ export interface EvseConfig {
     staleAfterMs: number;
     /** dev_id of a role-4 meter that measures this wallbox, if any. */
     attach?: string;
+    /**
+     * Battery save (mA; 0 or absent = off): a car that drew at least this much and then keeps
+     * drawing less while it is given at least this much counts as full until it is unplugged.
+     */
+    batterySaveThreshold?: number;
 }
 
 export interface GroupConfig {
@@ -171,6 +176,14 @@ export interface EvseMemory {
     /** Newest draw per wallbox phase (mA) and when it was seen. */
     lastDraw: Phases3;
     lastDrawAt: number | null;
+    /** Battery save: since when the car has drawn at least the threshold, or null. */
+    saveAboveSince: number | null;
+    /** It has drawn at least the threshold long enough for a drop to mean a full battery. */
+    saveArmed: boolean;
+    /** Since when it has drawn less than the threshold while given at least that, or null. */
+    saveBelowSince: number | null;
+    /** Battery save stopped it: the car counts as full and gets nothing until it is unplugged. */
+    full: boolean;
 }
 
 export interface AllocatorMemory {

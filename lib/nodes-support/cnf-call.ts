@@ -17,11 +17,14 @@ export class CnfCommandError extends Error {
 /**
  * Runs one /cnf command for a flow; resolves to its JSON answer, rejects with its error text.
  * With `body`, the command gets it as its JSON body (POST), as set_ajax_* clients send it.
+ * `source` names the flow node: failed card and PIN attempts are throttled per node, apart from
+ * the HTTP clients on this machine.
  */
 export async function runCnfCommand(
     ctx: CnfContext,
     params: Record<string, string | number | undefined>,
     body?: unknown,
+    source = 'flow',
 ): Promise<unknown> {
     let text: string | undefined;
     if (body !== undefined) {
@@ -42,7 +45,7 @@ export async function runCnfCommand(
             method: text === undefined ? 'GET' : 'POST',
             query: query.toString(),
             ...(text === undefined ? {} : { body: text }),
-            remoteAddress: '127.0.0.1',
+            remoteAddress: source,
             authorization: ctx.auth.flowCredential,
         },
         ctx,

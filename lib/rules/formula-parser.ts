@@ -125,6 +125,17 @@ const NUMBER_RE = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 const NAME_RE = /[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*/y;
 const WHITESPACE_RE = /[ \t\r\n]+/y;
 
+/** Words that number parsers (JavaScript's, C's strtod) take for numbers: never names. */
+const NUMBER_WORD_RE = /^(?:nan|inf|infinity)$/i;
+
+/**
+ * Whether text is a name a formula can read after `CM.` and that means nothing else: digits and
+ * letters a–z, A–Z, and not a word such as NaN or Infinity.
+ */
+export function isVariableName(text: string): boolean {
+    return /^[A-Za-z0-9]+$/.test(text) && !NUMBER_WORD_RE.test(text);
+}
+
 function syntaxError(message: string, pos: number): FormulaError {
     return new FormulaError('FORMULA_SYNTAX', `${message} at ${pos}`, pos);
 }
@@ -168,6 +179,8 @@ export function tokenize(src: string): Token[] {
             if (src[pos + name.length] === '.') {
                 throw syntaxError(`unexpected '.'`, pos + name.length);
             }
+            const word = name.split('.').find((part) => NUMBER_WORD_RE.test(part));
+            if (word !== undefined) throw syntaxError(`'${word}' is not a name`, pos);
             tokens.push({ kind: 'name', text: name, pos });
             pos += name.length;
             continue;

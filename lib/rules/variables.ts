@@ -10,13 +10,13 @@
 
 import { FormulaError, VariableError } from './errors';
 import { isPlainNumber, parseFormula, type Formula, type Resolver } from './formula';
+import { isVariableName } from './formula-parser';
 
 /** Longest variable name accepted. */
 export const MAX_VARIABLE_NAME_LENGTH = 64;
 /** Most variables one manager holds. */
 export const MAX_VARIABLES = 256;
 
-const NAME_RE = /^[A-Za-z0-9]+$/;
 const CM_PREFIX = 'CM.';
 
 /** What a variable is set to: a number or formula text (the vendor's `expr`). */
@@ -56,13 +56,20 @@ interface LiveVariable {
     val: number | null;
 }
 
-/** Throws a VariableError unless the name has only digits and letters a–z, A–Z. */
+/**
+ * Throws a VariableError unless the name is one formulas can read as `CM.<name>`: only digits and
+ * letters a–z, A–Z, and not a word that means a number (NaN, Infinity).
+ */
 export function validateVariableName(name: unknown): string {
-    if (typeof name !== 'string' || !NAME_RE.test(name) || name.length > MAX_VARIABLE_NAME_LENGTH) {
+    if (
+        typeof name !== 'string' ||
+        !isVariableName(name) ||
+        name.length > MAX_VARIABLE_NAME_LENGTH
+    ) {
         const shown = typeof name === 'string' ? `'${name}'` : String(name);
         throw new VariableError(
             'VARIABLE_NAME',
-            `invalid variable name ${shown}: only digits and letters a–z, A–Z, at most ${MAX_VARIABLE_NAME_LENGTH}`,
+            `invalid variable name ${shown}: only digits and letters a–z, A–Z (not NaN or Infinity), at most ${MAX_VARIABLE_NAME_LENGTH}`,
             typeof name === 'string' ? [name] : [],
         );
     }

@@ -38,11 +38,12 @@ export function parseSiteFormula(text: string): Formula {
 export function numberOrFormula(min: number, max: number) {
     return z.union([z.number(), z.string().max(2000)]).transform((value, ctx) => {
         if (typeof value === 'number' || isPlainNumber(value)) {
-            const n = Number(value);
-            if (!Number.isInteger(n) || n < min || n > max) {
+            // mA: a fraction is rounded to whole mA, as the vendor's parser takes it
+            const n = Math.round(Number(value));
+            if (!Number.isFinite(n) || n < min || n > max) {
                 ctx.addIssue({
                     code: 'custom',
-                    message: `must be a whole number from ${min} to ${max}, or a formula`,
+                    message: `must be a number from ${min} to ${max}, or a formula`,
                 });
                 return z.NEVER;
             }

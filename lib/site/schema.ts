@@ -6,6 +6,9 @@ import { ChargingRuleSchema } from '../rules/rules';
 import { numberOrFormula } from './formula-scope';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A current (mA): a fraction is rounded to whole mA, as the vendor's parser takes it. */
+const milliamps = (min: number, max: number) =>
+    z.coerce.number().finite().transform(Math.round).pipe(z.number().min(min).max(max));
 const bool = z
     .union([z.boolean(), z.literal(0), z.literal(1), z.enum(['0', '1', 'true', 'false'])])
     .transform((v) => v === true || v === 1 || v === '1' || v === 'true');
@@ -20,10 +23,10 @@ export const ParamsSchema = z
         desc: z.string().max(2000).default(''),
         /** The grid connection's limit per phase (mA): a number or a formula. */
         max_total_current: numberOrFormula(0, 10_000_000).default(32_000),
-        reserve_current: int(0, 1_000_000).default(2000),
-        max_total_evse_current: int(0, 10_000_000).default(0),
+        reserve_current: milliamps(0, 1_000_000).default(2000),
+        max_total_evse_current: milliamps(0, 10_000_000).default(0),
         max_total_cur_prc: int(1, 100).default(100),
-        max_imbalance: int(0, 1_000_000).default(0),
+        max_imbalance: milliamps(0, 1_000_000).default(0),
         imbalance_add: bool.default(false),
         min_pause_time: int(0, 86_400).default(300),
         lb_enabled: bool.default(true),
@@ -35,12 +38,12 @@ export const ParamsSchema = z
         /** After a reduction, raises wait this long (s). */
         increase_hold_time: int(0, 3600).default(10),
         /** Largest raise per cycle (mA). */
-        max_increase_per_cycle: int(100, 100_000).default(2000),
+        max_increase_per_cycle: milliamps(100, 100_000).default(2000),
         /** Cut after an overdraw lasts this long (s). */
         overdraw_penalty_time: int(0, 86_400).default(300),
         /** A car drawing less than given this long is counted at its draw (s). */
         underdraw_time: int(0, 86_400).default(60),
-        underdraw_margin: int(0, 32_000).default(2000),
+        underdraw_margin: milliamps(0, 32_000).default(2000),
         voltage: int(100, 400).default(230),
         /** Control period (ms). */
         cycle_ms: int(200, 60_000).default(1000),
@@ -60,6 +63,23 @@ export const METER_TYPES = [
 export const GROUP_TYPES = ['evse_group'] as const;
 export const DEV_TYPES = [...EVSE_TYPES, ...METER_TYPES, ...GROUP_TYPES] as const;
 export type DevType = (typeof DEV_TYPES)[number];
+
+/**
+ * A user id: digits, kept as text. A number is taken only while it is exact (older configs wrote
+ * ids as numbers); larger ids must be strings.
+ */
+const userId = z.union([z.string(), z.number()]).transform((id, ctx) => {
+    const text = typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : id;
+    if (typeof text === 'string' && /^[0-9]{1,20}$/.test(text)) return text;
+    ctx.addIssue({
+        code: 'custom',
+        message:
+            typeof id === 'number' && Number.isInteger(id) && id > 0
+                ? 'user ids above 2^53 must be strings'
+                : 'a user id is 1..20 digits',
+    });
+    return z.NEVER;
+});
 
 const common = {
     dev_type: z.enum(DEV_TYPES),
@@ -95,7 +115,7 @@ export const EvseEntrySchema = z
         dev_type: z.enum(EVSE_TYPES),
         dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'an EVSE dev_id starts with E'),
         label: z.string().max(100).default(''),
-        min_charging_cur: int(6000, 80_000).default(6000),
+        min_charging_cur: milliamps(6000, 80_000).default(6000),
         /** mA: a number or a formula evaluated every cycle (0 while it cannot be evaluated). */
         max_charging_cur: numberOrFormula(6000, MAX_EVSE_CURRENT).default(16_000),
         prio: int(0, 100).default(1),
@@ -105,14 +125,28 @@ export const EvseEntrySchema = z
          * wallbox with a fail-safe of its own (Power Brain) also falls back to it when the
          * manager stops talking to it for fail_safe_duration. Default: min_charging_cur.
          */
-        fail_safe_cur: int(0, 80_000).optional(),
+        fail_safe_cur: milliamps(0, 80_000).optional(),
         /** Power Brain: seconds without communication before the wallbox itself goes to fail_safe_cur (default 180). */
         fail_safe_duration: int(5, 86_400).optional(),
         attach: z
             .string()
             .regex(/^M[1-9][0-9]{0,4}$/)
             .optional(),
-        users: z.array(z.coerce.number().int()).optional(),
+        /** Ids of the users allowed here; ids are strings (leading zeros, more than 53 bits). */
+        users: z.array(userId).max(10_000).optional(),
+        /** Charging stops for this session when the car's current stays below this (mA); 0 = off. */
+        battery_save_threshold: milliamps(0, 80_000).optional(),
+        // Kept and shown for clients that send the vendor's whole device object back.
+        enable_snooze: bool.optional(),
+        enable_wakeup: bool.optional(),
+        /** RFID used for OCPP when none is presented. */
+        fixed_rfid: z
+            .string()
+            .regex(/^[0-9A-Za-z]{0,32}$/, 'must be 0..32 digits or letters')
+            .optional(),
+        ocpp_gateway_client_id: z.string().max(100).optional(),
+        /** The soft meter's value as last set with the device (Wh). */
+        soft_meter: z.coerce.number().finite().min(0).max(1e13).transform(Math.round).optional(),
         /** The wallbox's charging rules (vendor format), evaluated every cycle. */
         charging_rules: z.array(ChargingRuleSchema).max(100).optional(),
         // Simulation: the car behind an evse_sim.
@@ -180,7 +214,7 @@ export const GroupEntrySchema = z
         dev_type: z.enum(GROUP_TYPES),
         dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'a group dev_id starts with E'),
         /** The group's limit per phase (mA). */
-        max_charging_cur: int(0, 2_000_000).default(32_000),
+        max_charging_cur: milliamps(0, 2_000_000).default(32_000),
     })
     .strict();
 export type GroupEntry = z.output<typeof GroupEntrySchema>;
@@ -200,6 +234,18 @@ export function parseDevice(input: unknown): z.ZodSafeParseResult<DeviceEntry> {
             dev_type: z.enum(DEV_TYPES, { message: `unknown dev_type ${JSON.stringify(type)}` }),
         })
         .safeParse(input) as z.ZodSafeParseResult<DeviceEntry>;
+}
+
+/** The settings a device of this type has (empty for an unknown type). */
+export function deviceFieldNames(devType: unknown): ReadonlySet<string> {
+    const schema = (EVSE_TYPES as readonly unknown[]).includes(devType)
+        ? EvseEntrySchema
+        : (METER_TYPES as readonly unknown[]).includes(devType)
+          ? MeterEntrySchema
+          : (GROUP_TYPES as readonly unknown[]).includes(devType)
+            ? GroupEntrySchema
+            : undefined;
+    return new Set(schema ? Object.keys(schema.shape) : []);
 }
 
 export function isEvse(d: DeviceEntry): d is EvseEntry {

@@ -148,6 +148,7 @@ export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): S
         failSafeCurrent: e.fail_safe_cur ?? e.min_charging_cur,
         staleAfterMs: staleMs(e),
         ...(e.attach ? { attach: e.attach } : {}),
+        ...(e.battery_save_threshold ? { batterySaveThreshold: e.battery_save_threshold } : {}),
     }));
     const meters: MeterConfig[] = devices.filter(isMeter).map((m) => ({
         id: m.dev_id,

@@ -28,6 +28,7 @@ const BAD: Record<string, [string, string]> = {
     'evcm-status': ['manager', ''],
     'evcm-override': ['flags', 'X'],
     'evcm-rfid': ['dev_id', 'M1'],
+    'evcm-cnf': ['port', '70000'],
 };
 
 describe('editor in a browser', function () {

@@ -6,6 +6,8 @@ import helper from 'node-red-node-test-helper';
 import managerNode = require('../../nodes/evcm-manager');
 import overrideNode = require('../../nodes/evcm-override');
 import rfidNode = require('../../nodes/evcm-rfid');
+import { handleCnf } from '../../lib/cnf/handle';
+import { cnfContextOf } from '../../nodes/shared/cnf';
 import type { ManagerNode } from '../../nodes/shared/types';
 
 helper.init(require.resolve('node-red'));
@@ -19,6 +21,8 @@ const flow = () =>
             id: 'm1',
             type: 'evcm-manager',
             max_total_current: '32000',
+            // a known card, for no wallbox in particular: E1 needs no authorisation
+            users: JSON.stringify([{ id: '2167520770', name: 'Anna', rfids: [{ id: '4711' }] }]),
             devices: JSON.stringify([
                 { dev_type: 'evse_sim', dev_id: 'E1', max_charging_cur: 16000 },
                 { dev_type: 'meter_sim', dev_id: 'M1', role: 3 },
@@ -105,6 +109,13 @@ describe('evcm-override and evcm-rfid nodes', function () {
         const err2 = nextError('r1');
         helper.getNode('r1').receive({ payload: { card: 1 } } as never);
         assert.match(await err2, /payload/);
+        // A card that is nobody's is refused: an error of the node, with a red ring.
+        const err3 = nextError('r1');
+        helper.getNode('r1').receive({ payload: { rfid: '9999', dev_id: 'E1' } } as never);
+        assert.match(await err3, /enter_rfid: unknown RFID\/PIN/);
+        const status = (helper.getNode('r1').status as unknown as { lastCall: { args: unknown[] } })
+            .lastCall.args[0] as { fill: string; shape: string };
+        assert.deepEqual([status.fill, status.shape], ['red', 'ring']);
     });
 });
 
@@ -159,6 +170,48 @@ describe('users from the editor', function () {
         assert.equal((await got).payload, 'ok');
         await site.manager.runCycle();
         assert.equal(site.manager.lastCycle!.snapshot.limits?.get('E1'), undefined, 'authorised');
+    });
+
+    it('an unknown card from a reader neither ends an authorised charge nor locks out HTTP clients', async () => {
+        const users = JSON.stringify([
+            { id: '2167520770', name: 'Anna', dev_ids: ['E1'], rfids: [{ id: '4711' }] },
+        ]);
+        const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
+            n.id === 'm1' ? { ...n, users } : n,
+        );
+        await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
+        const manager = helper.getNode('m1') as unknown as ManagerNode;
+        const site = manager.site!;
+        const ok = next('h2');
+        helper.getNode('r1').receive({ payload: { rfid: '4711', dev_id: 'E1' } } as never);
+        assert.equal((await ok).payload, 'ok');
+        await site.manager.runCycle();
+        assert.equal(site.manager.lastCycle!.snapshot.limits?.get('E1'), undefined, 'authorised');
+        const refusals: string[] = [];
+        for (let i = 0; i < 7; i++) {
+            const err = nextError('r1');
+            helper.getNode('r1').receive({ payload: { rfid: '9999', dev_id: 'E1' } } as never);
+            refusals.push(await err);
+        }
+        await site.manager.runCycle();
+        assert.equal(
+            site.manager.lastCycle!.snapshot.limits?.get('E1'),
+            undefined,
+            'still charging',
+        );
+        assert.match(refusals[0]!, /unknown RFID\/PIN/);
+        assert.match(refusals.at(-1)!, /too many failed logins/, 'the reader is throttled');
+        // The reader's failures are its own: an HTTP client on this machine is not blocked.
+        const ctx = cnfContextOf(manager, site);
+        const res = await handleCnf(
+            {
+                method: 'GET',
+                query: 'cmd=enter_rfid&rfid=4711&dev_id=E1',
+                remoteAddress: '127.0.0.1',
+            },
+            ctx,
+        );
+        assert.equal(res.status, 200, res.body);
     });
 
     it('names a bad users table as a configuration error', async () => {

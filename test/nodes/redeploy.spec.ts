@@ -1,12 +1,13 @@
 // 100 redeploys of a flow that uses every node must leave nothing behind: no handles, timers,
 // sockets or listeners, and no heap growth beyond noise.
 import assert from 'node:assert/strict';
+import { Agent, get as httpGet } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import helper from 'node-red-node-test-helper';
 import { freePort } from '../../lib/sim/powerbrain-sim';
 import type { ManagerNode } from '../../nodes/shared/types';
-import { allNodes, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
+import { allNodes, errors, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
 
@@ -31,6 +32,9 @@ describe('redeploy', function () {
 
     it('100 redeploys leave no extra handles, timers, listeners or heap', async () => {
         const port = await freePort();
+        // evcm-cnf with its own listener: each deploy must free the port for the next one.
+        const cnfPort = await freePort();
+        const keepAlive = new Agent({ keepAlive: true });
         const flow = [
             manager('m1', [
                 { dev_type: 'evse_powerbrain', dev_id: 'E1', address: `127.0.0.1:${port}`, id: 1 },
@@ -58,8 +62,24 @@ describe('redeploy', function () {
                 register: '8088',
                 wires: [['h']],
             },
+            { id: 'cnf', type: 'evcm-cnf', manager: 'm1', host: '127.0.0.1', port: cnfPort },
             { id: 'h', type: 'helper' },
         ] as unknown as Flow;
+        /** The own listener's answer (a kept-alive connection the close must end). */
+        const title = async (): Promise<number> => {
+            for (let i = 0; ; i++) {
+                try {
+                    const r = await fetchStatus(
+                        `http://127.0.0.1:${cnfPort}/cnf?cmd=get_params`,
+                        keepAlive,
+                    );
+                    if (r === 200 || i >= 50) return r;
+                } catch (err) {
+                    if (i >= 50) throw err;
+                }
+                await sleep(20);
+            }
+        };
         const gc = gcFunction();
         const deploy = async (i: number) => {
             await helper.load(allNodes(), flow);
@@ -72,6 +92,8 @@ describe('redeploy', function () {
                 node('wr').receive({ payload: 0 });
             }
             await sleep(20);
+            assert.equal(await title(), 200, `deploy ${i}: the own port answers`);
+            assert.deepEqual(errors(node('cnf')), [], `deploy ${i}: the port was free again`);
             const count = site.manager.events.count();
             await helper.unload();
             assert.equal(site.manager.events.count(), 0, `deploy ${i}: listeners left`);
@@ -102,5 +124,16 @@ describe('redeploy', function () {
             assert.ok(n <= (before[kind] ?? 0), `${kind}: ${before[kind] ?? 0} → ${n}`);
         }
         assert.ok(growthMb < (gc ? 8 : 40), `heap grew ${growthMb.toFixed(1)} MB`);
+        keepAlive.destroy();
     });
 });
+
+function fetchStatus(url: string, agent: Agent): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const req = httpGet(url, { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+    });
+}

@@ -90,6 +90,11 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
                 enabled: mostly(9),
                 metering: fc.constantFrom<Metering>('own', 'own', 'attached', 'none'),
                 startCar: fc.option(fc.nat(), { freq: 3 }),
+                /** Battery save: off mostly, else a threshold cars pass in both directions. */
+                saveThreshold: fc.oneof(
+                    { arbitrary: fc.constant(0), weight: 3 },
+                    { arbitrary: fc.integer({ min: 1000, max: 16_000 }), weight: 1 },
+                ),
             }),
             { minLength: 1, maxLength: 40 },
         ),
@@ -177,6 +182,7 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
                 failSafeCurrent: e.failSafe === 'zero' ? 0 : e.failSafe === 'min' ? e.min : max,
                 staleAfterMs: 5000,
                 ...(attach ? { attach } : {}),
+                ...(e.saveThreshold ? { batterySaveThreshold: e.saveThreshold } : {}),
             };
         });
         return {

@@ -41,7 +41,7 @@ describe('/cnf authorisation flow', function () {
         assert.equal((await info('E1')).needs_auth, true);
 
         // An unknown card does not authorise.
-        assert.equal((await d.call({ query: 'cmd=enter_rfid&rfid=9999&dev_id=E1' })).status, 200);
+        assert.equal((await d.call({ query: 'cmd=enter_rfid&rfid=9999&dev_id=E1' })).status, 403);
         await d.site.manager.runCycle();
         assert.equal(limit('E1'), 0);
 
@@ -63,7 +63,8 @@ describe('/cnf authorisation flow', function () {
 
     it('the user id itself authorises; a card without ac_auth does not; other wallboxes are not affected', async () => {
         await user(['E1'], [{ id: '1234', ac_auth: false }]);
-        await d.call({ query: 'cmd=enter_rfid&rfid=1234&dev_id=E1' });
+        const refused = await d.call({ query: 'cmd=enter_rfid&rfid=1234&dev_id=E1' });
+        assert.deepEqual([refused.status, refused.body], [403, '"RFID/PIN not allowed at E1"']);
         await d.site.manager.runCycle();
         assert.equal(limit('E1'), 0, 'a card that may not authorise');
         await d.call({ query: 'cmd=enter_rfid&rfid=2167520770&dev_id=E1' });
@@ -82,6 +83,18 @@ describe('/cnf authorisation flow', function () {
         d.site.push('E3', { state: 2, rfid: '0815' });
         await d.site.manager.runCycle();
         assert.equal(limit('E3'), undefined);
+    });
+
+    it("a stray card at the wallbox's own reader does not end the session", async () => {
+        await user(['E3'], [{ id: '0815' }]);
+        const cycle = async (rfid: string, rfidCount: number) => {
+            d.site.push('E3', { state: 3, rfid, rfidCount });
+            await d.site.manager.runCycle();
+            return limit('E3');
+        };
+        assert.equal(await cycle('0815', 1), undefined, 'authorised');
+        assert.equal(await cycle('DEADBEEF', 2), undefined, 'an unknown card changes nothing');
+        assert.equal(d.ctx.rfids.get('E3')?.rfid, '0815');
     });
 
     it("the card a wallbox's reader still shows after unplugging does not let the next car charge", async () => {

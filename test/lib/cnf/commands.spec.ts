@@ -157,6 +157,27 @@ describe('/cnf commands', function () {
         );
     });
 
+    it('set_cm_vars refuses names formulas cannot read as a variable (NaN, Infinity)', async () => {
+        for (const name of ['NaN', 'Infinity', 'inf', 'nan']) {
+            const get = await admin(`cmd=set_cm_vars&name=${name}&val=1`);
+            assert.equal(get.status, 400, name);
+            assert.match(
+                JSON.parse(get.body) as string,
+                new RegExp(`invalid variable name '${name}'`),
+            );
+            const post = await admin(
+                'cmd=set_cm_vars',
+                JSON.stringify({ vars: [{ name, expr: 2 }] }),
+            );
+            assert.equal(post.status, 400, name);
+        }
+        assert.equal(d.ctx.variables.size, 0, 'nothing was set');
+        // A formula cannot read such a word either.
+        const formula = await admin('cmd=set_cm_vars&name=x&val=CM.NaN%2B1');
+        assert.equal(formula.status, 400);
+        assert.match(JSON.parse(formula.body) as string, /'NaN' is not a name/);
+    });
+
     it('serves register views of devices without Modbus and refuses bad registers', async () => {
         const read = async (q: string) => d.call({ query: `cmd=modbus&${q}` });
         const cp = await read('device=E1&read=8092');

@@ -432,6 +432,37 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.equal(saved.params.reserve_current, 4000);
     });
 
+    it('keeps the vendor device fields, string user ids and partial user changes across a restart', async () => {
+        let m = await start();
+        const big = '98765432109876543210';
+        const fields = {
+            battery_save_threshold: 3000,
+            enable_snooze: false,
+            enable_wakeup: false,
+            fixed_rfid: '04A1B2',
+            ocpp_gateway_client_id: 'CP42',
+            soft_meter: 7120572,
+            users: ['0042', big],
+        };
+        await m.json('cmd=set_params', { body: { devices: [{ dev_id: 'E1', ...fields }] } });
+        // A partial change of an editor user keeps its cards and wallboxes.
+        await m.json('cmd=set_user', { body: { id: '1001', name: 'Anna (API)' } });
+        m = await restart(m);
+        const e1 = m.site.device('E1') as unknown as Record<string, unknown>;
+        for (const [k, v] of Object.entries(fields)) assert.deepEqual(e1[k], v, k);
+        const anna = m.ctx.users.get('1001')!;
+        assert.equal(anna.name, 'Anna (API)');
+        assert.deepEqual(anna.dev_ids, ['E1']);
+        assert.deepEqual(
+            anna.rfids.map((r) => r.id),
+            ['A1'],
+        );
+        assert.equal(
+            m.site.manager.site.evses.find((e) => e.id === 'E1')!.batterySaveThreshold,
+            3000,
+        );
+    });
+
     it('store files are named after the manager node id, made safe for a file name', () => {
         assert.equal(
             storeFileFor('/u', 'a1b2c3d4e5f60718'),

@@ -270,4 +270,55 @@ describe('allocator scenarios', () => {
         assert.deepEqual(turns, ['E1', 'E2', 'E3', 'E1', 'E2', 'E3', 'E1']);
         assert.equal(site.currents()['E1'], 10000);
     });
+
+    it('battery save: a car that keeps drawing less than the threshold is full and stops', () => {
+        // 32 A for two cars. E1 stops charging when its car, having charged, draws < 3 A.
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 32000, underdrawAfterMs: 600_000 },
+                [evse('E1', { batterySaveThreshold: 3000 }), evse('E2')],
+                [grid],
+            ),
+        );
+        site.plug('E1').plug('E2');
+        assert.deepEqual(site.run(70_000), { E1: 16000, E2: 16000 });
+        // The battery is nearly full: the car takes only 2 A of its 16 A.
+        site.cars.get('E1')!.draws = 2000;
+        assert.deepEqual(site.run(29_000), { E1: 16000, E2: 16000 }, 'not after 29 s');
+        assert.deepEqual(site.run(2000), { E1: 0, E2: 16000 }, 'full after 30 s below 3 A');
+        assert.equal(site.last!.setpoints.get('E1')!.state, 'idle', 'not a pause for power');
+        // It stays stopped, even with the power there, until the car leaves.
+        site.cars.get('E1')!.draws = 16000;
+        assert.deepEqual(site.run(600_000), { E1: 0, E2: 16000 });
+        site.unplug('E1');
+        site.step();
+        site.plug('E1');
+        assert.deepEqual(site.run(5000), { E1: 16000, E2: 16000 }, 'the next car charges');
+    });
+
+    it('battery save does not stop a car that the manager itself holds below the threshold', () => {
+        // Threshold 10 A; the household leaves E1 only 7 A, and it draws all of it.
+        const site = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 32000 },
+                [evse('E1', { batterySaveThreshold: 10_000 })],
+                [grid],
+            ),
+        );
+        site.plug('E1');
+        site.household = [4000, 4000, 4000];
+        assert.deepEqual(site.run(70_000), { E1: 16000 });
+        site.household = [25000, 25000, 25000];
+        assert.deepEqual(site.run(600_000), { E1: 7000 }, 'charging on at what it gets');
+        // A car that never drew the threshold in this session is not taken for full either.
+        const fresh = new LoopSite(
+            siteConfig(
+                { ...PLAIN, maxTotalCurrent: 32000, underdrawAfterMs: 600_000 },
+                [evse('E1', { batterySaveThreshold: 3000 })],
+                [grid],
+            ),
+        );
+        fresh.plug('E1', 7, 2000);
+        assert.deepEqual(fresh.run(300_000), { E1: 16000 });
+    });
 });

@@ -27,6 +27,10 @@ describe('CM variables', () => {
                 'CM.x',
                 'a'.repeat(65),
                 '__proto__',
+                'NaN',
+                'Infinity',
+                'inf',
+                'INF',
             ]) {
                 assert.throws(
                     () => validateVariableName(name),

@@ -91,8 +91,8 @@ describe('site: formula-valued limits', () => {
             ['process.exit(1)', /max_total_current: bad formula/],
             ['foo * 2', /unknown name 'foo'/],
             ['constructor', /unknown name 'constructor'/],
-            [-5, /whole number from 0 to 10000000, or a formula/],
-            ['12.5', /whole number/],
+            [-5, /a number from 0 to 10000000, or a formula/],
+            ['1e400', /bad formula/],
         ] as const) {
             assert.throws(() => site.setParams({ max_total_current: value }), message);
         }
@@ -110,6 +110,9 @@ describe('site: formula-valued limits', () => {
         const site = new Site({ params: { max_total_current: '25000' } });
         assert.equal(site.params.max_total_current, 25_000);
         assert.equal(site.maxTotalCurrentNow, 25_000);
+        // mA with a fraction (clients that work in floats) are rounded to whole mA
+        assert.equal(site.setParams({ max_total_current: '25000.0' }).max_total_current, 25_000);
+        assert.equal(site.setParams({ max_total_current: 24999.6 }).max_total_current, 25_000);
     });
 });
 
