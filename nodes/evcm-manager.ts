@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
 import { ManagerPersistence, editorStateOf, storeFileFor } from '../lib/cnf/persistence';
+import { notSaved } from '../lib/cnf/errors';
 import { parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
@@ -101,6 +102,8 @@ export = function (RED: NodeAPI) {
                         error: (err as Error).message,
                     }),
                 );
+                // changes still take effect, but no client is told they were saved
+                ctx.setCommitter(() => Promise.reject(notSaved(err)));
             }
         };
         this.ready = open()

@@ -82,12 +82,15 @@ export class CnfContext {
     diagLoggingUntil = 0;
     /** Bumped on every change made through this context (view caches key on it). */
     revision = 0;
+    /** Counts the changes reported for the store (touch with a change). */
+    changes = 0;
     private readonly lastState = new Map<string, number>();
     /** Per wallbox: its state as the reader logic last saw it, and a reader value left from a
      *  session that ended (card#count). */
     private readonly readerState = new Map<string, number>();
     private readonly staleReader = new Map<string, string>();
     private readonly changeListeners = new Set<(change: CnfChange) => void>();
+    private committer: (() => Promise<void>) | undefined;
 
     constructor(
         readonly site: Site,
@@ -235,7 +238,22 @@ export class CnfContext {
     /** Marks a change; with `change`, also tells the listeners what it was (for the store). */
     touch(change?: CnfChange): void {
         this.revision++;
-        if (change) for (const listener of this.changeListeners) listener(change);
+        if (!change) return;
+        this.changes++;
+        for (const listener of this.changeListeners) listener(change);
+    }
+
+    /**
+     * Resolves once every change reported so far is safe on disk; rejects with a 503 CnfError
+     * when it is not saved. Resolves at once without a store.
+     */
+    committed(): Promise<void> {
+        return this.committer ? this.committer() : Promise.resolve();
+    }
+
+    /** Installed by the store's persistence (or by a manager whose store cannot be used). */
+    setCommitter(committer: (() => Promise<void>) | undefined): void {
+        this.committer = committer;
     }
 
     /** Listens to changes that may need saving; returns the unsubscribe function. */
