@@ -2,7 +2,12 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
-import { ManagerPersistence, editorStateOf, storeFileFor } from '../lib/cnf/persistence';
+import {
+    ManagerPersistence,
+    editorStateOf,
+    keptChange,
+    storeFileFor,
+} from '../lib/cnf/persistence';
 import { notSaved } from '../lib/cnf/errors';
 import { parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig } from '../lib/site/editor';
@@ -103,6 +108,7 @@ export = function (RED: NodeAPI) {
                     }),
                 );
                 // changes still take effect, but no client is told they were saved
+                ctx.onChange(keptChange);
                 ctx.setCommitter(() => Promise.reject(notSaved(err)));
             }
         };

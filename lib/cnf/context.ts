@@ -82,14 +82,14 @@ export class CnfContext {
     diagLoggingUntil = 0;
     /** Bumped on every change made through this context (view caches key on it). */
     revision = 0;
-    /** Counts the changes reported for the store (touch with a change). */
+    /** Counts the changes a listener took to keep (see onChange): each waits for committed(). */
     changes = 0;
     private readonly lastState = new Map<string, number>();
     /** Per wallbox: its state as the reader logic last saw it, and a reader value left from a
      *  session that ended (card#count). */
     private readonly readerState = new Map<string, number>();
     private readonly staleReader = new Map<string, string>();
-    private readonly changeListeners = new Set<(change: CnfChange) => void>();
+    private readonly changeListeners = new Set<(change: CnfChange) => boolean>();
     private committer: (() => Promise<void>) | undefined;
 
     constructor(
@@ -239,8 +239,9 @@ export class CnfContext {
     touch(change?: CnfChange): void {
         this.revision++;
         if (!change) return;
-        this.changes++;
-        for (const listener of this.changeListeners) listener(change);
+        let kept = false;
+        for (const listener of this.changeListeners) if (listener(change)) kept = true;
+        if (kept) this.changes++;
     }
 
     /**
@@ -256,8 +257,11 @@ export class CnfContext {
         this.committer = committer;
     }
 
-    /** Listens to changes that may need saving; returns the unsubscribe function. */
-    onChange(listener: (change: CnfChange) => void): () => void {
+    /**
+     * Listens to changes that may need saving; the listener returns whether it keeps the change
+     * (a tmp change is not kept). Returns the unsubscribe function.
+     */
+    onChange(listener: (change: CnfChange) => boolean): () => void {
         this.changeListeners.add(listener);
         return () => this.changeListeners.delete(listener);
     }

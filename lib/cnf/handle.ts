@@ -113,7 +113,8 @@ export async function handleCnf(request: CnfRequest, ctx: CnfContext): Promise<C
             authorization: request.authorization,
             remoteAddress,
         });
-        // A change that is kept across restarts is answered once it is on disk.
+        // A change that is kept across restarts is answered once it is on disk. (A handler that
+        // awaited may have seen another request's change too: it then waits for that commit.)
         if (ctx.changes !== changes) await ctx.committed();
         if (value instanceof RawJson)
             return { status: 200, headers: { ...JSON_HEADERS }, body: value.text };

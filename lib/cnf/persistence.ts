@@ -385,6 +385,14 @@ export async function restoreFromStore(
 
 // ---- saving changes ----
 
+/** Whether a store keeps a change: not one sent with tmp=1, not max_total_cur_prc alone. */
+export function keptChange(change: CnfChange): boolean {
+    if (change.kind === 'params')
+        return !change.tmp && change.names.some((n) => !NOT_PERSISTED_PARAMS.has(n));
+    if (change.kind === 'plan') return !change.tmp;
+    return true;
+}
+
 export interface PersistenceOptions {
     /** Period for saving energy counters (ms). */
     readonly counterSaveMs?: number;
@@ -490,18 +498,24 @@ export class ManagerPersistence {
         }
     }
 
-    /** A change reported by the context: into the store, or remembered as not saved. */
-    private record(change: CnfChange): void {
+    /**
+     * A change reported by the context: into the store, or remembered as not saved. Returns
+     * whether its request has to wait for committed() (not for changes that are not kept).
+     */
+    private record(change: CnfChange): boolean {
         if (this.closing) {
             this.unsaved = new StoreError('STORE_CLOSED', 'the manager is stopping');
-            return;
+            return true;
         }
+        const before = this.store.revision;
         try {
             this.save(change);
         } catch (err) {
             this.unsaved = err;
             this.report(err);
+            return true;
         }
+        return this.store.revision !== before;
     }
 
     /**

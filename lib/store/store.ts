@@ -209,6 +209,11 @@ export class ManagerStore {
         return structuredClone(this.doc);
     }
 
+    /** Counts the changes made to the document (update and setCounters). */
+    get revision(): number {
+        return this.generation;
+    }
+
     /** True while a change has not reached the disk. */
     get pending(): boolean {
         return this.generation > this.writtenGeneration;

@@ -302,6 +302,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.equal((await m.call('cmd=get_users')).status, 401);
         m = await restart(m, editorDef(), 'pw2');
         assert.deepEqual(m.report.replaced, []);
+        await m.ctx.auth.password.ready(); // the editor password is hashed in the background
         assert.equal(m.ctx.auth.password.isSet, true);
         assert.equal((await m.call('cmd=get_users')).status, 401);
         assert.equal((await m.call('cmd=get_users', { password: 'pw2' })).status, 200);
@@ -426,6 +427,24 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.match(problems[0]!.message, /could not be written/);
         assert.equal(site.params.reserve_current, 4000, 'in effect');
         assert.equal(store.pending, true);
+        // what is not kept does not wait for the store, and is answered as usual
+        for (const query of [
+            'cmd=set_params&reserve_current=4100&tmp=1',
+            'cmd=set_cm_vars&name=X&val=1&tmp=1',
+            'cmd=get_params',
+        ]) {
+            const ok = await handleCnf({ method: 'GET', query, remoteAddress: '::1' }, ctx);
+            assert.equal(ok.status, 200, `${query}: ${ok.body}`);
+        }
+        assert.equal(problems.length, 1, 'no write was tried for them');
+        await handleCnf(
+            {
+                method: 'GET',
+                query: 'cmd=set_params&reserve_current=4000&tmp=1',
+                remoteAddress: '::1',
+            },
+            ctx,
+        );
         rmSync(sub);
         mkdirSync(sub);
         // the next change's write takes the earlier one along
