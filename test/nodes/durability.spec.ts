@@ -175,19 +175,25 @@ describe('acknowledged changes survive SIGKILL (real Node-RED)', function () {
             const clients = ledgers.map((ledger, id) =>
                 client(base, id, ledger, unexpected, () => running),
             );
-            // anywhere from the first requests to well into the load
-            const delay = 50 + Math.floor(Math.random() * 1200);
-            await sleep(delay);
+            const answered = () =>
+                ledgers.reduce((n, l) => n + l.ackedAt.variable.size + l.ackedAt.user.size, 0);
+            const loadStart = Date.now();
+            if (Math.random() < 0.2) {
+                // now and then while the first requests are on their way
+                await sleep(Math.floor(Math.random() * 300));
+            } else {
+                // mostly while changes are being answered (however slow the machine is)
+                while (answered() === 0 && Date.now() - loadStart < 10_000) await sleep(5);
+                await sleep(Math.floor(Math.random() * 1000));
+            }
+            const delay = Date.now() - loadStart;
             const killedAt = Date.now();
             await red.kill();
             red = undefined;
             running = false;
             await Promise.all(clients);
             assert.deepEqual(unexpected, [], `kill ${kill}: answers other than "ok"`);
-            totalAcked += ledgers.reduce(
-                (n, l) => n + l.ackedAt.variable.size + l.ackedAt.user.size,
-                0,
-            );
+            totalAcked += answered();
 
             // The file parses and nothing was set aside.
             const files = readdirSync(storeDir);
@@ -249,7 +255,7 @@ describe('acknowledged changes survive SIGKILL (real Node-RED)', function () {
         await red.kill();
         red = undefined;
         assert.ok(
-            totalAcked > KILLS * 20,
+            totalAcked >= KILLS,
             `the clients made progress (${totalAcked} changes answered)`,
         );
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
