@@ -504,6 +504,7 @@ export class ManagerPersistence {
      */
     private record(change: CnfChange): boolean {
         if (this.closing) {
+            if (!keptChange(change)) return false;
             this.unsaved = new StoreError('STORE_CLOSED', 'the manager is stopping');
             return true;
         }

@@ -523,6 +523,8 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         const r = await m.call('cmd=set_params&reserve_current=2500');
         assert.equal(r.status, 503);
         assert.equal(JSON.parse(r.body), 'change not saved: the manager is stopping');
+        const tmp = await m.call('cmd=set_params&reserve_current=2600&tmp=1');
+        assert.equal(tmp.status, 200, 'a tmp=1 change is not to be saved anyway');
         assert.equal((await m.call('cmd=get_params')).status, 200, 'reads are answered');
         const saved = JSON.parse(readFileSync(file, 'utf8')) as StoreDocument;
         assert.equal(saved.params.reserve_current, undefined);
