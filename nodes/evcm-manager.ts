@@ -3,7 +3,13 @@ import { dirname } from 'node:path';
 import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
 import { diagFileFor } from '../lib/cnf/diag-log';
-import { ManagerPersistence, editorStateOf, storeFileFor } from '../lib/cnf/persistence';
+import {
+    ManagerPersistence,
+    editorStateOf,
+    keptChange,
+    storeFileFor,
+} from '../lib/cnf/persistence';
+import { notSaved } from '../lib/cnf/errors';
 import { parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
@@ -105,6 +111,9 @@ export = function (RED: NodeAPI) {
                         error: (err as Error).message,
                     }),
                 );
+                // changes still take effect, but no client is told they were saved
+                ctx.onChange(keptChange);
+                ctx.setCommitter(() => Promise.reject(notSaved(err)));
             }
         };
         this.ready = open()

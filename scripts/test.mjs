@@ -1,5 +1,5 @@
 // npm test: install if needed, build, lint, run every test; the last line is "N passed, N failed".
-// `--long` multiplies the generated cases of the property tests.
+// `--long` multiplies the generated cases of the property tests and runs the long crash loops.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +30,10 @@ if (lintFailures) console.error(`lint: ${lintFailures} check(s) failed`);
 const summaryFile = join(root, '.test-summary.json');
 rmSync(summaryFile, { force: true });
 const env = { ...process.env, EVCM_TEST_SUMMARY: summaryFile };
-if (long) env.EVCM_PROPERTY_SCALE = env.EVCM_PROPERTY_SCALE ?? '20';
+if (long) {
+    env.EVCM_PROPERTY_SCALE = env.EVCM_PROPERTY_SCALE ?? '20';
+    env.EVCM_TEST_LONG = '1';
+}
 
 // Mocha runs without --exit so that a leaked socket or timer shows up: if it has not exited
 // 15 s after its last test, that is reported as a failure instead of hanging CI.

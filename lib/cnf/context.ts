@@ -91,12 +91,15 @@ export class CnfContext {
     readonly diag: DiagLog;
     /** Bumped on every change made through this context (view caches key on it). */
     revision = 0;
+    /** Counts the changes a listener took to keep (see onChange): each waits for committed(). */
+    changes = 0;
     private readonly lastState = new Map<string, number>();
     /** Per wallbox: its state as the reader logic last saw it, and a reader value left from a
      *  session that ended (card#count). */
     private readonly readerState = new Map<string, number>();
     private readonly staleReader = new Map<string, string>();
-    private readonly changeListeners = new Set<(change: CnfChange) => void>();
+    private readonly changeListeners = new Set<(change: CnfChange) => boolean>();
+    private committer: (() => Promise<void>) | undefined;
     private readonly offCycle: () => void;
 
     constructor(
@@ -270,11 +273,30 @@ export class CnfContext {
     /** Marks a change; with `change`, also tells the listeners what it was (for the store). */
     touch(change?: CnfChange): void {
         this.revision++;
-        if (change) for (const listener of this.changeListeners) listener(change);
+        if (!change) return;
+        let kept = false;
+        for (const listener of this.changeListeners) if (listener(change)) kept = true;
+        if (kept) this.changes++;
     }
 
-    /** Listens to changes that may need saving; returns the unsubscribe function. */
-    onChange(listener: (change: CnfChange) => void): () => void {
+    /**
+     * Resolves once every change reported so far is safe on disk; rejects with a 503 CnfError
+     * when it is not saved. Resolves at once without a store.
+     */
+    committed(): Promise<void> {
+        return this.committer ? this.committer() : Promise.resolve();
+    }
+
+    /** Installed by the store's persistence (or by a manager whose store cannot be used). */
+    setCommitter(committer: (() => Promise<void>) | undefined): void {
+        this.committer = committer;
+    }
+
+    /**
+     * Listens to changes that may need saving; the listener returns whether it keeps the change
+     * (a tmp change is not kept). Returns the unsubscribe function.
+     */
+    onChange(listener: (change: CnfChange) => boolean): () => void {
         this.changeListeners.add(listener);
         return () => this.changeListeners.delete(listener);
     }

@@ -3,6 +3,7 @@
 import { ModbusError } from '../modbus/errors';
 import { FormulaError, VariableError } from '../rules/errors';
 import { SiteConfigError } from '../site/site';
+import { StoreError } from '../store/errors';
 
 export class CnfError extends Error {
     override readonly name = 'CnfError';
@@ -20,6 +21,23 @@ export class CnfError extends Error {
 export const badRequest = (message: string): CnfError => new CnfError(400, message);
 export const notFound = (message: string): CnfError => new CnfError(404, message);
 export const unknownDevice = (): CnfError => new CnfError(404, 'unknown device');
+
+/**
+ * A change that is in effect but not on disk: the store refused it or its write failed. The
+ * reason is short and names no path (the client learns nothing about the host's files).
+ */
+export function notSaved(err: unknown): CnfError {
+    const code = err instanceof StoreError ? err.code : undefined;
+    // errno of the failed file operation: the StoreError's cause, or the error itself
+    const errno = ((code ? (err as Error).cause : err) as NodeJS.ErrnoException | undefined)?.code;
+    const reason =
+        code === 'STORE_CLOSED'
+            ? 'the manager is stopping'
+            : code === 'STORE_INVALID'
+              ? 'the store refused it'
+              : `the store cannot be written${typeof errno === 'string' ? ` (${errno})` : ''}`;
+    return new CnfError(503, `change not saved: ${reason}`);
+}
 
 /** A Modbus failure as the client sees it: the vendor's words for bad requests, 502/504 for silence. */
 export function fromModbusError(err: ModbusError): CnfError {

@@ -1,7 +1,8 @@
 // handleCnf: one /cnf request → {status, headers, body}. Pure with respect to HTTP: the evcm-cnf
 // node only adapts Express to it. Order: parse → find the command → authorise → validate →
-// handle; every failure becomes a short vendor-style JSON string with a 4xx status (5xx only for
-// a device that does not answer), never a stack trace.
+// handle → commit; every failure becomes a short vendor-style JSON string with a 4xx status (5xx
+// only for a device that does not answer or a change that could not be saved), never a stack
+// trace.
 import { COMMANDS, type AuthLevel, type CommandDef } from './commands';
 import type { CnfContext } from './context';
 import { badRequest, CnfError, notFound, toCnfError } from './errors';
@@ -103,6 +104,7 @@ export async function handleCnf(request: CnfRequest, ctx: CnfContext): Promise<C
             );
             return { status: 200, headers: { ...JSON_HEADERS }, body: text };
         }
+        const changes = ctx.changes;
         const value = await def.handler({
             ctx,
             q,
@@ -111,6 +113,9 @@ export async function handleCnf(request: CnfRequest, ctx: CnfContext): Promise<C
             authorization: request.authorization,
             remoteAddress,
         });
+        // A change that is kept across restarts is answered once it is on disk. (A handler that
+        // awaited may have seen another request's change too: it then waits for that commit.)
+        if (ctx.changes !== changes) await ctx.committed();
         if (value instanceof RawJson)
             return { status: 200, headers: { ...JSON_HEADERS }, body: value.text };
         return respond(200, value);

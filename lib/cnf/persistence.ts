@@ -2,7 +2,8 @@
 //
 // On start the stored changes are reconciled with the editor config (the later intent wins per
 // item) and applied before the site runs; afterwards every change made through /cnf or flow nodes
-// is written to the store as it happens, energy counters periodically and on close.
+// is written to the store and on disk before it is acknowledged; energy counters and budget usage
+// periodically, with every write, and on close.
 //
 // What is kept: parameters set without tmp (never max_total_cur_prc), devices added, changed or
 // deleted, users with their RFIDs, the saved set of CM variables, the admin password (scrypt hash),
@@ -30,9 +31,11 @@ import {
     type StoreDocument,
     type StoredUser,
 } from '../store/schema';
+import { StoreError } from '../store/errors';
 import type { ManagerStore } from '../store/store';
 import { hashPasswordForStore, verifyStoredPassword, type ScryptCost } from './auth';
 import type { CnfChange, CnfContext } from './context';
+import { notSaved } from './errors';
 
 /** What the editor (the deployed flow) says, for the precedence rule. */
 export interface EditorState {
@@ -382,6 +385,14 @@ export async function restoreFromStore(
 
 // ---- saving changes ----
 
+/** Whether a store keeps a change: not one sent with tmp=1, not max_total_cur_prc alone. */
+export function keptChange(change: CnfChange): boolean {
+    if (change.kind === 'params')
+        return !change.tmp && change.names.some((n) => !NOT_PERSISTED_PARAMS.has(n));
+    if (change.kind === 'plan') return !change.tmp;
+    return true;
+}
+
 export interface PersistenceOptions {
     /** Period for saving energy counters (ms). */
     readonly counterSaveMs?: number;
@@ -390,13 +401,19 @@ export interface PersistenceOptions {
     readonly scrypt?: ScryptCost;
 }
 
-/** Saves every change made through the context to the store, from restore to close. */
+/**
+ * Saves every change made through the context to the store, from restore to close, and answers
+ * the context's committed(): a change is acknowledged once the write that holds it is on disk.
+ * A change whose write fails stays in effect and pending, is retried with the next write (at the
+ * latest on the next counter save), and its request is told it is not saved.
+ */
 export class ManagerPersistence {
-    private readonly offChange: () => void;
     private readonly offCycle: () => void;
     private readonly offError: () => void;
     private readonly timer: ReturnType<typeof setInterval>;
     private closing: Promise<void> | undefined;
+    /** A change that did not reach the store: the next committed() says it is not saved. */
+    private unsaved: unknown;
 
     private constructor(
         private readonly ctx: CnfContext,
@@ -405,15 +422,20 @@ export class ManagerPersistence {
         readonly counters: EnergyCounters,
         private readonly options: PersistenceOptions,
     ) {
-        this.offChange = ctx.onChange((change) => this.guard(() => this.save(change)));
+        // Listens as long as the context lives: a change after close is refused as not saved.
+        ctx.onChange((change) => this.record(change));
+        ctx.setCommitter(() => this.committed());
         this.offCycle = ctx.site.manager.events.on('cycle', () => {
             if (counters.update()) ctx.touch();
         });
         this.offError = store.onError((err) => options.onProblem(err));
-        this.timer = setInterval(
-            () => this.guard(() => this.saveCounters()),
-            options.counterSaveMs ?? COUNTER_SAVE_MS,
-        );
+        // Energy counters and budget usage ride along with every write.
+        store.setBeforeWrite(() => this.guard(() => this.saveCounters()));
+        this.timer = setInterval(() => {
+            this.guard(() => this.saveCounters());
+            // also retries a write that failed when no change has come since
+            store.commit().catch(() => undefined);
+        }, options.counterSaveMs ?? COUNTER_SAVE_MS);
         this.timer.unref?.();
     }
 
@@ -437,21 +459,18 @@ export class ManagerPersistence {
      * budget usage of users and cards.
      */
     saveCounters(): void {
+        const saved = this.store.document;
         const budgets = this.ctx.budgets.snapshot();
-        if (JSON.stringify(budgets) !== JSON.stringify(this.store.document.budgets ?? {})) {
-            this.store.update((doc) => {
-                doc.budgets = budgets;
-            });
-        }
+        const budgetsChanged = JSON.stringify(budgets) !== JSON.stringify(saved.budgets ?? {});
         const snapshot = this.counters.snapshot();
-        const saved = this.store.document.counters;
         const changed = Object.entries(snapshot).filter(
             ([devId, c]) =>
-                saved[devId]?.total_energy !== c.total_energy ||
-                saved[devId]?.own_energy !== c.own_energy,
+                saved.counters[devId]?.total_energy !== c.total_energy ||
+                saved.counters[devId]?.own_energy !== c.own_energy,
         );
-        if (!changed.length) return;
+        if (!budgetsChanged && !changed.length) return;
         this.store.update((doc) => {
+            if (budgetsChanged) doc.budgets = budgets;
             for (const [devId, c] of changed)
                 doc.counters[devId] = { ...doc.counters[devId], ...c };
         });
@@ -460,11 +479,12 @@ export class ManagerPersistence {
     /** Saves the counters, writes what is pending and stops listening. Never rejects. */
     close(): Promise<void> {
         this.closing ??= (async () => {
-            this.offChange();
             this.offCycle();
             clearInterval(this.timer);
+            this.store.setBeforeWrite(undefined);
             this.guard(() => this.saveCounters());
-            await this.store.close().catch((err: unknown) => this.report(err));
+            // a failed write has reached onProblem through onError
+            await this.store.close().catch(() => undefined);
             this.offError();
         })();
         return this.closing;
@@ -475,6 +495,44 @@ export class ManagerPersistence {
             this.options.onProblem(err instanceof Error ? err : new Error(String(err)));
         } catch {
             // a reporter that fails must not stop the caller
+        }
+    }
+
+    /**
+     * A change reported by the context: into the store, or remembered as not saved. Returns
+     * whether its request has to wait for committed() (not for changes that are not kept).
+     */
+    private record(change: CnfChange): boolean {
+        if (this.closing) {
+            if (!keptChange(change)) return false;
+            this.unsaved = new StoreError('STORE_CLOSED', 'the manager is stopping');
+            return true;
+        }
+        const before = this.store.revision;
+        try {
+            this.save(change);
+        } catch (err) {
+            this.unsaved = err;
+            this.report(err);
+            return true;
+        }
+        return this.store.revision !== before;
+    }
+
+    /**
+     * Resolves once the changes made so far are on disk; rejects with a 503 CnfError when one of
+     * them did not reach the store or its write failed.
+     */
+    private async committed(): Promise<void> {
+        // changes made before close are in close's final write
+        if (this.closing) await this.closing;
+        const unsaved = this.unsaved;
+        this.unsaved = undefined;
+        if (unsaved !== undefined) throw notSaved(unsaved);
+        try {
+            await this.store.commit();
+        } catch (err) {
+            throw notSaved(err);
         }
     }
 

@@ -3,8 +3,11 @@
 // directory itself is flushed so that the rename survives a power cut. A reader therefore sees
 // either the old or the new file, never a torn one.
 
-import { open, readdir, rename, unlink } from 'node:fs/promises';
+import * as fsPromises from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/** The file operations a write uses: node:fs/promises, or a wrapper that records them (tests). */
+export type AtomicFileSystem = Pick<typeof fsPromises, 'open' | 'rename' | 'unlink'>;
 
 let tempCounter = 0;
 
@@ -13,10 +16,10 @@ function tempPrefix(file: string): string {
 }
 
 /** Flushes a directory entry table; not possible on every platform (Windows), so best effort. */
-async function syncDirectory(dir: string): Promise<void> {
+async function syncDirectory(fs: AtomicFileSystem, dir: string): Promise<void> {
     let handle;
     try {
-        handle = await open(dir, 'r');
+        handle = await fs.open(dir, 'r');
         await handle.sync();
     } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -27,23 +30,27 @@ async function syncDirectory(dir: string): Promise<void> {
 }
 
 /** Replaces `file` with `data` atomically and durably (temp file, fsync, rename, fsync dir). */
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
+export async function writeFileAtomic(
+    file: string,
+    data: string,
+    fs: AtomicFileSystem = fsPromises,
+): Promise<void> {
     const dir = dirname(file);
     const temp = join(dir, `${tempPrefix(file)}${process.pid}-${++tempCounter}`);
     try {
-        const handle = await open(temp, 'w', 0o600);
+        const handle = await fs.open(temp, 'w', 0o600);
         try {
             await handle.writeFile(data, 'utf8');
             await handle.sync();
         } finally {
             await handle.close();
         }
-        await rename(temp, file);
+        await fs.rename(temp, file);
     } catch (err) {
-        await unlink(temp).catch(() => undefined);
+        await fs.unlink(temp).catch(() => undefined);
         throw err;
     }
-    await syncDirectory(dir);
+    await syncDirectory(fs, dir);
 }
 
 /** Deletes temporary files left by writes that were interrupted (a crash between open and rename). */
@@ -52,13 +59,13 @@ export async function removeStaleTempFiles(file: string): Promise<void> {
     const prefix = tempPrefix(file);
     let entries: string[];
     try {
-        entries = await readdir(dir);
+        entries = await fsPromises.readdir(dir);
     } catch {
         return;
     }
     await Promise.all(
         entries
             .filter((name) => name.startsWith(prefix))
-            .map((name) => unlink(join(dir, name)).catch(() => undefined)),
+            .map((name) => fsPromises.unlink(join(dir, name)).catch(() => undefined)),
     );
 }

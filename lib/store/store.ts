@@ -1,17 +1,20 @@
 // The persistent store of one manager (DESIGN §6): a JSON document in one file, loaded once,
-// changed in memory, written back debounced and atomically.
+// changed in memory, written back atomically and durably.
 //
 // - Loading migrates older versions and validates the whole document. A file that cannot be
 //   read, parsed, migrated or validated is renamed aside (`<file>.corrupt-<time>`), reported in
 //   `loadReport`, and the manager starts from an empty document: nothing is lost silently.
-// - A burst of changes becomes one write: the first change starts a timer, later ones ride along.
+// - commit() resolves once every change made before the call is on disk (file and directory
+//   fsynced). Commits group: while a write is in flight, the changes made meanwhile collect and
+//   go out together in the next write, so many callers share one fsync.
+// - Changes nobody commits (periodic counter saves) are written after a debounce time.
 // - Writes are serialised: one at a time, never two renames racing.
 // - Energy counters never go down: neither a change nor a save lowers a counter below the value
 //   held in memory or on disk.
 
 import { readFile, rename, stat } from 'node:fs/promises';
 import { z } from 'zod';
-import { removeStaleTempFiles, writeFileAtomic } from './atomic-file';
+import { removeStaleTempFiles, writeFileAtomic, type AtomicFileSystem } from './atomic-file';
 import { StoreError } from './errors';
 import { migrateDocument, MIGRATIONS, type Migration } from './migrations';
 import {
@@ -31,6 +34,8 @@ export interface StoreOptions {
     readonly now?: () => number;
     /** Migration steps (tests use their own). */
     readonly migrations?: Readonly<Record<number, Migration>>;
+    /** File operations for writes (tests record them); node:fs/promises by default. */
+    readonly fileSystem?: AtomicFileSystem;
 }
 
 export const DEFAULT_DEBOUNCE_MS = 500;
@@ -130,18 +135,33 @@ async function load(
     return { doc: parsed.data, fromVersion };
 }
 
+/** A caller of commit() waiting for the write that holds its changes. */
+interface CommitWaiter {
+    readonly generation: number;
+    resolve(): void;
+    reject(err: StoreError): void;
+}
+
 export class ManagerStore {
     private doc: StoreDocument;
     /** Counters as last read from or written to the file. */
     private countersOnDisk: Counters;
-    private dirty = false;
+    /** Devices whose counters were set explicitly since the write in flight took its copy. */
+    private countersSetSinceWrite = new Set<string>();
+    /** Bumped by every change; a write records the generation it holds. */
+    private generation = 0;
+    /** The newest generation that is on disk. */
+    private writtenGeneration = 0;
     private closed = false;
     private closing: Promise<void> | undefined;
     private timer: ReturnType<typeof setTimeout> | undefined;
-    /** Tail of the write queue; always settles (failures are reported separately). */
-    private writing: Promise<void> = Promise.resolve();
+    private waiters: CommitWaiter[] = [];
+    /** The write loop while it runs (one at a time). */
+    private writing: Promise<void> | undefined;
+    private beforeWrite: (() => void) | undefined;
     private readonly errorListeners = new Set<(err: StoreError) => void>();
     private readonly debounceMs: number;
+    private readonly fileSystem: AtomicFileSystem | undefined;
 
     private constructor(
         readonly file: string,
@@ -152,6 +172,7 @@ export class ManagerStore {
         this.doc = doc;
         this.countersOnDisk = structuredClone(doc.counters);
         this.debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+        this.fileSystem = options.fileSystem;
     }
 
     /** Loads (or starts) the store in `file`. Never fails because of the file's content. */
@@ -188,14 +209,20 @@ export class ManagerStore {
         return structuredClone(this.doc);
     }
 
+    /** Counts the changes made to the document (update and setCounters). */
+    get revision(): number {
+        return this.generation;
+    }
+
     /** True while a change has not reached the disk. */
     get pending(): boolean {
-        return this.dirty;
+        return this.generation > this.writtenGeneration;
     }
 
     /**
      * Changes the document, all or nothing: `change` edits a copy, which must pass the schema
-     * (STORE_INVALID otherwise, and nothing changes). The write follows after the debounce time.
+     * (STORE_INVALID otherwise, and nothing changes). The write follows with the next commit, at
+     * the latest after the debounce time.
      */
     update(change: (doc: StoreDocument) => void): void {
         if (this.closed) throw new StoreError('STORE_CLOSED', `store ${this.file} is closed`);
@@ -213,10 +240,11 @@ export class ManagerStore {
         }
         keepCountersMonotonic(parsed.data.counters, this.doc.counters);
         this.doc = parsed.data;
-        this.dirty = true;
+        this.generation++;
         this.timer ??= setTimeout(() => {
             this.timer = undefined;
-            this.write().catch((err: unknown) => this.report(err));
+            // a failed write is reported to the error listeners by the write loop
+            this.commit().catch(() => undefined);
         }, this.debounceMs);
     }
 
@@ -233,15 +261,35 @@ export class ManagerStore {
         const parsed = CountersSchema.parse(counters);
         this.doc.counters[devId] = parsed;
         delete this.countersOnDisk[devId];
+        this.countersSetSinceWrite.add(devId);
     }
 
-    /** Resolves once every change made before the call is on disk; rejects with STORE_WRITE. */
-    async flush(): Promise<void> {
-        if (this.timer) {
-            clearTimeout(this.timer);
-            this.timer = undefined;
-        }
-        await this.write();
+    /**
+     * Resolves once every change made before the call is on disk: written to a temporary file,
+     * fsynced, renamed over the store and the directory fsynced. Rejects with STORE_WRITE when
+     * the write that holds the changes fails; the changes stay pending and go out with the next
+     * write. Calls made while a write is in flight share the next write.
+     */
+    commit(): Promise<void> {
+        if (!this.pending) return Promise.resolve();
+        return new Promise<void>((resolve, reject) => {
+            this.waiters.push({ generation: this.generation, resolve, reject });
+            this.writing ??= this.drain();
+        });
+    }
+
+    /** commit() at once, without waiting for the debounce time of changes made before. */
+    flush(): Promise<void> {
+        return this.commit();
+    }
+
+    /**
+     * Called just before each write takes its copy of the document: the place to add state that
+     * changes all the time and is saved only when a write goes out anyway (energy counters).
+     * Not called for a write after close().
+     */
+    setBeforeWrite(hook: (() => void) | undefined): void {
+        this.beforeWrite = hook;
     }
 
     /** Writes what is pending and refuses further changes. */
@@ -265,29 +313,57 @@ export class ManagerStore {
         for (const listener of this.errorListeners) listener(error);
     }
 
-    /** Queues one write behind any running one; it writes only if something is pending then. */
-    private write(): Promise<void> {
-        const run = this.writing.then(() => this.writeNow());
-        this.writing = run.catch(() => undefined);
-        return run;
+    /**
+     * Writes until nobody waits: each write holds every change made before it started, and
+     * settles the commits those changes belong to. Each failed write is reported once.
+     */
+    private async drain(): Promise<void> {
+        while (this.waiters.length) {
+            const { generation, error } = await this.writeOnce();
+            const settled = this.waiters.filter((w) => w.generation <= generation);
+            this.waiters = this.waiters.filter((w) => w.generation > generation);
+            for (const waiter of settled) {
+                if (error) waiter.reject(error);
+                else waiter.resolve();
+            }
+        }
+        this.writing = undefined;
     }
 
-    private async writeNow(): Promise<void> {
-        if (!this.dirty) return;
+    /** One write of the whole document; returns the generation it held and how it ended. */
+    private async writeOnce(): Promise<{ generation: number; error?: StoreError }> {
+        if (!this.closed && this.beforeWrite) {
+            try {
+                this.beforeWrite();
+            } catch (err) {
+                this.report(err);
+            }
+        }
+        // This write takes every change made so far: a debounced write for them is not needed.
+        if (this.timer) {
+            clearTimeout(this.timer);
+            this.timer = undefined;
+        }
         keepCountersMonotonic(this.doc.counters, this.countersOnDisk);
         const doc = this.doc;
-        this.dirty = false;
+        const generation = this.generation;
+        this.countersSetSinceWrite.clear();
         try {
-            await writeFileAtomic(this.file, JSON.stringify(doc, null, 2) + '\n');
+            await writeFileAtomic(this.file, JSON.stringify(doc, null, 2) + '\n', this.fileSystem);
         } catch (err) {
-            this.dirty = true;
-            throw new StoreError(
+            const error = new StoreError(
                 'STORE_WRITE',
                 `store ${this.file} could not be written: ${(err as Error).message}`,
                 { cause: err },
             );
+            this.report(error);
+            return { generation, error };
         }
-        // Later changes replace this.doc by a new object, so `doc` is exactly what was written.
+        this.writtenGeneration = Math.max(this.writtenGeneration, generation);
+        // Later changes replace this.doc by a new object, so `doc` is exactly what was written;
+        // a counter set explicitly meanwhile must not get the written value as its floor.
         this.countersOnDisk = structuredClone(doc.counters);
+        for (const devId of this.countersSetSinceWrite) delete this.countersOnDisk[devId];
+        return { generation };
     }
 }

@@ -15,7 +15,7 @@ export interface NodeRedProcess {
     /** Everything Node-RED logged so far. */
     log(): string;
     stop(): Promise<void>;
-    /** SIGKILL by PID: Node-RED dies at once and no close handler runs; resolves when it is gone. */
+    /** SIGKILL by PID, as a power cut or the OOM killer would end it: nothing runs on the way out. */
     kill(): Promise<void>;
 }
 
@@ -74,6 +74,11 @@ export async function startNodeRed(
         clearTimeout(timer);
         if (ownDir) rmSync(userDir, { recursive: true, force: true });
     };
+    const kill = async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exited;
+        if (ownDir) rmSync(userDir, { recursive: true, force: true });
+    };
     const deadline = Date.now() + 30_000;
     while (!output.includes('Started flows')) {
         if (child.exitCode !== null || Date.now() > deadline) {
@@ -82,10 +87,6 @@ export async function startNodeRed(
         }
         await new Promise((r) => setTimeout(r, 100));
     }
-    const kill = async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        await exited;
-    };
     return {
         url: `http://127.0.0.1:${port}/`,
         userDir,

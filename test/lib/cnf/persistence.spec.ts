@@ -2,7 +2,7 @@
 // not (tmp, max_total_cur_prc), the editor/API precedence per item, and energy counters that
 // never go down. Changes are made through handleCnf, as clients make them.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CnfContext } from '../../../lib/cnf/context';
@@ -302,6 +302,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.equal((await m.call('cmd=get_users')).status, 401);
         m = await restart(m, editorDef(), 'pw2');
         assert.deepEqual(m.report.replaced, []);
+        await m.ctx.auth.password.ready(); // the editor password is hashed in the background
         assert.equal(m.ctx.auth.password.isSet, true);
         assert.equal((await m.call('cmd=get_users')).status, 401);
         assert.equal((await m.call('cmd=get_users', { password: 'pw2' })).status, 200);
@@ -399,7 +400,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.equal(m.store.document.devices.E5?.added, true, 'still in the store');
     });
 
-    it('a write that fails is reported, the change stays in force and is written later', async () => {
+    it('a write that fails is reported and answered 503; the change stays in force and is written later', async () => {
         const problems: Error[] = [];
         const users = parseUsersText(editorDef().users);
         const site = new Site(parseManagerConfig(editorDef()));
@@ -420,16 +421,113 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
             { method: 'GET', query: 'cmd=set_params&reserve_current=4000', remoteAddress: '::1' },
             ctx,
         );
-        assert.equal(r.status, 200);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        assert.match(problems[0]?.message ?? '', /could not be written/);
-        assert.equal(site.params.reserve_current, 4000);
+        assert.equal(r.status, 503);
+        assert.equal(JSON.parse(r.body), 'change not saved: the store cannot be written (ENOTDIR)');
+        assert.equal(problems.length, 1, 'one failed write, reported once');
+        assert.match(problems[0]!.message, /could not be written/);
+        assert.equal(site.params.reserve_current, 4000, 'in effect');
+        assert.equal(store.pending, true);
+        // what is not kept does not wait for the store, and is answered as usual
+        for (const query of [
+            'cmd=set_params&reserve_current=4100&tmp=1',
+            'cmd=set_cm_vars&name=X&val=1&tmp=1',
+            'cmd=get_params',
+        ]) {
+            const ok = await handleCnf({ method: 'GET', query, remoteAddress: '::1' }, ctx);
+            assert.equal(ok.status, 200, `${query}: ${ok.body}`);
+        }
+        assert.equal(problems.length, 1, 'no write was tried for them');
+        await handleCnf(
+            {
+                method: 'GET',
+                query: 'cmd=set_params&reserve_current=4000&tmp=1',
+                remoteAddress: '::1',
+            },
+            ctx,
+        );
         rmSync(sub);
         mkdirSync(sub);
-        await persistence.close();
-        await site.stop();
+        // the next change's write takes the earlier one along
+        const next = await handleCnf(
+            { method: 'GET', query: 'cmd=set_params&title=Home', remoteAddress: '::1' },
+            ctx,
+        );
+        assert.equal(next.status, 200, next.body);
         const saved = JSON.parse(readFileSync(join(sub, 'mgr1.json'), 'utf8')) as StoreDocument;
         assert.equal(saved.params.reserve_current, 4000);
+        assert.equal(saved.params.title, 'Home');
+        await persistence.close();
+        await site.stop();
+    });
+
+    it('a change is answered only once it is on disk', async () => {
+        const m = await start();
+        const r = await m.call('cmd=set_cm_vars&name=AVAIL&val=42');
+        assert.equal(r.status, 200);
+        // read at the moment of the answer, without close or flush
+        const saved = JSON.parse(readFileSync(file, 'utf8')) as StoreDocument;
+        assert.deepEqual(saved.variables, [{ name: 'AVAIL', expr: 42 }]);
+        assert.equal(m.store.pending, false);
+        await m.json('cmd=set_user', { body: { id: '1001', name: 'Anna B.' } });
+        const users = (JSON.parse(readFileSync(file, 'utf8')) as StoreDocument).users;
+        assert.equal(users.find((u) => u.id === '1001')?.name, 'Anna B.');
+    });
+
+    it('energy totals and budget usage ride along with a change; alone they wait for the periodic save', async () => {
+        const m = await start();
+        await m.store.flush(); // the write after the start (baselines) is done
+        await m.json('cmd=set_ajax_evse&dev_id=E1&state=1&total_energy=5000');
+        m.persistence.counters.update(); // what every control cycle does
+        const session = { key: 'user:1001', budget: { unit: 'kwh', amount: 10, reset: 'once' } };
+        m.ctx.budgets.record('E1', session as never, Date.now(), {
+            charging: true,
+            powerW: 11_000,
+            energyWh: 0,
+        });
+        m.ctx.budgets.record('E1', session as never, Date.now() + 60_000, {
+            charging: true,
+            powerW: 11_000,
+            energyWh: 700,
+        });
+        await new Promise((resolve) => setTimeout(resolve, 50)); // beyond the debounce time
+        const before = existsSync(file)
+            ? (JSON.parse(readFileSync(file, 'utf8')) as StoreDocument)
+            : undefined;
+        assert.equal(before?.counters.E1?.total_energy, undefined, 'no write of its own');
+        await m.json('cmd=set_params&title=Home');
+        const saved = JSON.parse(readFileSync(file, 'utf8')) as StoreDocument;
+        assert.equal(saved.counters.E1?.total_energy, 5000);
+        assert.equal(saved.budgets?.['user:1001']?.usedWh, 700);
+    });
+
+    it('without a store the answer is not delayed', async () => {
+        const site = new Site(parseManagerConfig(editorDef()));
+        const ctx = new CnfContext(site, { scrypt: TEST_SCRYPT });
+        try {
+            let turned = false;
+            setImmediate(() => (turned = true));
+            const r = await handleCnf(
+                { method: 'GET', query: 'cmd=set_cm_vars&name=A&val=1', remoteAddress: '::1' },
+                ctx,
+            );
+            assert.equal(r.status, 200);
+            assert.equal(turned, false, 'answered before the event loop turned: no I/O waited for');
+        } finally {
+            await site.stop();
+        }
+    });
+
+    it('a change after the store is closed is answered as not saved', async () => {
+        const m = await start();
+        await m.persistence.close();
+        const r = await m.call('cmd=set_params&reserve_current=2500');
+        assert.equal(r.status, 503);
+        assert.equal(JSON.parse(r.body), 'change not saved: the manager is stopping');
+        const tmp = await m.call('cmd=set_params&reserve_current=2600&tmp=1');
+        assert.equal(tmp.status, 200, 'a tmp=1 change is not to be saved anyway');
+        assert.equal((await m.call('cmd=get_params')).status, 200, 'reads are answered');
+        const saved = JSON.parse(readFileSync(file, 'utf8')) as StoreDocument;
+        assert.equal(saved.params.reserve_current, undefined);
     });
 
     it('keeps the vendor device fields, string user ids and partial user changes across a restart', async () => {

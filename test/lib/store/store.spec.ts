@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import * as fsp from 'node:fs/promises';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeStaleTempFiles, writeFileAtomic } from '../../../lib/store/atomic-file';
+import {
+    removeStaleTempFiles,
+    writeFileAtomic,
+    type AtomicFileSystem,
+} from '../../../lib/store/atomic-file';
 import { StoreError } from '../../../lib/store/errors';
 import { migrateDocument, type Migration } from '../../../lib/store/migrations';
 import { emptyDocument, STORE_VERSION, type StoreDocument } from '../../../lib/store/schema';
@@ -178,6 +183,135 @@ describe('manager store', () => {
             await mkdir(dir);
             await store.flush();
             assert.equal((await onDisk()).params.title, 'waiting');
+        });
+    });
+
+    describe('group commit', () => {
+        /**
+         * The real file system, with every step of every write recorded in order: the content a
+         * temporary file got, its fsync, the rename and the directory's fsync.
+         */
+        function recordingFs(log: string[], writes: string[]): AtomicFileSystem {
+            return {
+                async open(path, flags, mode) {
+                    const handle = await fsp.open(path, flags, mode);
+                    const isDir = flags === 'r';
+                    let write = -1;
+                    return {
+                        async writeFile(data: string, encoding: BufferEncoding) {
+                            write = writes.push(data) - 1;
+                            await handle.writeFile(data, encoding);
+                        },
+                        async sync() {
+                            await handle.sync();
+                            log.push(isDir ? 'dir-sync' : `file-sync ${write}`);
+                        },
+                        close: () => handle.close(),
+                    } as unknown as fsp.FileHandle;
+                },
+                async rename(from, to) {
+                    await fsp.rename(from, to);
+                    log.push('rename');
+                },
+                unlink: (path) => fsp.unlink(path),
+            };
+        }
+
+        it('concurrent commits share writes, and each resolves only after its write and the directory are fsynced', async () => {
+            const log: string[] = [];
+            const writes: string[] = [];
+            const store = await openStore({
+                debounceMs: 60_000,
+                fileSystem: recordingFs(log, writes),
+            });
+            const BURSTS = 6;
+            const PER_BURST = 10;
+            const commits: Promise<void>[] = [];
+            for (let burst = 0; burst < BURSTS; burst++) {
+                for (let j = 0; j < PER_BURST; j++) {
+                    const name = `v${burst * PER_BURST + j}`;
+                    store.update((doc) => void doc.variables.push({ name, expr: 1 }));
+                    commits.push(store.commit().then(() => void log.push(`resolved ${name}`)));
+                }
+                await sleep(1);
+            }
+            await Promise.all(commits);
+
+            const changes = BURSTS * PER_BURST;
+            assert.ok(
+                writes.length < changes / 2,
+                `${writes.length} writes for ${changes} changes`,
+            );
+            assert.ok(writes.length >= 2, 'changes made during a write wait for the next one');
+            for (let i = 0; i < changes; i++) {
+                const name = `v${i}`;
+                const resolvedAt = log.indexOf(`resolved ${name}`);
+                assert.ok(resolvedAt >= 0, `${name} resolved`);
+                // the first write that holds the change, and its steps before the answer
+                const write = writes.findIndex((w) => w.includes(`"${name}"`));
+                assert.ok(write >= 0, `${name} was written`);
+                const synced = log.indexOf(`file-sync ${write}`);
+                assert.ok(synced >= 0 && synced < resolvedAt, `${name}: file fsynced first`);
+                const renamed = log.indexOf('rename', synced);
+                const dirSynced = log.indexOf('dir-sync', renamed);
+                assert.ok(
+                    renamed > synced && dirSynced > renamed && dirSynced < resolvedAt,
+                    `${name}: renamed and directory fsynced before the answer: ${log.join(', ')}`,
+                );
+            }
+            assert.equal((await onDisk()).variables.length, changes);
+            assert.equal(store.pending, false);
+        });
+
+        it('a failed write rejects the commits it held; changes made meanwhile get the next write, which saves both', async () => {
+            const log: string[] = [];
+            const writes: string[] = [];
+            const real = recordingFs(log, writes);
+            let failRename = true;
+            const store = await openStore({
+                debounceMs: 60_000,
+                fileSystem: {
+                    ...real,
+                    async rename(from, to) {
+                        if (failRename) {
+                            failRename = false;
+                            throw Object.assign(new Error('no space left on device'), {
+                                code: 'ENOSPC',
+                            });
+                        }
+                        await real.rename(from, to);
+                    },
+                },
+            });
+            const errors: StoreError[] = [];
+            store.onError((err) => errors.push(err));
+            store.update((doc) => (doc.params.title = 'first'));
+            const first = store.commit();
+            store.update((doc) => (doc.params.reserve_current = 2000)); // while the first is in flight
+            const second = store.commit();
+            await assert.rejects(first, (err: StoreError) => {
+                assert.equal(err.code, 'STORE_WRITE');
+                assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOSPC');
+                return true;
+            });
+            await second;
+            assert.equal(errors.length, 1, 'the failed write is reported once');
+            assert.equal(writes.length, 2);
+            const saved = await onDisk();
+            assert.equal(saved.params.title, 'first', 'retried with the next write');
+            assert.equal(saved.params.reserve_current, 2000);
+            assert.deepEqual(
+                (await readdir(dir)).filter((f) => f.includes('.tmp-')),
+                [],
+                'the failed write left no temporary file',
+            );
+        });
+
+        it('commit resolves at once when nothing is pending', async () => {
+            const log: string[] = [];
+            const store = await openStore({ fileSystem: recordingFs(log, []) });
+            await store.commit();
+            assert.deepEqual(log, []);
         });
     });
 
@@ -410,6 +544,15 @@ describe('manager store', () => {
             await store.flush();
             // own_energy is not a monotonic counter; total_energy is again
             assert.deepEqual((await onDisk()).counters.E1, { total_energy: 1000, own_energy: 10 });
+        });
+        it('an explicit lower value set while a write is in flight is not raised by that write', async () => {
+            const store = await openStore({ debounceMs: 60_000 });
+            store.update((doc) => (doc.counters.E1 = { total_energy: 9000 }));
+            const inFlight = store.commit();
+            store.setCounters('E1', { total_energy: 1000 }); // soft_meter during the write
+            await inFlight;
+            await store.commit();
+            assert.deepEqual((await onDisk()).counters.E1, { total_energy: 1000 });
         });
         it('keeps charging plans, an optional section older version 1 files do not have', async () => {
             await writeFile(file, JSON.stringify(emptyDocument()));
