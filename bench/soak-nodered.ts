@@ -458,7 +458,7 @@ function flow(
             min_pause_time: String(s(120)),
             disable_policy: '0',
             devices: JSON.stringify(devices),
-            users: '[]',
+            userTable: '[]',
             credentials: { adminPassword: ADMIN_PASSWORD },
         },
         {

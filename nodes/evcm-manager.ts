@@ -4,7 +4,7 @@ import type { NodeAPI } from 'node-red';
 import { sharedBusPool } from '../lib/modbus/shared-pool';
 import { ManagerPersistence, editorStateOf, storeFileFor } from '../lib/cnf/persistence';
 import { parseUsersText } from '../lib/cnf/users';
-import { parseManagerConfig } from '../lib/site/editor';
+import { parseManagerConfig, userTableText } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import { ManagerStore } from '../lib/store/store';
 import { cnfContextOf } from './shared/cnf';
@@ -26,7 +26,7 @@ export = function (RED: NodeAPI) {
         this.adminPassword = credentials?.adminPassword ?? '';
         this.users = [];
         try {
-            this.users = parseUsersText(def.users);
+            this.users = parseUsersText(userTableText(def));
             const setup = parseManagerConfig(def);
             this.site = new Site({ ...setup, pool: sharedBusPool() });
         } catch (err) {
