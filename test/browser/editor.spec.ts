@@ -68,12 +68,17 @@ let shots = '';
 async function openEditor(browser: Browser, red: NodeRedProcess, locale = 'en-US') {
     const context = await browser.newContext({ locale, viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
+    // What the editor says about the package's node definitions as it loads them.
+    const said: string[] = [];
+    page.on('console', (m) => {
+        if (/evcm/.test(m.text())) said.push(`${m.type()}: ${m.text()}`);
+    });
     await page.goto(red.url);
     await page.waitForSelector('#red-ui-palette .red-ui-palette-node', { timeout: 30_000 });
     await page.waitForFunction(
         () => document.querySelector('#red-ui-workspace-chart svg') !== null,
     );
-    return { context, page };
+    return { context, page, said };
 }
 
 /** Presses Deploy (and confirms the warning about unused config nodes, if any). */
@@ -217,10 +222,11 @@ describe('editor in a browser', function () {
     describe('the demo flow', () => {
         let red: NodeRedProcess | undefined;
         let page: Page;
+        let said: string[];
 
         before(async () => {
             red = await startNodeRed((await demoFlow()).flow);
-            ({ page } = await openEditor(browser!, red));
+            ({ page, said } = await openEditor(browser!, red));
         });
         after(async () => {
             await page?.context().close();
@@ -239,6 +245,11 @@ describe('editor in a browser', function () {
                 () => RED.nodes.getType('evcm-manager').category as string,
             );
             assert.equal(category, 'config');
+        });
+
+        it('the editor registers every node without a word about them', () => {
+            // e.g. "registerType: evcm-manager: the property "users" is internal"
+            assert.deepEqual(said, []);
         });
 
         it('each edit dialog opens and marks a bad value invalid', async () => {
