@@ -463,7 +463,7 @@ function flow(
             disable_policy: '0',
             devices: JSON.stringify(devices),
             // Known cards for enter_rfid, for no wallbox in particular: none needs authorisation.
-            users: JSON.stringify([
+            userTable: JSON.stringify([
                 { id: '2167520770', name: 'Soak', rfids: SOAK_CARDS.map((id) => ({ id })) },
             ]),
             credentials: { adminPassword: ADMIN_PASSWORD },

@@ -11,7 +11,7 @@ import {
 } from '../lib/cnf/persistence';
 import { notSaved } from '../lib/cnf/errors';
 import { parseUsersText } from '../lib/cnf/users';
-import { parseManagerConfig } from '../lib/site/editor';
+import { parseManagerConfig, userTableText } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import { ManagerStore } from '../lib/store/store';
 import { cnfContextOf } from './shared/cnf';
@@ -33,7 +33,7 @@ export = function (RED: NodeAPI) {
         this.adminPassword = credentials?.adminPassword ?? '';
         this.users = [];
         try {
-            this.users = parseUsersText(def.users);
+            this.users = parseUsersText(userTableText(def));
             const setup = parseManagerConfig(def);
             this.site = new Site({ ...setup, pool: sharedBusPool() });
         } catch (err) {

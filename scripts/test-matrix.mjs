@@ -35,7 +35,7 @@ const nodeVersion = await new Promise((resolve) => {
 });
 console.log(`> runtime matrix: Node-RED ${redVersion} on Node.js ${nodeVersion}`);
 
-// 1. Flow tests (everything under dist/test/nodes) on Node-RED 5.
+// 1. Flow tests (everything under dist/test/nodes) and the editor in a browser on Node-RED 5.
 const summaryFile = join(root, '.test-summary-matrix.json');
 rmSync(summaryFile, { force: true });
 const code = await run(
@@ -51,6 +51,7 @@ const code = await run(
         '30000',
         '--exit',
         'dist/test/nodes/**/*.spec.js',
+        'dist/test/browser/**/*.spec.js',
     ],
     { env: { ...process.env, EVCM_NODE_RED: redPackage, EVCM_TEST_SUMMARY: summaryFile } },
 );

@@ -13,7 +13,7 @@
 
 import { join } from 'node:path';
 import { isEvse, type DeviceEntry } from '../site/schema';
-import { EDITOR_PARAM_FIELDS } from '../site/editor';
+import { EDITOR_PARAM_FIELDS, userTableText } from '../site/editor';
 import {
     ADMIN_PASSWORD_ITEM,
     deviceItem,
@@ -39,7 +39,8 @@ import { notSaved } from './errors';
 
 /** What the editor (the deployed flow) says, for the precedence rule. */
 export interface EditorState {
-    readonly config: EditorConfig & { readonly users: Readonly<Record<string, StoredUser>> };
+    /** `users` is absent when the flow carries no user table: the stored users then all stay. */
+    readonly config: EditorConfig;
     /** The admin password credential in clear text ('' = none). */
     readonly adminPassword: string;
 }
@@ -60,7 +61,9 @@ function editorTable(text: unknown): Record<string, unknown>[] {
 /**
  * The editor's items from the manager node's config as the user wrote them (so that a new default
  * in a later version is not taken for a change): the parameter fields it sets (as saved, strings),
- * its device table entries by dev_id, and its users by id. The config must already have passed
+ * its device table entries by dev_id, and its users by id. A config without a user table (neither
+ * `userTable` nor the older `users`) says nothing about users, which is not the same as an empty
+ * table: no user set through the API gives way to it. The config must already have passed
  * parseManagerConfig and parseUsersText.
  */
 export function editorStateOf(def: Record<string, unknown>, adminPassword: string): EditorState {
@@ -76,8 +79,10 @@ export function editorStateOf(def: Record<string, unknown>, adminPassword: strin
         const { dev_id: devId, ...config } = entry;
         devices[String(devId)] = config as DeviceConfig;
     }
+    const table = userTableText(def);
+    if (table === undefined) return { config: { params, devices }, adminPassword };
     const users: Record<string, StoredUser> = {};
-    for (const user of editorTable(def.users)) users[String(user.id)] = user as StoredUser;
+    for (const user of editorTable(table)) users[String(user.id)] = user as StoredUser;
     return { config: { params, devices, users }, adminPassword };
 }
 
@@ -631,7 +636,7 @@ export class ManagerPersistence {
                     if (at >= 0) doc.users[at] = copy;
                     else doc.users.push(copy);
                     doc.editorBaseline[userItem(user.id)] ??= this.editorHash(
-                        config.users,
+                        config.users ?? {},
                         user.id,
                     );
                 });

@@ -20,6 +20,18 @@ export const EDITOR_PARAM_FIELDS = [
 
 const DevicesText = z.string().max(1_000_000);
 
+/**
+ * The manager's user table as JSON text, or undefined when its configuration carries none. The
+ * editor saves it as `userTable`; flows written before that carry it as `users`, a name Node-RED's
+ * editor reserves for config nodes (it drops the property), so that name is read only when
+ * `userTable` is missing.
+ */
+export function userTableText(def: Record<string, unknown>): string | undefined {
+    if (typeof def.userTable === 'string') return def.userTable;
+    if (typeof def.users === 'string') return def.users;
+    return undefined;
+}
+
 export interface ManagerSetup {
     params: Params;
     devices: DeviceEntry[];

@@ -22,7 +22,7 @@ export interface EditorConfig {
     readonly params: Readonly<Record<string, JsonValue>>;
     /** Devices as set in the editor, by dev_id, in editor order. */
     readonly devices: Readonly<Record<string, DeviceConfig>>;
-    /** Users as set in the editor, by id (absent: the caller does not reconcile users). */
+    /** Users as set in the editor, by id (absent: the editor says nothing about users; every stored user stays). */
     readonly users?: Readonly<Record<string, StoredUser>>;
 }
 
@@ -164,6 +164,8 @@ export function reconcile(editor: EditorConfig, storeDoc: StoreDocument): Reconc
         for (const user of doc.users) {
             if (!has(editorUsers, user.id)) users.push(structuredClone(user));
         }
+    } else {
+        users.push(...structuredClone(doc.users));
     }
 
     const changed = canonicalJson(doc) !== canonicalJson(storeDoc);

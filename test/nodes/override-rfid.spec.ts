@@ -158,7 +158,7 @@ describe('users from the editor', function () {
             { id: '2167520770', name: 'Anna', dev_ids: ['E1'], rfids: [{ id: '4711' }] },
         ]);
         const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
-            n.id === 'm1' ? { ...n, users } : n,
+            n.id === 'm1' ? { ...n, userTable: users } : n,
         );
         await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
         const site = (helper.getNode('m1') as unknown as ManagerNode).site!;
@@ -177,7 +177,7 @@ describe('users from the editor', function () {
             { id: '2167520770', name: 'Anna', dev_ids: ['E1'], rfids: [{ id: '4711' }] },
         ]);
         const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
-            n.id === 'm1' ? { ...n, users } : n,
+            n.id === 'm1' ? { ...n, userTable: users } : n,
         );
         await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
         const manager = helper.getNode('m1') as unknown as ManagerNode;
@@ -214,9 +214,28 @@ describe('users from the editor', function () {
         assert.equal(res.status, 200, res.body);
     });
 
+    it('a flow that still names the table `users` keeps its users: the wallbox waits for the card', async () => {
+        const users = JSON.stringify([
+            { id: '2167520770', name: 'Anna', dev_ids: ['E1'], rfids: [{ id: '4711' }] },
+        ]);
+        const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
+            n.id === 'm1' ? { ...n, users } : n,
+        );
+        await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
+        const manager = helper.getNode('m1') as unknown as ManagerNode;
+        assert.equal(manager.configError, '');
+        const site = manager.site!;
+        await site.manager.runCycle();
+        await site.manager.runCycle();
+        assert.equal(site.manager.lastCycle!.snapshot.limits?.get('E1'), 0, 'waiting for a card');
+        const got = next('h2');
+        helper.getNode('r1').receive({ payload: '4711' } as never);
+        assert.equal((await got).payload, 'ok');
+    });
+
     it('names a bad users table as a configuration error', async () => {
         const nodes = (flow() as unknown as Record<string, unknown>[]).map((n) =>
-            n.id === 'm1' ? { ...n, users: '[{"id":"12"}]' } : n,
+            n.id === 'm1' ? { ...n, userTable: '[{"id":"12"}]' } : n,
         );
         await helper.load([managerNode, overrideNode, rfidNode], nodes as unknown as Flow);
         const manager = helper.getNode('m1') as unknown as ManagerNode;

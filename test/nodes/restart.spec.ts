@@ -72,7 +72,7 @@ const flows = [
         lb_enabled: true,
         disable_policy: '0',
         cycle_ms: '500',
-        users: JSON.stringify([{ id: '1001', name: 'Anna', rfids: [{ id: 'A1' }] }]),
+        userTable: JSON.stringify([{ id: '1001', name: 'Anna', rfids: [{ id: 'A1' }] }]),
         devices: JSON.stringify([
             { dev_type: 'evse_sim', dev_id: 'E1', name: 'Garage', max_charging_cur: 16000 },
             { dev_type: 'meter_sim', dev_id: 'M1', name: 'Grid', role: 3, sim_step_current: 0 },

@@ -1,5 +1,6 @@
-// A real Node-RED (the devDependency) in a child process with this package loaded from the
-// working tree through nodesDir, on 127.0.0.1 and a free port, with a temporary user directory.
+// A real Node-RED (the devDependency; Node-RED 5 in the runtime matrix) in a child process with
+// this package loaded from the working tree through nodesDir, on 127.0.0.1 and a free port, with a
+// temporary user directory.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,6 +8,8 @@ import { join } from 'node:path';
 import { freePort } from '../../lib/sim/powerbrain-sim';
 
 export const repoRoot = join(__dirname, '..', '..', '..');
+/** Node-RED's start script; the runtime matrix points 'node-red' at Node-RED 5. */
+const redScript = require.resolve('node-red/red.js');
 
 export interface NodeRedProcess {
     url: string;
@@ -58,11 +61,10 @@ export async function startNodeRed(
         writeFileSync(join(userDir, 'flows_cred.json'), JSON.stringify(options.credentials));
     }
     let output = '';
-    const child: ChildProcess = spawn(
-        process.execPath,
-        [join(repoRoot, 'node_modules', 'node-red', 'red.js'), '-u', userDir],
-        { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child: ChildProcess = spawn(process.execPath, [redScript, '-u', userDir], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

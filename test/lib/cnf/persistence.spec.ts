@@ -15,7 +15,7 @@ import {
     type RestoreReport,
 } from '../../../lib/cnf/persistence';
 import { MemoryUsers, parseUsersText } from '../../../lib/cnf/users';
-import { parseManagerConfig } from '../../../lib/site/editor';
+import { parseManagerConfig, userTableText } from '../../../lib/site/editor';
 import { Site } from '../../../lib/site/site';
 import { emptyDocument, type StoreDocument } from '../../../lib/store/schema';
 import { ManagerStore } from '../../../lib/store/store';
@@ -38,7 +38,7 @@ function editorDef(change: (def: Def) => void = () => undefined): Def {
         reserve_current: '1000',
         cycle_ms: '200',
         min_pause_time: '0',
-        users: JSON.stringify(EDITOR_USERS),
+        userTable: JSON.stringify(EDITOR_USERS),
         devices: JSON.stringify([
             { dev_type: 'evse_ajax', dev_id: 'E1', name: 'Carport', max_charging_cur: 16000 },
             { dev_type: 'evse_ajax', dev_id: 'E2', name: 'Garage' },
@@ -62,7 +62,7 @@ interface Manager {
 
 /** What the manager node does on start, without Node-RED. */
 async function startManager(file: string, def: Def, adminPassword: string): Promise<Manager> {
-    const users = parseUsersText(def.users);
+    const users = parseUsersText(userTableText(def));
     const site = new Site(parseManagerConfig(def));
     const ctx = new CnfContext(site, {
         adminPassword,
@@ -219,6 +219,71 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.match(JSON.parse(text).adminPasswordHash, /^scrypt\$1024\$8\$1\$/);
     });
 
+    it('a flow with its user table under the old name `users` keeps its users; the rename changes nothing', async () => {
+        const legacy = editorDef((d) => {
+            d.users = d.userTable;
+            delete d.userTable;
+        });
+        let m = await start(legacy);
+        assert.equal(m.ctx.users.byRfid('A1')?.name, 'Anna');
+        assert.equal(m.ctx.users.byRfid('B1')?.name, 'Ben');
+        await m.json('cmd=set_user', {
+            body: { id: '1001', name: 'Anna (API)', rfids: [{ id: 'A1' }, { id: 'A2' }] },
+        });
+        await m.json('cmd=set_user', {
+            body: { id: '1003', name: 'Carla', rfids: [{ id: 'C1' }] },
+        });
+        const before = await m.json('cmd=get_users');
+
+        // The same table saved by the editor under its new name: nothing the API set gives way.
+        m = await restart(m, editorDef());
+        assert.deepEqual(m.report.replaced, []);
+        assert.deepEqual(await m.json('cmd=get_users'), before);
+        assert.equal(m.ctx.users.byRfid('A2')?.name, 'Anna (API)');
+
+        // Both names: the new one is the editor's table.
+        m = await restart(
+            m,
+            editorDef((d) => (d.users = '[]')),
+        );
+        assert.deepEqual(m.report.replaced, []);
+        assert.equal(m.ctx.users.byRfid('B1')?.name, 'Ben');
+    });
+
+    it('a flow without a user table says nothing about users: every stored user stays in force', async () => {
+        let m = await start();
+        await m.json('cmd=set_user', {
+            body: { id: '1001', name: 'Anna (API)', rfids: [{ id: 'A1' }, { id: 'A2' }] },
+        });
+        await m.json('cmd=set_user', {
+            body: { id: '1003', name: 'Carla', rfids: [{ id: 'C1' }] },
+        });
+
+        m = await restart(
+            m,
+            editorDef((d) => delete d.userTable),
+        );
+        assert.deepEqual(m.report.replaced, []);
+        assert.equal(m.ctx.users.byRfid('A2')?.name, 'Anna (API)');
+        assert.equal(m.ctx.users.byRfid('C1')?.name, 'Carla');
+        assert.equal(m.ctx.users.get('1002'), undefined, 'an editor user is where the table is');
+
+        // The table back as it was: the API's versions still stand.
+        m = await restart(m, editorDef());
+        assert.deepEqual(m.report.replaced, []);
+        assert.equal(m.ctx.users.byRfid('A2')?.name, 'Anna (API)');
+        assert.equal(m.ctx.users.byRfid('B1')?.name, 'Ben');
+
+        // An empty table is the editor's word: its users give way.
+        m = await restart(
+            m,
+            editorDef((d) => (d.userTable = '[]')),
+        );
+        assert.deepEqual(m.report.replaced, ['user:1001']);
+        assert.equal(m.ctx.users.get('1001'), undefined);
+        assert.equal(m.ctx.users.byRfid('C1')?.name, 'Carla', 'a user made through the API stays');
+    });
+
     it('a deploy that changes an item in the editor wins for that item only', async () => {
         let m = await start(editorDef(), 'editor-pw');
         await m.json('cmd=set_params', {
@@ -264,7 +329,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         users[0]!.name = 'Anna (editor)';
         const def = editorDef((d) => {
             d.max_total_current = '30000';
-            d.users = JSON.stringify(users);
+            d.userTable = JSON.stringify(users);
         });
         m = await restart(m, def, 'editor-pw');
         assert.deepEqual(m.report.replaced, ['user:1001']);
@@ -402,7 +467,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
 
     it('a write that fails is reported and answered 503; the change stays in force and is written later', async () => {
         const problems: Error[] = [];
-        const users = parseUsersText(editorDef().users);
+        const users = parseUsersText(userTableText(editorDef()));
         const site = new Site(parseManagerConfig(editorDef()));
         const ctx = new CnfContext(site, { scrypt: TEST_SCRYPT, users: new MemoryUsers(users) });
         const sub = join(dir, 'sub');

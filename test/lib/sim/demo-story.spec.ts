@@ -12,7 +12,7 @@ import type { Phases3, PhaseRotation } from '../../../lib/core/types';
 import { runCnfCommand } from '../../../lib/nodes-support/cnf-call';
 import { gridLoadOf, simConfigSchema } from '../../../lib/nodes-support/sim';
 import { PowerBrainSim } from '../../../lib/sim/powerbrain-sim';
-import { parseManagerConfig } from '../../../lib/site/editor';
+import { parseManagerConfig, userTableText } from '../../../lib/site/editor';
 import { Site } from '../../../lib/site/site';
 import { demoFlow } from '../../support/demo';
 
@@ -57,7 +57,7 @@ async function runDemo(start: number, seconds: number, cardAt: number) {
     for (const [sim, rotation] of loads) site.world.attachLoad(gridLoadOf(sim, rotation));
     const ctx = cnfContextFor(site, {
         adminPassword: 'demo',
-        users: new MemoryUsers(parseUsersText(managerDef.users)),
+        users: new MemoryUsers(parseUsersText(userTableText(managerDef))),
         now: () => clock.now(),
     });
     assert.deepEqual([...sims.keys()].sort(), ['E1', 'E2', 'E3']);
