@@ -1,7 +1,6 @@
 // /cnf throughput: get_dev_info for sites with 3 and 50 wallboxes, served by the evcm-cnf node in
 // a real Node-RED, against a plain http-in → template → http-response route that returns a static
 // JSON of the same size from the same Node-RED in the same run. Load from autocannon on loopback.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,17 +9,15 @@ import { devInfo } from '../lib/cnf/views';
 import { freePort } from '../lib/sim/powerbrain-sim';
 import { Site } from '../lib/site/site';
 import type { Report } from './harness';
+import {
+    autocannon,
+    startNodeRed,
+    stop,
+    waitReady,
+    writeBenchSettings,
+    type AutocannonResult,
+} from './site-processes';
 
-interface AutocannonResult {
-    requests: { average: number };
-    latency: { p99: number };
-    non2xx: number;
-    errors: number;
-}
-type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
-const autocannon = require('autocannon') as Autocannon;
-
-const root = join(__dirname, '..', '..');
 const SIZES = [3, 50] as const;
 const DURATION_S = 5;
 const CONNECTIONS = 10;
@@ -102,21 +99,6 @@ function flows(bodies: Record<number, string>): unknown[] {
     return out;
 }
 
-async function waitReady(url: string, child: ChildProcess): Promise<void> {
-    const until = Date.now() + 30_000;
-    while (Date.now() < until) {
-        if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode})`);
-        try {
-            const res = await fetch(url);
-            if (res.ok) return;
-        } catch {
-            // not listening yet
-        }
-        await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`Node-RED did not serve ${url}`);
-}
-
 async function load(url: string, seconds: number): Promise<AutocannonResult> {
     const r = await autocannon({ url, connections: CONNECTIONS, duration: seconds, pipelining: 1 });
     if (r.non2xx || r.errors) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
@@ -128,31 +110,13 @@ export async function run(report: Report): Promise<void> {
     for (const n of SIZES) bodies[n] = await staticBody(n);
     const userDir = mkdtempSync(join(tmpdir(), 'evcm-bench-'));
     const port = await freePort();
-    writeFileSync(
-        join(userDir, 'settings.js'),
-        `module.exports = ${JSON.stringify({
-            uiHost: '127.0.0.1',
-            uiPort: port,
-            httpAdminRoot: false,
-            flowFile: 'flows.json',
-            credentialSecret: false,
-            nodesDir: [root],
-            logging: { console: { level: 'warn', metrics: false, audit: false } },
-            diagnostics: { enabled: false },
-            runtimeState: { enabled: false },
-            editorTheme: { projects: { enabled: false } },
-        })};\n`,
-    );
+    writeBenchSettings(userDir, port);
     writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flows(bodies)));
     writeFileSync(
         join(userDir, 'flows_cred.json'),
         JSON.stringify(Object.fromEntries(SIZES.map((n) => [`m${n}`, { adminPassword: 'bench' }]))),
     );
-    const child = spawn(
-        process.execPath,
-        [join(root, 'node_modules', 'node-red', 'red.js'), '-u', userDir],
-        { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
+    const child = startNodeRed(userDir);
     const base = `http://127.0.0.1:${port}`;
     try {
         for (const n of SIZES) {
@@ -183,10 +147,7 @@ export async function run(report: Report): Promise<void> {
             });
         }
     } finally {
-        const exited = new Promise((r) => child.once('exit', r));
-        if (child.exitCode === null) child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
+        await stop(child);
         rmSync(userDir, { recursive: true, force: true });
     }
 }

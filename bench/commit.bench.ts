@@ -3,7 +3,6 @@
 // against a real Node-RED whose store is on a real disk. Baseline in the same run: the same
 // requests with tmp=1, which take the same path through /cnf but are not saved.
 // Also the store alone (lib/store, no HTTP): commits per second and changes per write.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,17 +10,16 @@ import { freePort } from '../lib/sim/powerbrain-sim';
 import type { AtomicFileSystem } from '../lib/store/atomic-file';
 import { ManagerStore } from '../lib/store/store';
 import { median, type Report } from './harness';
+import {
+    autocannon,
+    root,
+    startNodeRed,
+    stop,
+    waitReady,
+    writeBenchSettings,
+    type AutocannonResult,
+} from './site-processes';
 
-interface AutocannonResult {
-    requests: { average: number };
-    latency: { p99: number };
-    non2xx: number;
-    errors: number;
-}
-type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
-const autocannon = require('autocannon') as Autocannon;
-
-const root = join(__dirname, '..', '..');
 const CLIENTS = [1, 10, 50] as const;
 /** Durable and baseline alternate in rounds of this many seconds. */
 const ROUNDS = 3;
@@ -37,21 +35,6 @@ const NAMES = 50;
  */
 function diskDir(prefix: string): string {
     return mkdtempSync(join(root, 'dist', prefix));
-}
-
-async function waitReady(url: string, child: ChildProcess): Promise<void> {
-    const until = Date.now() + 30_000;
-    while (Date.now() < until) {
-        if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode})`);
-        try {
-            const res = await fetch(url);
-            if (res.ok) return;
-        } catch {
-            // not listening yet
-        }
-        await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`Node-RED did not serve ${url}`);
 }
 
 /** set_cm_vars with a new value on every request, over `connections` clients. */
@@ -90,21 +73,7 @@ async function load(
 async function overHttp(report: Report): Promise<void> {
     const userDir = diskDir('bench-commit-');
     const port = await freePort();
-    writeFileSync(
-        join(userDir, 'settings.js'),
-        `module.exports = ${JSON.stringify({
-            uiHost: '127.0.0.1',
-            uiPort: port,
-            httpAdminRoot: false,
-            flowFile: 'flows.json',
-            credentialSecret: false,
-            nodesDir: [root],
-            logging: { console: { level: 'warn', metrics: false, audit: false } },
-            diagnostics: { enabled: false },
-            runtimeState: { enabled: false },
-            editorTheme: { projects: { enabled: false } },
-        })};\n`,
-    );
+    writeBenchSettings(userDir, port);
     writeFileSync(
         join(userDir, 'flows.json'),
         JSON.stringify([
@@ -122,11 +91,7 @@ async function overHttp(report: Report): Promise<void> {
             { id: 'c1', type: 'evcm-cnf', z: 'tab', manager: 'm1', path: '/cnf' },
         ]),
     );
-    const child = spawn(
-        process.execPath,
-        [join(root, 'node_modules', 'node-red', 'red.js'), '-u', userDir],
-        { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
+    const child = startNodeRed(userDir);
     const base = `http://127.0.0.1:${port}`;
     try {
         await waitReady(`${base}/cnf?cmd=get_params`, child);
@@ -158,10 +123,7 @@ async function overHttp(report: Report): Promise<void> {
             });
         }
     } finally {
-        const exited = new Promise((r) => child.once('exit', r));
-        if (child.exitCode === null) child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
+        await stop(child);
         rmSync(userDir, { recursive: true, force: true });
     }
 }

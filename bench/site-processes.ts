@@ -7,6 +7,17 @@ import { join } from 'node:path';
 import { freePort, freePortBlock } from '../lib/sim/powerbrain-sim';
 
 export const root = join(__dirname, '..', '..');
+
+/** What the HTTP benchmarks read of an autocannon run. */
+export interface AutocannonResult {
+    requests: { average: number };
+    latency: { p99: number };
+    non2xx: number;
+    errors: number;
+}
+export const autocannon = require('autocannon') as (
+    opts: Record<string, unknown>,
+) => Promise<AutocannonResult>;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Stops a child by its PID: SIGTERM, then SIGKILL after 10 s. */
@@ -16,6 +27,56 @@ export async function stop(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
     await Promise.race([exited, sleep(10_000)]);
     if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+/**
+ * Settings of a quiet Node-RED for an HTTP benchmark in `userDir`: on 127.0.0.1:`port`, this
+ * package from the working tree, no editor, warnings only.
+ */
+export function writeBenchSettings(userDir: string, port: number): void {
+    writeFileSync(
+        join(userDir, 'settings.js'),
+        `module.exports = ${JSON.stringify({
+            uiHost: '127.0.0.1',
+            uiPort: port,
+            httpAdminRoot: false,
+            flowFile: 'flows.json',
+            credentialSecret: false,
+            nodesDir: [root],
+            logging: { console: { level: 'warn', metrics: false, audit: false } },
+            diagnostics: { enabled: false },
+            runtimeState: { enabled: false },
+            editorTheme: { projects: { enabled: false } },
+        })};\n`,
+    );
+}
+
+/** Node-RED on `userDir` in a child process (stop it with `stop`). */
+export function startNodeRed(userDir: string): ChildProcess {
+    return spawn(
+        process.execPath,
+        [join(root, 'node_modules', 'node-red', 'red.js'), '-u', userDir],
+        {
+            cwd: root,
+            stdio: ['ignore', 'ignore', 'inherit'],
+        },
+    );
+}
+
+/** Waits until `url` answers 2xx (30 s at most), or the child exits. */
+export async function waitReady(url: string, child: ChildProcess): Promise<void> {
+    const until = Date.now() + 30_000;
+    while (Date.now() < until) {
+        if (child.exitCode !== null) throw new Error(`Node-RED exited (${child.exitCode})`);
+        try {
+            const res = await fetch(url);
+            if (res.ok) return;
+        } catch {
+            // not listening yet
+        }
+        await sleep(200);
+    }
+    throw new Error(`Node-RED did not serve ${url}`);
 }
 
 /** `cars` simulated Power Brains with plugged-in cars (three ports each from `firstPort`). */

@@ -120,3 +120,45 @@ export function fingerprint(d: DirectSite): string {
         pushed: ['E3', 'M3'].map((id) => d.site.manager.deviceState(id).sample),
     });
 }
+
+/** A /cnf answer as JSON: its status and its value. */
+export interface JsonAnswer {
+    status: number;
+    value: unknown;
+}
+
+/**
+ * A request of a command test: GET, or POST with `body` as JSON; admin credentials unless
+ * `authorization` says otherwise (undefined: none).
+ */
+export async function jsonCall(
+    d: DirectSite,
+    query: string,
+    body?: unknown,
+    authorization: string | undefined = ADMIN,
+): Promise<JsonAnswer> {
+    const r = await d.call({
+        method: body === undefined ? 'GET' : 'POST',
+        query,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(authorization === undefined ? {} : { authorization }),
+    });
+    return { status: r.status, value: JSON.parse(r.body) as unknown };
+}
+
+/** An admin request that must succeed: its value (the assertion names the query and answer). */
+export async function adminOk(d: DirectSite, query: string, body?: unknown): Promise<unknown> {
+    const r = await jsonCall(d, query, body);
+    if (r.status !== 200) {
+        throw new Error(`${query}: ${r.status} ${JSON.stringify(r.value)}`);
+    }
+    return r.value;
+}
+
+/** The site of command tests: the admin password set (hashed) and one cycle run. */
+export async function adminSite(options: CnfContextOptions = {}): Promise<DirectSite> {
+    const d = directSite(null, { adminPassword: ADMIN_PASSWORD, ...options });
+    await d.ctx.auth.password.ready();
+    await d.site.manager.runCycle();
+    return d;
+}

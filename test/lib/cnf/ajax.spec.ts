@@ -1,7 +1,7 @@
 // set_ajax_meter and set_ajax_evse: what a push stores, what it keeps, and what it refuses.
 import assert from 'node:assert/strict';
 import type { EvseReading, MeterReading } from '../../../lib/core/types';
-import { directSite, type DirectSite } from '../../support/cnf';
+import { directSite, jsonCall, type DirectSite } from '../../support/cnf';
 
 describe('HTTP input devices (set_ajax_meter, set_ajax_evse)', () => {
     let d: DirectSite;
@@ -10,14 +10,7 @@ describe('HTTP input devices (set_ajax_meter, set_ajax_evse)', () => {
     });
     afterEach(() => d.stop());
 
-    const push = async (query: string, body?: unknown) => {
-        const r = await d.call({
-            method: body === undefined ? 'GET' : 'POST',
-            query,
-            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
-        return { status: r.status, value: JSON.parse(r.body) as unknown };
-    };
+    const push = (query: string, body?: unknown) => jsonCall(d, query, body, undefined);
     const meter = () => d.site.manager.deviceState('M3').sample.reading as MeterReading | undefined;
     const devInfoOf = async (id: string) => {
         const info = (await push('cmd=get_dev_info')).value as {

@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import { CnfContext } from '../../../lib/cnf/context';
 import { handleCnf } from '../../../lib/cnf/handle';
 import { Site } from '../../../lib/site/site';
-import { ADMIN, ADMIN_PASSWORD, directSite, TEST_SCRYPT, type DirectSite } from '../../support/cnf';
+import {
+    ADMIN,
+    ADMIN_PASSWORD,
+    adminOk,
+    adminSite,
+    jsonCall,
+    TEST_SCRYPT,
+    type DirectSite,
+} from '../../support/cnf';
 
 type Json = Record<string, unknown>;
 
@@ -13,26 +21,12 @@ describe('device objects in set_params and set_device', function () {
     this.timeout(20_000);
     let d: DirectSite;
     beforeEach(async () => {
-        d = directSite(null, { adminPassword: ADMIN_PASSWORD });
-        await d.ctx.auth.password.ready();
-        await d.site.manager.runCycle();
+        d = await adminSite();
     });
     afterEach(() => d.stop());
 
-    const call = async (query: string, body?: unknown) => {
-        const r = await d.call({
-            method: body === undefined ? 'GET' : 'POST',
-            query,
-            body: body === undefined ? undefined : JSON.stringify(body),
-            authorization: ADMIN,
-        });
-        return { status: r.status, value: JSON.parse(r.body) as unknown };
-    };
-    const ok = async (query: string, body?: unknown) => {
-        const r = await call(query, body);
-        assert.equal(r.status, 200, `${query}: ${JSON.stringify(r.value)}`);
-        return r.value;
-    };
+    const call = (query: string, body?: unknown) => jsonCall(d, query, body);
+    const ok = (query: string, body?: unknown) => adminOk(d, query, body);
     const info = async (id: string): Promise<Json> => {
         const all = (await ok('cmd=get_dev_info')) as { devices: Json[] };
         return all.devices.find((x) => x.dev_id === id)!;

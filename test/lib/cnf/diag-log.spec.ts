@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiagLog, type DiagEntry } from '../../../lib/cnf/diag-log';
-import { ADMIN, ADMIN_PASSWORD, directSite, type DirectSite } from '../../support/cnf';
+import { ADMIN, ADMIN_PASSWORD, adminOk, directSite, type DirectSite } from '../../support/cnf';
 
 describe('diagnostic log (set_diag_logging, get_diag_log)', () => {
     let d: DirectSite;
@@ -22,11 +22,7 @@ describe('diagnostic log (set_diag_logging, get_diag_log)', () => {
     });
     afterEach(() => d.stop());
 
-    const json = async (query: string) => {
-        const r = await d.call({ query, authorization: ADMIN });
-        assert.equal(r.status, 200, r.body);
-        return JSON.parse(r.body) as unknown;
-    };
+    const json = (query: string) => adminOk(d, query);
     const log = async (q = '') =>
         (await json(`cmd=get_diag_log${q}`)) as {
             enabled: boolean;

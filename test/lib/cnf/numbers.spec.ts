@@ -2,32 +2,18 @@
 // parameter takes integral-valued decimals; currents (mA) and energies (Wh) with a fraction are
 // rounded to the whole unit; counts, register values and flags must still be whole.
 import assert from 'node:assert/strict';
-import { ADMIN, ADMIN_PASSWORD, directSite, type DirectSite } from '../../support/cnf';
+import { adminOk, adminSite, jsonCall, type DirectSite } from '../../support/cnf';
 
 describe('/cnf numbers with decimals', function () {
     this.timeout(20_000);
     let d: DirectSite;
     beforeEach(async () => {
-        d = directSite(null, { adminPassword: ADMIN_PASSWORD });
-        await d.ctx.auth.password.ready();
-        await d.site.manager.runCycle();
+        d = await adminSite();
     });
     afterEach(() => d.stop());
 
-    const admin = async (query: string, body?: unknown) => {
-        const r = await d.call({
-            method: body === undefined ? 'GET' : 'POST',
-            query,
-            body: body === undefined ? undefined : JSON.stringify(body),
-            authorization: ADMIN,
-        });
-        return { status: r.status, value: JSON.parse(r.body) as unknown };
-    };
-    const ok = async (query: string, body?: unknown) => {
-        const r = await admin(query, body);
-        assert.equal(r.status, 200, `${query}: ${JSON.stringify(r.value)}`);
-        return r.value;
-    };
+    const admin = (query: string, body?: unknown) => jsonCall(d, query, body);
+    const ok = (query: string, body?: unknown) => adminOk(d, query, body);
     const refused = async (query: string, message: RegExp) => {
         const r = await admin(query);
         assert.equal(r.status, 400, `${query}: ${JSON.stringify(r.value)}`);
