@@ -12,6 +12,7 @@ import {
     type ListenOptions,
 } from '../lib/nodes-support/cnf-http';
 import { cnfContextOf } from './shared/cnf';
+import { showCycleFailures } from './shared/status';
 import { getManager } from './shared/types';
 
 interface CnfNodeDef extends NodeDef {
@@ -145,17 +146,26 @@ export = function (RED: NodeAPI) {
                 return null;
             });
         }
+        const showServing = (): void => {
+            if (manager.storeProblem) {
+                this.status({ fill: 'yellow', shape: 'dot', text: `${shown}: store problem` });
+            } else this.status({ fill: 'green', shape: 'dot', text: shown });
+        };
         this.status({ fill: 'green', shape: 'dot', text: shown });
         void ready.then(() => {
             if (!manager.storeProblem) return;
-            const show = () =>
-                this.status({ fill: 'yellow', shape: 'dot', text: `${shown}: store problem` });
             // a failed own listener keeps its red ring
-            if (!options) show();
-            else void listener.then((l) => l && show());
+            if (!options) showServing();
+            else void listener.then((l) => l && showServing());
+        });
+        // Red while the manager's cycles fail (the API answers on, with what it last knew).
+        const offFailures = showCycleFailures(RED, this, 'evcm-cnf', manager.site, () => {
+            if (!options) showServing();
+            else void listener.then((l) => l && showServing());
         });
 
         this.on('close', (_removed: boolean, done: () => void) => {
+            offFailures();
             server?.off('request', claimBodies);
             try {
                 // Express 4 keeps routes in _router.stack, Express 5 in router.stack.

@@ -53,6 +53,31 @@ export = function (RED: NodeAPI) {
         const offRecovered = site.manager.events.on('deviceRecovered', ({ id }) => {
             this.log(RED._('evcm-manager.status.recovered', { id }));
         });
+        // A failing cycle is logged once per episode with its cause, and again when the wallboxes
+        // are sent to their fail-safe current; the rings of the nodes using this manager go red.
+        let failSafeLogged = false;
+        const offCycleFailed = site.manager.events.on('cycleFailed', (f) => {
+            if (f.failures === 1) {
+                this.error(RED._('evcm-manager.errors.cycle-failed', { error: f.error.message }));
+            }
+            if (f.failSafe && !failSafeLogged) {
+                failSafeLogged = true;
+                const s = Math.round((Date.now() - f.since) / 1000);
+                this.error(RED._('evcm-manager.errors.cycle-fail-safe', { s }));
+            }
+        });
+        const offCycleRecovered = site.manager.events.on('cycleRecovered', (r) => {
+            failSafeLogged = false;
+            this.log(RED._('evcm-manager.status.cycle-recovered', { failures: r.failures }));
+        });
+        // A flow's subscriber that throws is reported once per message, not every cycle.
+        const listenerErrors = new Set<string>();
+        const offListenerError = site.manager.events.on('listenerError', ({ event, error }) => {
+            const key = `${event}: ${error.message}`;
+            if (listenerErrors.has(key) || listenerErrors.size >= 100) return;
+            listenerErrors.add(key);
+            this.error(RED._('evcm-manager.errors.listener', { event, error: error.message }));
+        });
 
         // A config node has no status of its own: the evcm-cnf nodes show storeProblem.
         const problem = (text: string) => {
@@ -127,6 +152,9 @@ export = function (RED: NodeAPI) {
             ctx.close();
             offError();
             offRecovered();
+            offCycleFailed();
+            offCycleRecovered();
+            offListenerError();
             const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
             void this.ready
                 .then(() => site.stop())

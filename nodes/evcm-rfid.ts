@@ -2,6 +2,7 @@ import type { Node, NodeAPI } from 'node-red';
 import { z } from 'zod';
 import { runCnfCommand } from '../lib/nodes-support/cnf-call';
 import { asError, siteFor, type FlowNodeDef } from './shared/flow-node';
+import { showCycleFailures } from './shared/status';
 import { cnfContextOf } from './shared/cnf';
 import { getManager } from './shared/types';
 
@@ -23,6 +24,9 @@ export = function (RED: NodeAPI) {
         RED.nodes.createNode(this, def);
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
+        // Red while the manager's cycles fail; the node's own status returns with the next good one.
+        const offFailures = showCycleFailures(RED, this, TYPE, site, () => this.status({}));
+        this.on('close', offFailures);
         const manager = getManager(RED, def.manager)!;
         const ctx = cnfContextOf(manager, site);
         // Messages wait until the manager has applied its stored settings, as /cnf requests do:

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI } from 'node-red';
 import { statusOf, summarise } from '../lib/site/status';
 import { siteFor, type FlowNodeDef } from './shared/flow-node';
+import { showCycleFailures } from './shared/status';
 
 const TYPE = 'evcm-status';
 
@@ -28,6 +29,10 @@ export = function (RED: NodeAPI) {
             this.status(statusOf(summary));
             this.send({ topic, payload: summary });
         });
+        // Red while cycles fail; the next good cycle shows its summary again (sent or not).
+        const offFailures = showCycleFailures(RED, this, TYPE, site, () => {
+            lastKey = '';
+        });
         // Any input asks for the current state at once (e.g. a dashboard that just connected).
         this.on('input', (_msg, _send, done) => {
             emit();
@@ -35,6 +40,7 @@ export = function (RED: NodeAPI) {
         });
         this.on('close', (_removed: boolean, done: () => void) => {
             off();
+            offFailures();
             done();
         });
     }

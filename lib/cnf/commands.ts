@@ -50,6 +50,9 @@ export interface CommandDef<Q = Record<string, unknown>> {
     body?: boolean;
     /** Parameters that may repeat (all values are in `raw`). */
     repeatable?: readonly string[];
+    /** It changes what a wallbox may do: answered after a decision that includes the change,
+     *  so that the next get_dev_info shows its effect. */
+    decides?: boolean;
     handler(call: CnfCall<Q>): Promise<unknown> | unknown;
 }
 
@@ -255,6 +258,7 @@ function softMeterSetting(d: DeviceEntry): number | undefined {
 
 const setParams: CommandDef = {
     auth: 'admin',
+    decides: true,
     query: z.object({ cmd: z.string() }).passthrough(),
     body: true,
     async handler(call) {
@@ -313,6 +317,7 @@ function overdraftReset(ctx: CnfContext, name: string, value: unknown, perMa: nu
 const enterRfidQuery = query({ rfid: rfidText, dev_id: devId.optional() });
 const enterRfid: CommandDef<z.output<typeof enterRfidQuery>> = {
     auth: 'public',
+    decides: true,
     query: enterRfidQuery,
     handler({ ctx, q, remoteAddress }) {
         // A card that is nobody's, or that may not authorise where it is entered, changes
@@ -371,6 +376,7 @@ const overrideQuery = query({
 });
 const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
     auth: 'custom',
+    decides: true,
     query: overrideQuery,
     async handler({ ctx, q, authorization, remoteAddress }) {
         const flags = q.flags ?? '';
@@ -499,6 +505,7 @@ const getUser: CommandDef<z.output<typeof userIdQuery>> = {
 
 const setUser: CommandDef = {
     auth: 'custom',
+    decides: true,
     query: noParams,
     body: true,
     async handler({ ctx, body, authorization, remoteAddress }) {
@@ -589,6 +596,7 @@ function forgetDevice(ctx: CnfContext, id: string): void {
 
 const delDevice: CommandDef<z.output<typeof devIdQuery>> = {
     auth: 'admin',
+    decides: true,
     query: devIdQuery,
     async handler({ ctx, q }) {
         device(ctx, q.dev_id);
@@ -601,6 +609,7 @@ const delDevice: CommandDef<z.output<typeof devIdQuery>> = {
 
 const resetDevice: CommandDef<z.output<typeof devIdQuery>> = {
     auth: 'admin',
+    decides: true,
     query: devIdQuery,
     async handler({ ctx, q }) {
         const entry = device(ctx, q.dev_id);
@@ -668,6 +677,7 @@ const varsBody = z
 
 const setCmVars: CommandDef<z.output<typeof cmVarsQuery>> = {
     auth: 'admin',
+    decides: true,
     query: cmVarsQuery,
     body: true,
     handler({ ctx, q, body }) {
@@ -703,6 +713,7 @@ const getDevices: CommandDef = {
 
 const setDevice: CommandDef = {
     auth: 'admin',
+    decides: true,
     query: noParams,
     body: true,
     async handler({ ctx, body }) {
@@ -750,6 +761,7 @@ function planDevice(ctx: CnfContext, id: string): DeviceEntry {
 
 const setCplan: CommandDef<z.output<typeof planQuery>> = {
     auth: 'admin',
+    decides: true,
     query: planQuery,
     body: true,
     handler({ ctx, q, body }) {

@@ -113,6 +113,9 @@ export async function handleCnf(request: CnfRequest, ctx: CnfContext): Promise<C
             authorization: request.authorization,
             remoteAddress,
         });
+        // A control command is answered once a decision has taken it in (at once, between
+        // cycles): the very next get_dev_info shows its effect.
+        if (def.decides) await ctx.site.manager.decideNow();
         // A change that is kept across restarts is answered once it is on disk. (A handler that
         // awaited may have seen another request's change too: it then waits for that commit.)
         if (ctx.changes !== changes) await ctx.committed();

@@ -303,7 +303,7 @@ export function paramsInfo(
         price_model: 0,
         fixed_price: 0,
         tibber_home_id: '',
-        cycle_time: ctx.site.manager.periodMs,
+        cycle_time: Math.round(ctx.site.manager.measuredCycleMs),
         max_evses: 1000,
         shareware_mode: false,
         version: API_VERSION,

@@ -411,7 +411,8 @@ export function allocate(
     }
 
     // Demand of each controllable wallbox for this cycle.
-    const increasesAllowed = now - memory.lastReductionAt >= params.increaseHoldMs;
+    const increasesAllowed =
+        !snapshot.holdIncreases && now - memory.lastReductionAt >= params.increaseHoldMs;
     const candidates = fillEvses(views.length);
     const wanted = new Uint8Array(views.length);
     const underdrawSince: (number | null)[] = new Array<number | null>(views.length);

@@ -1,10 +1,13 @@
-// The ChargingManager runs the control cycle: sense → snapshot → decide → act → publish.
+// The ChargingManager runs the control cycle: sense → limits → decide → act → publish.
 // It owns the device drivers, keeps what it learned about each device, and calls the pure
-// allocator once per cycle.
+// allocator once per decision. A decision never waits for a device that does not answer: it
+// happens on schedule with the data at hand, and at once when a pushed reading shows an overload
+// or a control command changes what a wallbox may do.
 import { allocate, releaseCommands } from './allocate';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import { emptyMemory } from './defaults';
 import { Events } from './events';
+import { pushedOverload } from './overload';
 import type {
     AllocationResult,
     AllocatorMemory,
@@ -30,6 +33,8 @@ export interface DeviceState {
     lastError: string;
     /** When the current communication error began (ms), or null. */
     comErrorSince: number | null;
+    /** The device's last request went unanswered: decisions no longer wait for it. */
+    silent: boolean;
     /** Last command written successfully, and when. */
     lastCommand: EvseCommand | null;
     lastWriteAt: number | null;
@@ -37,10 +42,21 @@ export interface DeviceState {
 
 export interface CycleReport {
     at: number;
-    /** How long sensing, deciding and acting took (ms): the vendor's cycle_time. */
+    /** Scheduled cycle (sense, then decide), or a decision taken at once between cycles. */
+    scheduled: boolean;
+    /** How long this decision took, from the start of sensing to the writes answered (ms). */
     cycleTimeMs: number;
     result: AllocationResult;
     snapshot: Snapshot;
+}
+
+export interface CycleFailure {
+    error: Error;
+    /** When the failure episode began (ms), and how many cycles have failed since. */
+    since: number;
+    failures: number;
+    /** Every wallbox has been commanded to its fail-safe current. */
+    failSafe: boolean;
 }
 
 export interface ManagerEvents {
@@ -52,23 +68,36 @@ export interface ManagerEvents {
     deviceRecovered: { id: string };
     /** A cycle took longer than the period. */
     overrun: { cycleTimeMs: number; periodMs: number };
+    /** A decision threw: every failing cycle, with the episode it belongs to. */
+    cycleFailed: CycleFailure;
+    /** The first good decision after failing ones. */
+    cycleRecovered: { since: number; failures: number };
+    /** A subscriber of another event threw. */
+    listenerError: { event: string; error: Error };
 }
 
 /**
- * The engine's side of one polled device: whether its answer is awaited in the running sense or
- * act phase, and answer handlers made once rather than a closure per request per cycle.
+ * The engine's side of one polled device: its outstanding read and write, and answer handlers
+ * made once rather than a closure per request per cycle.
  */
 interface DeviceLink {
     readonly id: string;
     /** Where the answer goes: the device's state when the request was sent. */
     state: DeviceState;
-    /** Number of the phase that still waits for this device's answer; 0 = none. */
-    awaitedIn: number;
-    /** Phase of the read, and of the write, that the shared handlers serve; 0 = free. */
-    readFor: number;
-    writeFor: number;
-    /** The command that the shared write handlers wait to see confirmed. */
+    /** The outstanding read and write (request numbers; 0 = none) and when they were sent. */
+    read: number;
+    readSentAt: number;
+    write: number;
+    writeSentAt: number;
     writing: EvseCommand | null;
+    /** A newer decision's command, sent as soon as the outstanding write has answered. */
+    next: EvseCommand | null;
+    /** Request numbers the shared handlers serve; 0 = free. A request that timed out keeps them
+     *  until it settles, and later requests get handlers of their own meanwhile. */
+    readHandlers: number;
+    writeHandlers: number;
+    /** The request whose answer the running decision waits for; 0 = none. */
+    awaited: number;
     readonly onReading: (reading: MeterReading | EvseReading) => void;
     readonly onReadFailed: (err: unknown) => void;
     readonly onWritten: () => void;
@@ -87,10 +116,20 @@ export interface ManagerOptions {
     /** Longest wait for one device read or write (ms); default 2000. */
     ioTimeoutMs?: number;
     inputs?: CycleInputs;
+    /** A pushed reading that shows an overload is decided on at once (default); false = it
+     *  waits for the next scheduled cycle. */
+    reactOnArrival?: boolean;
 }
 
+/** Fail-safe delay of a failing loop when the site has no device with stale_after (ms). */
+const DEFAULT_STALE_MS = 10_000;
+
 export class ChargingManager {
-    readonly events = new Events<ManagerEvents>();
+    readonly events = new Events<ManagerEvents>((event, error) => {
+        if (event !== 'listenerError') {
+            this.events.emit('listenerError', { event: String(event), error });
+        }
+    });
     private config: SiteConfig;
     private readonly drivers = new Map<string, DeviceDriver>();
     private readonly states = new Map<string, DeviceState>();
@@ -99,31 +138,52 @@ export class ChargingManager {
     private readonly clock: Clock;
     private readonly cycleMs: number;
     private readonly ioTimeoutMs: number;
+    /** How long a decision waits for answers before it goes on with what it has (ms). */
+    private readonly gatherMs: number;
     private readonly inputs: CycleInputs | undefined;
+    private readonly reactOnArrival: boolean;
     private timer: TimerHandle | null = null;
     private running = false;
     private stopped = false;
-    private inCycle: Promise<CycleReport> | null = null;
     private last: CycleReport | null = null;
     private extraLimits: ((now: number) => ReadonlyMap<string, number> | undefined) | null = null;
-    // The sense or act phase in progress, with one deadline for the whole phase: a timer and a
-    // promise chain per device per cycle were most of the cycle's garbage at 300 wallboxes.
-    /** Number of the current (or last) phase; every phase gets a new one. */
-    private phase = 0;
-    private phaseWrites = false;
-    /** Devices asked in this phase (only the engine holds this list, so it is reused). */
-    private readonly phaseLinks: DeviceLink[] = [];
-    /** Answers the phase still waits for. */
+    // One decision at a time; at most one more waits, and requests made meanwhile join it.
+    private inFlight: Promise<CycleReport> | null = null;
+    private inFlightScheduled = false;
+    /** The decision in flight has not taken its snapshot yet: a request can still join it. */
+    private beforeSnapshot = false;
+    private queued: {
+        scheduled: boolean;
+        promise: Promise<CycleReport>;
+        resolve: (r: CycleReport) => void;
+        reject: (e: unknown) => void;
+    } | null = null;
+    /** Start of the last two scheduled cycles, for the measured cycle time. */
+    private lastTickAt: number | null = null;
+    private tickPeriodMs: number | null = null;
+    /** When a decision last could raise a wallbox. */
+    private lastRaiseAt = -Infinity;
+    private failure: CycleFailure | null = null;
+    // Requests in flight, with one timer for the earliest deadline.
+    private requestSeq = 0;
+    private outstanding = 0;
+    private sweepTimer: TimerHandle | null = null;
+    // What the running decision waits for: answers, and one deadline.
+    private readonly gatherLinks: DeviceLink[] = [];
+    /** Requests sent now are awaited by the decision (between openGather and closeGather). */
+    private collecting = false;
     private awaiting = 0;
-    private phaseTimer: TimerHandle | null = null;
-    private endPhase: (() => void) | null = null;
+    private gatherTimer: TimerHandle | null = null;
+    private endGather: (() => void) | null = null;
 
     constructor(opts: ManagerOptions) {
         this.config = opts.config;
         this.clock = opts.clock ?? systemClock;
         this.cycleMs = opts.cycleMs ?? 1000;
         this.ioTimeoutMs = opts.ioTimeoutMs ?? 2000;
+        this.gatherMs = Math.min(this.ioTimeoutMs, Math.max(1, Math.floor(this.cycleMs / 2)));
         this.inputs = opts.inputs;
+        this.reactOnArrival = opts.reactOnArrival ?? true;
         for (const d of opts.drivers ?? []) this.drivers.set(d.id, d);
     }
 
@@ -139,6 +199,19 @@ export class ChargingManager {
         return this.cycleMs;
     }
 
+    /**
+     * The vendor's cycle_time: the measured time from one scheduled cycle to the next (an
+     * overrunning cycle stretches it), or the last cycle's own duration before there are two.
+     */
+    get measuredCycleMs(): number {
+        return this.tickPeriodMs ?? this.last?.cycleTimeMs ?? 0;
+    }
+
+    /** The failure episode in progress (cycles throwing), or null. */
+    get failing(): Readonly<CycleFailure> | null {
+        return this.failure;
+    }
+
     /** Largest overdraw seen (mA): the vendor's overdraft_cur. */
     get overdraftMax(): number {
         return this.memory.overdraftMax;
@@ -149,7 +222,7 @@ export class ChargingManager {
         this.memory = { ...this.memory, overdraftMax: 0 };
     }
 
-    /** Replaces the site configuration from the next cycle on (drivers stay). */
+    /** Replaces the site configuration from the next decision on (drivers stay). */
     updateConfig(config: SiteConfig): void {
         this.config = config;
     }
@@ -158,15 +231,29 @@ export class ChargingManager {
     async setDriver(driver: DeviceDriver): Promise<void> {
         const old = this.drivers.get(driver.id);
         this.drivers.set(driver.id, driver);
-        if (old && old !== driver) await old.close();
+        if (old && old !== driver) {
+            this.dropLink(driver.id); // answers of the old driver are not the new one's
+            await old.close();
+        }
     }
 
     async removeDriver(id: string): Promise<void> {
         const old = this.drivers.get(id);
         this.drivers.delete(id);
         this.states.delete(id);
-        this.links.delete(id);
+        this.dropLink(id);
         if (old) await old.close();
+    }
+
+    /** Forgets a device's requests: their answers, whenever they come, are dropped. */
+    private dropLink(id: string): void {
+        const link = this.links.get(id);
+        if (!link) return;
+        if (link.read !== 0) this.settled();
+        if (link.write !== 0) this.settled();
+        link.read = link.write = 0;
+        link.next = null;
+        this.links.delete(id);
     }
 
     /**
@@ -193,6 +280,7 @@ export class ChargingManager {
                 comErrors: 0,
                 lastError: '',
                 comErrorSince: null,
+                silent: false,
                 lastCommand: null,
                 lastWriteAt: null,
             };
@@ -201,11 +289,35 @@ export class ChargingManager {
         return s;
     }
 
-    /** Stores a value pushed from a flow or over HTTP; it is used by the next cycle. */
+    /**
+     * Stores a value pushed from a flow or over HTTP. A meter reading that shows a phase above
+     * its limit is decided on at once; anything else is used by the next decision.
+     */
     pushReading(id: string, reading: MeterReading | EvseReading): void {
         const state = this.deviceState(id);
         state.sample = { reading, takenAt: reading.takenAt ?? this.clock.now() };
         this.markOk(state);
+        if (
+            this.reactOnArrival &&
+            this.running &&
+            'powerW' in reading &&
+            !('state' in reading) &&
+            pushedOverload(this.config, this.last?.result, id, reading as MeterReading)
+        ) {
+            void this.decideNow();
+        }
+    }
+
+    /**
+     * Decides at once with the data at hand (no sensing): for a control command that changed
+     * what a wallbox may do, so that the next look at the state shows its effect. Requests made
+     * while one decision runs share one follow-up. Resolves with that decision's report, or null
+     * when the manager is not running or the decision failed (the failure is reported as for
+     * every cycle). Never rejects.
+     */
+    decideNow(): Promise<CycleReport | null> {
+        if (!this.running) return Promise.resolve(null);
+        return this.decision(false).catch(() => null);
     }
 
     start(): void {
@@ -217,46 +329,115 @@ export class ChargingManager {
     private schedule(delay: number): void {
         this.timer = this.clock.setTimeout(() => {
             this.timer = null;
-            void this.runCycle().then(
-                (report) => {
-                    if (!this.running) return;
-                    if (report.cycleTimeMs > this.cycleMs) {
-                        this.events.emit('overrun', {
-                            cycleTimeMs: report.cycleTimeMs,
-                            periodMs: this.cycleMs,
-                        });
-                    }
-                    this.schedule(Math.max(0, this.cycleMs - report.cycleTimeMs));
-                },
-                () => {
-                    if (this.running) this.schedule(this.cycleMs);
-                },
-            );
+            const started = this.clock.now();
+            const next = () => {
+                if (!this.running) return;
+                // Cycles keep their period whatever a decision waited for.
+                this.schedule(Math.max(0, started + this.cycleMs - this.clock.now()));
+            };
+            this.decision(true).then((report) => {
+                if (report.cycleTimeMs > this.cycleMs && this.running) {
+                    this.events.emit('overrun', {
+                        cycleTimeMs: report.cycleTimeMs,
+                        periodMs: this.cycleMs,
+                    });
+                }
+                next();
+            }, next);
         }, delay);
     }
 
-    /** Runs one cycle now (cycles never overlap: a call during a cycle waits for it). */
+    /**
+     * Runs one scheduled cycle (sense, then decide) now. Decisions never overlap: a call during
+     * a cycle waits for it, a call during a decision taken between cycles runs right after it.
+     */
     runCycle(): Promise<CycleReport> {
-        if (!this.inCycle) {
-            this.inCycle = this.cycle().finally(() => {
-                this.inCycle = null;
-            });
-        }
-        return this.inCycle;
+        return this.decision(true);
     }
 
-    private async cycle(): Promise<CycleReport> {
-        const started = this.clock.now();
-        const config = this.config;
-        await this.senseAll();
+    private decision(scheduled: boolean): Promise<CycleReport> {
+        if (!this.inFlight && scheduled) {
+            // A scheduled cycle starts at once; a decision asked for in this same turn joins it.
+            const joining = this.queued;
+            this.queued = null;
+            const run = this.begin(true);
+            if (joining) run.then(joining.resolve, joining.reject);
+            return run;
+        }
+        if (this.inFlight && (scheduled ? this.inFlightScheduled : this.beforeSnapshot)) {
+            return this.inFlight;
+        }
+        if (this.queued) {
+            this.queued.scheduled ||= scheduled;
+            return this.queued.promise;
+        }
+        let resolve!: (r: CycleReport) => void;
+        let reject!: (e: unknown) => void;
+        const promise = new Promise<CycleReport>((res, rej) => {
+            resolve = res;
+            reject = rej;
+        });
+        this.queued = { scheduled, promise, resolve, reject };
+        // Debounce: requests made in the same turn (a burst of pushes or commands) share it.
+        if (!this.inFlight) queueMicrotask(this.startQueued);
+        return promise;
+    }
 
-        // snapshot
+    /** Starts the waiting decision, if nothing runs. */
+    private readonly startQueued = (): void => {
+        const queued = this.queued;
+        if (this.inFlight || !queued) return;
+        this.queued = null;
+        this.begin(queued.scheduled).then(queued.resolve, queued.reject);
+    };
+
+    private begin(scheduled: boolean): Promise<CycleReport> {
+        this.inFlightScheduled = scheduled;
+        this.beforeSnapshot = true;
+        const run = this.guarded(scheduled);
+        this.inFlight = run;
+        const settle = () => {
+            this.inFlight = null;
+            this.startQueued();
+        };
+        run.then(settle, settle);
+        return run;
+    }
+
+    /** A decision whose failure is reported (event, fail-safe) before the caller hears of it. */
+    private async guarded(scheduled: boolean): Promise<CycleReport> {
+        let report: CycleReport;
+        try {
+            report = await this.cycle(scheduled);
+        } catch (err) {
+            this.beforeSnapshot = false;
+            await this.cycleFailed(err);
+            throw err;
+        }
+        return report;
+    }
+
+    private async cycle(scheduled: boolean): Promise<CycleReport> {
+        const started = this.clock.now();
+        if (scheduled) {
+            if (this.lastTickAt !== null) this.tickPeriodMs = started - this.lastTickAt;
+            this.lastTickAt = started;
+            await this.senseAll();
+        }
+        const config = this.config;
+
+        // limits: what rules, formulas, overrides and users allow this decision
         const now = this.clock.now();
+        this.beforeSnapshot = false;
+        // A decision between scheduled cycles raises nobody within a period of the last raise:
+        // max_increase_per_cycle stays a rate per period.
+        const holdIncreases = !scheduled && now - this.lastRaiseAt < this.cycleMs * 0.9;
         const snapshot: Snapshot = {
             now,
             meters: this.samples<MeterReading>(config.meters),
             evses: this.samples<EvseReading>(config.evses),
             ...this.inputs?.(now),
+            ...(holdIncreases ? { holdIncreases } : {}),
         };
         const extra = this.extraLimits?.(now);
         if (extra && extra.size) {
@@ -270,22 +451,84 @@ export class ChargingManager {
         const previous = this.last?.result.setpoints;
         const result = allocate(snapshot, config, this.memory);
         this.memory = result.memory;
+        if (!holdIncreases) this.lastRaiseAt = now;
 
+        // act
         await this.actAll(result.setpoints, previous);
 
         // publish
         const report: CycleReport = {
             at: now,
+            scheduled,
             cycleTimeMs: this.clock.now() - started,
             result,
             snapshot,
         };
         this.last = report;
+        if (this.failure) {
+            // Before the cycle event, so that status shown from it is not overwritten.
+            const { since, failures } = this.failure;
+            this.failure = null;
+            this.events.emit('cycleRecovered', { since, failures });
+        }
         this.events.emit('cycle', report);
         return report;
     }
 
-    /** This cycle's samples of the configured devices that have one (the snapshot keeps them). */
+    /**
+     * A failing decision: reported every time (the subscribers log once per episode); once the
+     * failure has lasted as long as a reading may (the meters' stale_after), every wallbox gets
+     * its fail-safe current, as the allocator would give it for stale data.
+     */
+    private async cycleFailed(err: unknown): Promise<void> {
+        const error = err instanceof Error ? err : new Error(String(err));
+        const now = this.clock.now();
+        const failure: CycleFailure = this.failure ?? {
+            error,
+            since: now,
+            failures: 0,
+            failSafe: false,
+        };
+        failure.error = error;
+        failure.failures++;
+        this.failure = failure;
+        if (now - failure.since >= this.failSafeAfterMs() && this.config.params.lbEnabled) {
+            failure.failSafe = true;
+            try {
+                await this.actAll(this.failSafeSetpoints(), this.last?.result.setpoints);
+            } catch (actErr) {
+                failure.error = new Error(`${error.message}; fail-safe writes: ${String(actErr)}`);
+            }
+        }
+        this.events.emit('cycleFailed', { ...failure });
+    }
+
+    /** How long cycles may fail before the wallboxes go to their fail-safe current (ms). */
+    private failSafeAfterMs(): number {
+        const { meters, evses } = this.config;
+        const of = meters.length ? meters : evses;
+        let ms = Infinity;
+        for (const d of of) if (d.enabled) ms = Math.min(ms, d.staleAfterMs);
+        return ms === Infinity ? DEFAULT_STALE_MS : ms;
+    }
+
+    private failSafeSetpoints(): Map<string, EvseSetpoint> {
+        const out = new Map<string, EvseSetpoint>();
+        for (const e of this.config.evses) {
+            const current = e.enabled ? e.failSafeCurrent : 0;
+            out.set(e.id, {
+                current,
+                chargingEnabled: current > 0,
+                released: false,
+                state: 'failsafe',
+                phases: this.last?.result.setpoints.get(e.id)?.phases ?? 0,
+                write: true,
+            });
+        }
+        return out;
+    }
+
+    /** This decision's samples of the configured devices that have one (the snapshot keeps them). */
     private samples<R>(devices: readonly { id: string }[]): Map<string, DeviceSample<R>> {
         const out = new Map<string, DeviceSample<R>>();
         for (let i = 0; i < devices.length; i++) {
@@ -296,16 +539,25 @@ export class ChargingManager {
         return out;
     }
 
-    /** sense: reads every polled device in parallel (each bus serialises its own requests). */
+    // ---- sense ----
+
+    /**
+     * Asks every polled device that has no read outstanding, in parallel (each bus serialises its
+     * own requests), and waits for the answers of those that have been answering, at most
+     * gatherMs. A device still outstanding keeps its last reading (stale in its time) and its
+     * request completes or times out in the background.
+     */
     private senseAll(): Promise<void> {
-        const phase = this.openPhase(false);
-        this.drivers.forEach((driver) => this.sense(driver, phase));
-        return this.closePhase();
+        this.openGather();
+        const now = this.clock.now();
+        this.drivers.forEach((driver) => this.sense(driver, now));
+        return this.closeGather();
     }
 
-    private sense(driver: DeviceDriver, phase: number): void {
-        const state = this.deviceState(driver.id);
+    private sense(driver: DeviceDriver, now: number): void {
         const link = this.link(driver.id);
+        if (link.read !== 0) return;
+        const state = this.deviceState(driver.id);
         link.state = state;
         let request: Promise<MeterReading | EvseReading>;
         try {
@@ -314,49 +566,55 @@ export class ChargingManager {
             this.markFailed(state, err);
             return;
         }
-        this.awaitAnswer(link);
-        if (link.readFor === 0) {
-            link.readFor = phase;
+        const id = this.sent();
+        link.read = id;
+        link.readSentAt = now;
+        if (!state.silent && this.collecting) this.await(link, id);
+        if (link.readHandlers === 0) {
+            link.readHandlers = id;
             void request.then(link.onReading, link.onReadFailed);
         } else {
-            // An earlier read never answered and still holds the shared handlers.
             void request.then(
-                (reading) => this.readAnswered(link, phase, reading),
-                (err: unknown) => this.readFailed(link, phase, err),
+                (reading) => this.readAnswered(link, id, reading),
+                (err: unknown) => this.readFailed(link, id, err),
             );
         }
     }
 
-    private readAnswered(
-        link: DeviceLink,
-        phase: number,
-        reading: MeterReading | EvseReading,
-    ): void {
-        if (!this.answered(link, phase)) return;
+    private readAnswered(link: DeviceLink, id: number, reading: MeterReading | EvseReading): void {
+        if (link.read !== id) return; // timed out before: a late answer is not taken
+        link.read = 0;
+        this.settled();
         try {
             link.state.sample = { reading, takenAt: reading.takenAt ?? this.clock.now() };
+            link.state.silent = false;
             this.markOk(link.state);
         } catch (err) {
             this.markFailed(link.state, err); // a driver that resolved without a reading
         }
-        this.settled();
+        this.arrived(link, id);
     }
 
-    private readFailed(link: DeviceLink, phase: number, err: unknown): void {
-        if (!this.answered(link, phase)) return;
+    private readFailed(link: DeviceLink, id: number, err: unknown): void {
+        if (link.read !== id) return;
+        link.read = 0;
+        this.settled();
+        link.state.silent = false;
         this.markFailed(link.state, err);
-        this.settled();
+        this.arrived(link, id);
     }
 
-    /** act: sends the wallboxes their new commands, and keep-alives, in parallel. */
+    // ---- act ----
+
+    /** Sends the wallboxes their new commands, and keep-alives, in parallel. */
     private actAll(
         setpoints: ReadonlyMap<string, EvseSetpoint>,
         previous: ReadonlyMap<string, EvseSetpoint> | undefined,
     ): Promise<void> {
-        const phase = this.openPhase(true);
+        this.openGather();
         const now = this.clock.now();
-        setpoints.forEach((sp, id) => this.act(id, sp, previous?.get(id), now, phase));
-        return this.closePhase();
+        setpoints.forEach((sp, id) => this.act(id, sp, previous?.get(id), now));
+        return this.closeGather();
     }
 
     private act(
@@ -364,7 +622,6 @@ export class ChargingManager {
         sp: EvseSetpoint,
         previous: EvseSetpoint | undefined,
         now: number,
-        phase: number,
     ): void {
         if (
             !previous ||
@@ -377,6 +634,18 @@ export class ChargingManager {
         const driver = this.drivers.get(id);
         if (!sp.write || !driver || driver.kind !== 'evse') return;
         const state = this.deviceState(id);
+        const link = this.link(id);
+        link.state = state;
+        const command: EvseCommand = {
+            current: sp.current,
+            chargingEnabled: sp.chargingEnabled,
+            released: sp.released,
+        };
+        if (link.write !== 0) {
+            // The bus still carries the last command: this one follows as soon as it answered.
+            link.next = sameCommand(link.writing!, command) ? null : command;
+            return;
+        }
         const changed = !state.lastCommand || !sameCommand(state.lastCommand, sp);
         // Re-write well before the wallbox's own communication fail-safe would take over.
         const keepAlive =
@@ -384,48 +653,68 @@ export class ChargingManager {
             state.lastWriteAt !== null &&
             now - state.lastWriteAt >= driver.keepAliveMs / 3;
         if (!changed && !keepAlive) return;
-        const command: EvseCommand = {
-            current: sp.current,
-            chargingEnabled: sp.chargingEnabled,
-            released: sp.released,
-        };
-        const link = this.link(id);
-        link.state = state;
+        this.write(driver, link, command, now);
+    }
+
+    private write(driver: EvseDriver, link: DeviceLink, command: EvseCommand, now: number): void {
         let request: Promise<void>;
         try {
             request = driver.apply(command);
         } catch (err) {
-            state.lastCommand = null;
-            this.markFailed(state, err);
+            link.state.lastCommand = null;
+            this.markFailed(link.state, err);
             return;
         }
-        this.awaitAnswer(link);
-        if (link.writeFor === 0) {
-            link.writeFor = phase;
-            link.writing = command;
+        const id = this.sent();
+        link.write = id;
+        link.writeSentAt = now;
+        link.writing = command;
+        link.next = null;
+        if (!link.state.silent && this.collecting) this.await(link, id);
+        if (link.writeHandlers === 0) {
+            link.writeHandlers = id;
             void request.then(link.onWritten, link.onWriteFailed);
         } else {
-            // An earlier write never answered and still holds the shared handlers.
             void request.then(
-                () => this.written(link, phase, command),
-                (err: unknown) => this.writeFailed(link, phase, err),
+                () => this.written(link, id),
+                (err: unknown) => this.writeFailed(link, id, err),
             );
         }
     }
 
-    private written(link: DeviceLink, phase: number, command: EvseCommand): void {
-        if (!this.answered(link, phase)) return;
-        link.state.lastCommand = command;
-        link.state.lastWriteAt = this.clock.now();
+    private written(link: DeviceLink, id: number): void {
+        if (link.write !== id) return;
+        link.write = 0;
         this.settled();
+        link.state.lastCommand = link.writing;
+        link.state.lastWriteAt = this.clock.now();
+        link.state.silent = false;
+        this.arrived(link, id);
+        this.writeNext(link);
     }
 
-    private writeFailed(link: DeviceLink, phase: number, err: unknown): void {
-        if (!this.answered(link, phase)) return;
-        link.state.lastCommand = null; // unknown now: write again next cycle
-        this.markFailed(link.state, err);
+    private writeFailed(link: DeviceLink, id: number, err: unknown): void {
+        if (link.write !== id) return;
+        link.write = 0;
         this.settled();
+        link.state.lastCommand = null; // unknown now: written again
+        link.state.silent = false;
+        this.markFailed(link.state, err);
+        this.arrived(link, id);
+        this.writeNext(link);
     }
+
+    /** Sends the command a newer decision left while the last write was on its way. */
+    private writeNext(link: DeviceLink): void {
+        const next = link.next;
+        link.next = null;
+        const driver = this.drivers.get(link.id);
+        if (!next || driver?.kind !== 'evse' || this.stopped) return;
+        if (link.state.lastCommand && sameCommand(link.state.lastCommand, next)) return;
+        this.write(driver, link, next, this.clock.now());
+    }
+
+    // ---- requests, deadlines and waiting ----
 
     private link(id: string): DeviceLink {
         let link = this.links.get(id);
@@ -440,100 +729,140 @@ export class ChargingManager {
         const link: DeviceLink = {
             id,
             state: this.deviceState(id),
-            awaitedIn: 0,
-            readFor: 0,
-            writeFor: 0,
+            read: 0,
+            readSentAt: 0,
+            write: 0,
+            writeSentAt: 0,
             writing: null,
+            next: null,
+            readHandlers: 0,
+            writeHandlers: 0,
+            awaited: 0,
             onReading: (reading) => {
-                const phase = link.readFor;
-                link.readFor = 0;
-                this.readAnswered(link, phase, reading);
+                const served = link.readHandlers;
+                link.readHandlers = 0;
+                this.readAnswered(link, served, reading);
             },
             onReadFailed: (err) => {
-                const phase = link.readFor;
-                link.readFor = 0;
-                this.readFailed(link, phase, err);
+                const served = link.readHandlers;
+                link.readHandlers = 0;
+                this.readFailed(link, served, err);
             },
             onWritten: () => {
-                const phase = link.writeFor;
-                const command = link.writing!;
-                link.writeFor = 0;
-                link.writing = null;
-                this.written(link, phase, command);
+                const served = link.writeHandlers;
+                link.writeHandlers = 0;
+                this.written(link, served);
             },
             onWriteFailed: (err) => {
-                const phase = link.writeFor;
-                link.writeFor = 0;
-                link.writing = null;
-                this.writeFailed(link, phase, err);
+                const served = link.writeHandlers;
+                link.writeHandlers = 0;
+                this.writeFailed(link, served, err);
             },
         };
         return link;
     }
 
-    /** Starts a sense (reads) or act (writes) phase; returns its number. */
-    private openPhase(writes: boolean): number {
-        this.phaseWrites = writes;
-        this.phaseLinks.length = 0;
-        this.awaiting = 0;
-        return ++this.phase;
+    /** Numbers a request sent now and makes sure its deadline is watched. */
+    private sent(): number {
+        this.outstanding++;
+        if (this.sweepTimer === null) {
+            this.sweepTimer = this.clock.setTimeout(this.sweep, this.ioTimeoutMs);
+        }
+        return ++this.requestSeq;
     }
 
-    /** Counts a request sent to a device in this phase. */
-    private awaitAnswer(link: DeviceLink): void {
-        link.awaitedIn = this.phase;
-        this.phaseLinks.push(link);
+    /** A request answered or given up. */
+    private settled(): void {
+        if (--this.outstanding > 0 || this.sweepTimer === null) return;
+        this.clock.clearTimeout(this.sweepTimer);
+        this.sweepTimer = null;
+    }
+
+    /** Every request past its deadline fails as a lone timeout would; the rest keep waiting. */
+    private readonly sweep = (): void => {
+        this.sweepTimer = null;
+        const now = this.clock.now();
+        this.links.forEach((link) => {
+            if (link.read !== 0 && now - link.readSentAt >= this.ioTimeoutMs) {
+                const id = link.read;
+                link.read = 0;
+                this.settled();
+                link.state.silent = true;
+                this.markFailed(link.state, this.noAnswer(`read ${link.id}`));
+                this.arrived(link, id);
+            }
+            if (link.write !== 0 && now - link.writeSentAt >= this.ioTimeoutMs) {
+                const id = link.write;
+                link.write = 0;
+                this.settled();
+                link.state.lastCommand = null;
+                link.state.silent = true;
+                this.markFailed(link.state, this.noAnswer(`write ${link.id}`));
+                this.arrived(link, id);
+                this.writeNext(link);
+            }
+        });
+        // One timer, for the earliest deadline still ahead (writes sent just now included).
+        let earliest = Infinity;
+        this.links.forEach((link) => {
+            if (link.read !== 0) earliest = Math.min(earliest, link.readSentAt);
+            if (link.write !== 0) earliest = Math.min(earliest, link.writeSentAt);
+        });
+        if (this.sweepTimer !== null) this.clock.clearTimeout(this.sweepTimer);
+        this.sweepTimer =
+            earliest < Infinity
+                ? this.clock.setTimeout(this.sweep, Math.max(0, earliest + this.ioTimeoutMs - now))
+                : null;
+    };
+
+    private openGather(): void {
+        this.gatherLinks.length = 0;
+        this.awaiting = 0;
+        this.collecting = true;
+    }
+
+    private await(link: DeviceLink, id: number): void {
+        link.awaited = id;
+        this.gatherLinks.push(link);
         this.awaiting++;
     }
 
-    /** Resolves once every device asked in this phase has answered, or at the phase's deadline. */
-    private closePhase(): Promise<void> {
+    /** Resolves once every awaited device has answered, or after gatherMs. */
+    private closeGather(): Promise<void> {
+        this.collecting = false;
         if (this.awaiting === 0) return Promise.resolve();
         return new Promise<void>((resolve) => {
-            this.endPhase = resolve;
-            this.phaseTimer = this.clock.setTimeout(this.phaseDeadline, this.ioTimeoutMs);
+            this.endGather = resolve;
+            this.gatherTimer = this.clock.setTimeout(this.gatherDeadline, this.gatherMs);
         });
     }
 
-    /**
-     * Whether an answer is the one its phase still waits for; a late answer (after the deadline,
-     * from an earlier cycle) is dropped, as a timed-out request's answer always was.
-     */
-    private answered(link: DeviceLink, phase: number): boolean {
-        if (phase === 0 || link.awaitedIn !== phase) return false;
-        link.awaitedIn = 0;
-        return true;
-    }
-
-    /** One answer recorded: the phase ends when none is outstanding. */
-    private settled(): void {
+    /** An answer (or failure) of a device: the decision goes on when none is awaited. */
+    private arrived(link: DeviceLink, id: number): void {
+        if (link.awaited !== id) return;
+        link.awaited = 0;
         if (--this.awaiting > 0) return;
-        if (this.phaseTimer !== null) this.clock.clearTimeout(this.phaseTimer);
-        this.finishPhase();
+        if (this.gatherTimer !== null) this.clock.clearTimeout(this.gatherTimer);
+        this.finishGather();
     }
 
-    /** At the deadline, every device that has not answered fails as a lone timeout did. */
-    private readonly phaseDeadline = (): void => {
-        const phase = this.phase;
-        for (let i = 0; i < this.phaseLinks.length; i++) {
-            const link = this.phaseLinks[i]!;
-            if (link.awaitedIn !== phase) continue;
-            link.awaitedIn = 0;
-            if (this.phaseWrites) {
-                link.state.lastCommand = null;
-                this.markFailed(link.state, this.noAnswer(`write ${link.id}`));
-            } else {
-                this.markFailed(link.state, this.noAnswer(`read ${link.id}`));
-            }
+    /** The decision goes on with the data at hand; requests past their deadline fail first. */
+    private readonly gatherDeadline = (): void => {
+        this.gatherTimer = null;
+        if (this.sweepTimer !== null) {
+            this.clock.clearTimeout(this.sweepTimer);
+            this.sweep();
         }
+        for (let i = 0; i < this.gatherLinks.length; i++) this.gatherLinks[i]!.awaited = 0;
         this.awaiting = 0;
-        this.finishPhase();
+        this.finishGather();
     };
 
-    private finishPhase(): void {
-        this.phaseTimer = null;
-        const end = this.endPhase;
-        this.endPhase = null;
+    private finishGather(): void {
+        this.gatherTimer = null;
+        const end = this.endGather;
+        this.endGather = null;
+        this.gatherLinks.length = 0;
         end?.();
     }
 
@@ -593,7 +922,10 @@ export class ChargingManager {
         this.running = false;
         if (this.timer !== null) this.clock.clearTimeout(this.timer);
         this.timer = null;
-        await this.inCycle?.catch(() => undefined);
+        await this.inFlight?.catch(() => undefined);
+        await this.queued?.promise.catch(() => undefined);
+        if (this.sweepTimer !== null) this.clock.clearTimeout(this.sweepTimer);
+        this.sweepTimer = null;
         const commands = releaseCommands(this.config);
         await Promise.all(
             [...this.drivers.values()].map(async (d) => {

@@ -6,6 +6,9 @@ type Listener<T> = (payload: T) => void;
 export class Events<Map extends object> {
     private listeners = new Map<keyof Map, Set<Listener<never>>>();
 
+    /** `onListenerError` hears of every subscriber that threw (the others still run). */
+    constructor(private readonly onListenerError?: (event: keyof Map, error: Error) => void) {}
+
     on<K extends keyof Map>(event: K, listener: Listener<Map[K]>): () => void {
         let set = this.listeners.get(event);
         if (!set) this.listeners.set(event, (set = new Set()));
@@ -19,12 +22,22 @@ export class Events<Map extends object> {
         const set = this.listeners.get(event);
         if (!set) return;
         for (const listener of [...set]) {
-            // One failing subscriber must not stop the others or the control cycle.
+            // One failing subscriber must not stop the others or the control cycle, and its
+            // error is reported, not swallowed.
             try {
                 (listener as Listener<Map[K]>)(payload);
-            } catch {
-                /* the subscriber reports its own errors */
+            } catch (err) {
+                this.reportListenerError(event, err);
             }
+        }
+    }
+
+    private reportListenerError(event: keyof Map, err: unknown): void {
+        const error = err instanceof Error ? err : new Error(String(err));
+        try {
+            this.onListenerError?.(event, error);
+        } catch {
+            // The error reporter itself failed: nothing is left to tell.
         }
     }
 

@@ -156,6 +156,9 @@ export interface Snapshot {
     limits?: ReadonlyMap<string, number>;
     /** maxTotalCurrent for this cycle when it comes from a formula. */
     maxTotalCurrent?: number;
+    /** No wallbox may rise in this decision (one taken between scheduled cycles, so that
+     *  max_increase_per_cycle stays a rate per cycle period). */
+    holdIncreases?: boolean;
 }
 
 // ---- allocator memory and results ----

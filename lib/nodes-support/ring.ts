@@ -14,6 +14,8 @@ const amps = (mA: number) => Math.round(mA / 100) / 10;
 
 /** The state of one device of a site at `now`: waiting, stale, offline, charging 16 A, paused… */
 export function deviceRing(site: Site, devId: string, now: number): Ring {
+    const failing = cycleFailureRing(site);
+    if (failing) return failing;
     const entry = site.device(devId);
     if (!entry) return { fill: 'red', shape: 'ring', key: 'unknown', params: { id: devId } };
     const manager = site.manager;
@@ -74,4 +76,16 @@ export function problemRing(
     params?: Record<string, string>,
 ): Ring {
     return { fill: 'red', shape: 'ring', key, ...(params ? { params } : {}) };
+}
+
+/** Red while the manager's cycles fail: nothing it shows is current then. */
+export function cycleFailureRing(site: Site): Ring | null {
+    const failing = site.manager.failing;
+    if (!failing) return null;
+    return {
+        fill: 'red',
+        shape: 'ring',
+        key: 'cycle-failed',
+        params: { error: failing.error.message.slice(0, 40) },
+    };
 }

@@ -1,6 +1,6 @@
 // Status rings for flow nodes: the one mapper in lib/nodes-support/ring.ts, translated here.
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
-import { deviceRing, type Ring } from '../../lib/nodes-support/ring';
+import { cycleFailureRing, deviceRing, type Ring } from '../../lib/nodes-support/ring';
 import type { Site } from '../../lib/site/site';
 
 export function toStatus(RED: NodeAPI, type: string, ring: Ring): NodeStatus {
@@ -43,12 +43,47 @@ export function watchDevice(
         node.status(status);
     };
     update();
-    const off = site.manager.events.on('cycle', update);
+    const offs = [
+        site.manager.events.on('cycle', update),
+        site.manager.events.on('cycleFailed', update),
+    ];
     return {
         problem(message) {
             problem = message === null ? null : message.slice(0, 40);
             update();
         },
-        off,
+        off: () => offs.forEach((off) => off()),
+    };
+}
+
+/**
+ * A red ring while the manager's cycles fail, for nodes whose own status does not follow the
+ * cycle; `restore` puts the node's own status back when a cycle succeeds again. Returns the
+ * unsubscribe function.
+ */
+export function showCycleFailures(
+    RED: NodeAPI,
+    node: Node,
+    type: string,
+    site: Site,
+    restore: () => void,
+): () => void {
+    let shown = '';
+    const offFailed = site.manager.events.on('cycleFailed', () => {
+        const ring = cycleFailureRing(site);
+        if (!ring) return;
+        const status = toStatus(RED, type, ring);
+        const key = JSON.stringify(status);
+        if (key === shown) return;
+        shown = key;
+        node.status(status);
+    });
+    const offRecovered = site.manager.events.on('cycleRecovered', () => {
+        shown = '';
+        restore();
+    });
+    return () => {
+        offFailed();
+        offRecovered();
     };
 }

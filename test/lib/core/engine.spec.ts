@@ -9,7 +9,7 @@ import {
     type MeterDriver,
 } from '../../../lib/core/types';
 import { SimEvse, SimMeter, SimWorld } from '../../../lib/devices/sim';
-import { evse, meter, siteConfig } from '../../support/site';
+import { evse, meter, PLAIN, siteConfig } from '../../support/site';
 
 const CAR = { batteryWh: 60_000, soc: 0.2, maxCurrent: 16_000, phases: 3 as const, followMs: 2000 };
 
@@ -179,7 +179,7 @@ describe('ChargingManager (cycle engine)', () => {
         assert.equal(report.result.site.failSafe, true);
     });
 
-    it('one deadline for all devices of a phase; each silent device fails with its own timeout', async () => {
+    it('one deadline for all requests; each silent device fails with its own timeout', async () => {
         const clock = new ManualClock(0);
         const silent = (id: string): MeterDriver => ({
             id,
@@ -203,7 +203,8 @@ describe('ChargingManager (cycle engine)', () => {
             errors.push({ id, message: error.message, code: (error as { code?: unknown }).code }),
         );
         const cycle = manager.runCycle();
-        assert.equal(clock.pending, 1, 'one timer for the sense phase');
+        // One timer for the decision's wait and one for the requests' deadline, not one per device.
+        assert.equal(clock.pending, 2, 'two timers for three devices');
         clock.advance(500);
         await cycle;
         assert.deepEqual(
@@ -295,5 +296,350 @@ describe('ChargingManager (cycle engine)', () => {
         await manager.runCycle();
         assert.equal(manager.lastCycle!.result.site.failSafe, true, 'meter value went stale');
         assert.deepEqual(setpoints, [12_000, 6000]);
+    });
+
+    describe('a loop that never waits', () => {
+        const flush = () => new Promise((r) => setImmediate(r));
+        /** Moves the clock in small steps, letting answers and decisions run in between. */
+        async function step(clock: ManualClock, ms: number): Promise<void> {
+            for (let t = 0; t < ms; t += 100) {
+                clock.advance(100);
+                await flush();
+            }
+        }
+        const quietGrid = (
+            currents: [number, number, number],
+        ): MeterDriver & { silent: boolean } => {
+            const m = {
+                id: 'M1',
+                kind: 'meter' as const,
+                silent: false,
+                read: () =>
+                    m.silent
+                        ? new Promise<never>(() => undefined)
+                        : Promise.resolve({ powerW: 0, currents }),
+                close: () => Promise.resolve(),
+            };
+            return m;
+        };
+
+        it('decides on schedule without waiting for a meter that stopped answering', async () => {
+            const clock = new ManualClock(0);
+            const m = quietGrid([10_000, 10_000, 10_000]);
+            const box = new RecordingEvse('E1', clock);
+            const config = siteConfig(
+                { ...PLAIN, maxTotalCurrent: 32_000 },
+                [evse('E1')],
+                [meter('M1', MeterRole.gridDemand, { staleAfterMs: 5000 })],
+            );
+            const manager = new ChargingManager({
+                config,
+                drivers: [m, box],
+                clock,
+                cycleMs: 1000,
+                ioTimeoutMs: 2000,
+            });
+            const reports: CycleReport[] = [];
+            manager.events.on('cycle', (r) => reports.push(r));
+            manager.start();
+            clock.advance(0);
+            await flush();
+            await step(clock, 1000); // decisions at 0 and 1000
+            m.silent = true;
+            await step(clock, 6000);
+            await manager.stop();
+            const at = reports.map((r) => r.at);
+            // The first read that goes unanswered holds its decision up to half a period, once;
+            // every later decision is taken on the tick, while the read is outstanding and after
+            // it timed out.
+            assert.deepEqual(at, [0, 1000, 2500, 3000, 4000, 5000, 6000, 7000]);
+            const byAt = new Map(reports.map((r) => [r.at, r]));
+            // While outstanding, the last reading counts as long as it is fresh.
+            assert.equal(byAt.get(3000)!.result.site.failSafe, false);
+            assert.equal(byAt.get(3000)!.snapshot.meters.get('M1')!.takenAt, 1000);
+            // The read sent at 2000 timed out at 4000: from then on the meter is not trusted.
+            assert.equal(byAt.get(4000)!.result.site.failSafe, true);
+            assert.match(manager.deviceState('M1').lastError, /read M1: no answer within 2000 ms/);
+            assert.equal(manager.deviceState('M1').silent, true);
+        });
+
+        it('a wallbox that does not answer delays nobody else; its next command follows its answer', async () => {
+            const clock = new ManualClock(0);
+            const e1 = new RecordingEvse('E1', clock);
+            const e2 = new RecordingEvse('E2', clock);
+            const answers: (() => void)[] = [];
+            const apply = e2.apply.bind(e2);
+            let holding = true;
+            e2.apply = (cmd) => {
+                void apply(cmd);
+                if (!holding) return Promise.resolve();
+                return new Promise<void>((resolve) => answers.push(resolve));
+            };
+            const config = siteConfig(
+                {
+                    reserveCurrent: 0,
+                    maxTotalCurrent: 32_000,
+                    maxIncreasePerCycle: 1000,
+                    increaseHoldMs: 0,
+                },
+                [evse('E1'), evse('E2')],
+            );
+            const manager = new ChargingManager({
+                config,
+                drivers: [e1, e2],
+                clock,
+                ioTimeoutMs: 5000,
+            });
+            const first = manager.runCycle();
+            await flush();
+            clock.advance(500); // E2 has been answering so far: its first write is waited for, once
+            await first;
+            // E2's write is still on its way: later decisions neither wait for it nor pile writes up.
+            for (let i = 0; i < 3; i++) {
+                clock.advance(1000);
+                await manager.runCycle(); // resolves without the clock moving
+            }
+            assert.equal(e2.writes.length, 1);
+            assert.equal(e1.writes.length, 4, 'E1 ramps every cycle');
+            answers[0]!();
+            await flush();
+            assert.equal(e2.writes.length, 2, 'the newest command goes out as soon as E2 answered');
+            assert.deepEqual(
+                e2.writes[1]!.cmd.current,
+                manager.lastCycle!.result.setpoints.get('E2')!.current,
+            );
+            answers[1]!();
+            await flush();
+            assert.deepEqual(manager.deviceState('E2').lastCommand, e2.writes[1]!.cmd);
+            holding = false;
+            await manager.stop();
+        });
+
+        function pushedSite(reactOnArrival: boolean) {
+            const clock = new ManualClock(0);
+            const box = new RecordingEvse('E1', clock);
+            box.reading = { state: 3, currents: [16_000, 16_000, 16_000] };
+            const config = siteConfig(
+                { ...PLAIN, maxTotalCurrent: 32_000 },
+                [evse('E1', { staleAfterMs: 60_000 })],
+                [meter('M1', MeterRole.gridDemand, { staleAfterMs: 60_000 })],
+            );
+            const manager = new ChargingManager({ config, drivers: [box], clock, reactOnArrival });
+            const reports: CycleReport[] = [];
+            manager.events.on('cycle', (r) => reports.push(r));
+            return { clock, box, manager, reports };
+        }
+
+        it('an overload pushed between cycles is decided and written at once', async () => {
+            const { clock, box, manager, reports } = pushedSite(true);
+            manager.pushReading('M1', { powerW: 0, currents: [26_000, 26_000, 26_000] });
+            manager.start();
+            await step(clock, 100);
+            assert.equal(box.writes.at(-1)!.cmd.current, 16_000);
+            // Below the limit: nothing happens before the next cycle.
+            manager.pushReading('M1', { powerW: 0, currents: [30_000, 30_000, 30_000] });
+            await flush();
+            assert.equal(reports.length, 1);
+            // A phase above max_total_current: decided and written before the clock moves on.
+            manager.pushReading('M1', { powerW: 0, currents: [16_000, 41_000, 16_000] });
+            await flush();
+            assert.equal(reports.length, 2);
+            assert.equal(reports[1]!.scheduled, false);
+            assert.equal(reports[1]!.at, 100);
+            assert.ok(box.writes.at(-1)!.cmd.current < 16_000, `${box.writes.at(-1)!.cmd.current}`);
+            await manager.stop();
+        });
+
+        it('without reactOnArrival the overload waits for the next cycle', async () => {
+            const { clock, box, manager, reports } = pushedSite(false);
+            manager.pushReading('M1', { powerW: 0, currents: [26_000, 26_000, 26_000] });
+            manager.start();
+            await step(clock, 100);
+            manager.pushReading('M1', { powerW: 0, currents: [16_000, 41_000, 16_000] });
+            await flush();
+            assert.equal(reports.length, 1);
+            assert.equal(box.writes.at(-1)!.cmd.current, 16_000);
+            await step(clock, 900);
+            assert.equal(reports.length, 2);
+            assert.ok(box.writes.at(-1)!.cmd.current < 16_000);
+            await manager.stop();
+        });
+
+        it('decideNow: requests share one decision, which raises nobody within a period', async () => {
+            const clock = new ManualClock(0);
+            const box = new RecordingEvse('E1', clock);
+            const config = siteConfig(
+                {
+                    reserveCurrent: 0,
+                    maxTotalCurrent: 32_000,
+                    maxIncreasePerCycle: 1000,
+                    increaseHoldMs: 0,
+                },
+                [evse('E1')],
+            );
+            const manager = new ChargingManager({ config, drivers: [box], clock });
+            assert.equal(await manager.decideNow(), null, 'not running: no decision');
+            const reports: CycleReport[] = [];
+            manager.events.on('cycle', (r) => reports.push(r));
+            manager.start();
+            await step(clock, 1000); // ticks at 0 (6 A) and 1000 (7 A)
+            assert.equal(box.writes.at(-1)!.cmd.current, 7000);
+            clock.advance(50);
+            const asked = [manager.decideNow(), manager.decideNow(), manager.decideNow()];
+            const answered = await Promise.all(asked);
+            assert.equal(reports.length, 3, 'one decision for three requests');
+            assert.ok(answered.every((r) => r === reports[2]));
+            assert.equal(reports[2]!.scheduled, false);
+            assert.equal(reports[2]!.result.setpoints.get('E1')!.current, 7000, 'held');
+            await step(clock, 1000);
+            assert.equal(box.writes.at(-1)!.cmd.current, 8000, 'the next cycle raises again');
+            await manager.stop();
+        });
+    });
+
+    describe('loud failures', () => {
+        const flush = () => new Promise((r) => setImmediate(r));
+
+        it('a cycle that throws is reported, then every wallbox goes to its fail-safe current', async () => {
+            const clock = new ManualClock(0);
+            const box = new RecordingEvse('E1', clock);
+            let fail = false;
+            const config = siteConfig(
+                {
+                    reserveCurrent: 0,
+                    maxTotalCurrent: 32_000,
+                    maxIncreasePerCycle: 100_000,
+                    increaseHoldMs: 0,
+                },
+                [evse('E1', { failSafeCurrent: 7000 })],
+                [meter('M1', MeterRole.gridDemand, { staleAfterMs: 3000 })],
+            );
+            const manager = new ChargingManager({
+                config,
+                drivers: [box],
+                clock,
+                inputs: () => {
+                    if (fail) throw new Error('rule store unreadable');
+                    return {};
+                },
+            });
+            const failures: {
+                failures: number;
+                since: number;
+                failSafe: boolean;
+                message: string;
+            }[] = [];
+            const recoveries: { since: number; failures: number }[] = [];
+            manager.events.on('cycleFailed', (f) =>
+                failures.push({
+                    failures: f.failures,
+                    since: f.since,
+                    failSafe: f.failSafe,
+                    message: f.error.message,
+                }),
+            );
+            manager.events.on('cycleRecovered', (r) => recoveries.push(r));
+            manager.start();
+            for (let t = 0; t < 8000; t += 100) {
+                if (t === 1500) fail = true;
+                if (t === 6500) fail = false;
+                manager.pushReading('M1', { powerW: 0, currents: [0, 0, 0] });
+                clock.advance(100);
+                await flush();
+            }
+            await manager.stop();
+            // Cycles at 2000…6000 failed; the fail-safe came once they had failed for stale_after.
+            assert.deepEqual(
+                failures.map((f) => [f.failures, f.since, f.failSafe]),
+                [
+                    [1, 2000, false],
+                    [2, 2000, false],
+                    [3, 2000, false],
+                    [4, 2000, true],
+                    [5, 2000, true],
+                ],
+            );
+            assert.ok(failures.every((f) => f.message === 'rule store unreadable'));
+            assert.deepEqual(recoveries, [{ since: 2000, failures: 5 }]);
+            assert.equal(manager.failing, null);
+            const during = box.writes.filter((w) => w.at >= 2000 && w.at <= 6000);
+            assert.deepEqual(
+                during.map((w) => [w.at, w.cmd.current]),
+                [[5000, 7000]],
+                'nothing while failing, then the fail-safe current',
+            );
+            assert.equal(
+                box.writes.filter((w) => w.at === 7000)[0]?.cmd.current,
+                16_000,
+                'back after recovery',
+            );
+        });
+
+        it('runCycle rejects with the failure, and the failure is reported first', async () => {
+            const clock = new ManualClock(0);
+            const config = siteConfig({}, [evse('E1')]);
+            const manager = new ChargingManager({
+                config,
+                clock,
+                inputs: () => {
+                    throw new Error('boom');
+                },
+            });
+            const seen: string[] = [];
+            manager.events.on('cycleFailed', (f) => seen.push(f.error.message));
+            await assert.rejects(manager.runCycle(), /boom/);
+            assert.deepEqual(seen, ['boom']);
+            assert.equal(manager.failing!.failures, 1);
+        });
+
+        it('a subscriber that throws is reported, and the others still hear the event', async () => {
+            const clock = new ManualClock(0);
+            const manager = new ChargingManager({ config: siteConfig({}, [evse('E1')]), clock });
+            const reported: string[] = [];
+            let heard = 0;
+            manager.events.on('listenerError', ({ event, error }) =>
+                reported.push(`${event}: ${error.message}`),
+            );
+            manager.events.on('cycle', () => {
+                throw new Error('bad subscriber');
+            });
+            manager.events.on('cycle', () => heard++);
+            await manager.runCycle();
+            assert.deepEqual(reported, ['cycle: bad subscriber']);
+            assert.equal(heard, 1);
+            await flush();
+        });
+
+        it('cycle_time is the measured period: an overrunning cycle shows', async () => {
+            const clock = new ManualClock(0);
+            let slow = false;
+            const manager = new ChargingManager({
+                config: siteConfig({}, [evse('E1')]),
+                clock,
+                inputs: () => {
+                    if (slow) {
+                        slow = false;
+                        clock.advance(1500);
+                    }
+                    return {};
+                },
+            });
+            const overruns: number[] = [];
+            manager.events.on('overrun', (o) => overruns.push(o.cycleTimeMs));
+            manager.start();
+            for (let i = 0; i < 20; i++) {
+                clock.advance(100);
+                await flush();
+            }
+            assert.equal(manager.measuredCycleMs, 1000);
+            slow = true;
+            for (let i = 0; i < 11; i++) {
+                clock.advance(100);
+                await flush();
+            }
+            assert.deepEqual(overruns, [1500]);
+            assert.equal(manager.measuredCycleMs, 1500);
+            await manager.stop();
+        });
     });
 });
