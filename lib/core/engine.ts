@@ -40,10 +40,18 @@ export interface DeviceState {
     lastWriteAt: number | null;
 }
 
+/**
+ * Why a decision is taken: the scheduled cycle (sense, then decide); a control command, decided
+ * at once and in full; a pushed reading that shows an overload, decided at once but raising
+ * nobody within a period of the last raise (max_increase_per_cycle stays a rate per period).
+ */
+export type DecisionKind = 'cycle' | 'command' | 'reading';
+/** A later request joining a waiting decision upgrades it: a cycle senses, a command may raise. */
+const RANK: Record<DecisionKind, number> = { reading: 0, command: 1, cycle: 2 };
+
 export interface CycleReport {
     at: number;
-    /** Scheduled cycle (sense, then decide), or a decision taken at once between cycles. */
-    scheduled: boolean;
+    kind: DecisionKind;
     /** How long this decision took, from the start of sensing to the writes answered (ms). */
     cycleTimeMs: number;
     result: AllocationResult;
@@ -149,11 +157,11 @@ export class ChargingManager {
     private extraLimits: ((now: number) => ReadonlyMap<string, number> | undefined) | null = null;
     // One decision at a time; at most one more waits, and requests made meanwhile join it.
     private inFlight: Promise<CycleReport> | null = null;
-    private inFlightScheduled = false;
+    private inFlightKind: DecisionKind = 'cycle';
     /** The decision in flight has not taken its snapshot yet: a request can still join it. */
     private beforeSnapshot = false;
     private queued: {
-        scheduled: boolean;
+        kind: DecisionKind;
         promise: Promise<CycleReport>;
         resolve: (r: CycleReport) => void;
         reject: (e: unknown) => void;
@@ -304,7 +312,7 @@ export class ChargingManager {
             !('state' in reading) &&
             pushedOverload(this.config, this.last?.result, id, reading as MeterReading)
         ) {
-            void this.decideNow();
+            void this.decideNow('reading');
         }
     }
 
@@ -315,9 +323,9 @@ export class ChargingManager {
      * when the manager is not running or the decision failed (the failure is reported as for
      * every cycle). Never rejects.
      */
-    decideNow(): Promise<CycleReport | null> {
+    decideNow(kind: 'command' | 'reading' = 'command'): Promise<CycleReport | null> {
         if (!this.running) return Promise.resolve(null);
-        return this.decision(false).catch(() => null);
+        return this.decision(kind).catch(() => null);
     }
 
     start(): void {
@@ -335,7 +343,7 @@ export class ChargingManager {
                 // Cycles keep their period whatever a decision waited for.
                 this.schedule(Math.max(0, started + this.cycleMs - this.clock.now()));
             };
-            this.decision(true).then((report) => {
+            this.decision('cycle').then((report) => {
                 if (report.cycleTimeMs > this.cycleMs && this.running) {
                     this.events.emit('overrun', {
                         cycleTimeMs: report.cycleTimeMs,
@@ -352,23 +360,28 @@ export class ChargingManager {
      * a cycle waits for it, a call during a decision taken between cycles runs right after it.
      */
     runCycle(): Promise<CycleReport> {
-        return this.decision(true);
+        return this.decision('cycle');
     }
 
-    private decision(scheduled: boolean): Promise<CycleReport> {
-        if (!this.inFlight && scheduled) {
+    private decision(kind: DecisionKind): Promise<CycleReport> {
+        if (!this.inFlight && kind === 'cycle') {
             // A scheduled cycle starts at once; a decision asked for in this same turn joins it.
             const joining = this.queued;
             this.queued = null;
-            const run = this.begin(true);
+            const run = this.begin('cycle');
             if (joining) run.then(joining.resolve, joining.reject);
             return run;
         }
-        if (this.inFlight && (scheduled ? this.inFlightScheduled : this.beforeSnapshot)) {
-            return this.inFlight;
+        if (this.inFlight) {
+            if (kind === 'cycle' && this.inFlightKind === 'cycle') return this.inFlight;
+            if (kind !== 'cycle' && this.beforeSnapshot) {
+                // Its snapshot is still to come: the request's change is in it.
+                if (RANK[kind] > RANK[this.inFlightKind]) this.inFlightKind = kind;
+                return this.inFlight;
+            }
         }
         if (this.queued) {
-            this.queued.scheduled ||= scheduled;
+            if (RANK[kind] > RANK[this.queued.kind]) this.queued.kind = kind;
             return this.queued.promise;
         }
         let resolve!: (r: CycleReport) => void;
@@ -377,7 +390,7 @@ export class ChargingManager {
             resolve = res;
             reject = rej;
         });
-        this.queued = { scheduled, promise, resolve, reject };
+        this.queued = { kind, promise, resolve, reject };
         // Debounce: requests made in the same turn (a burst of pushes or commands) share it.
         if (!this.inFlight) queueMicrotask(this.startQueued);
         return promise;
@@ -388,13 +401,13 @@ export class ChargingManager {
         const queued = this.queued;
         if (this.inFlight || !queued) return;
         this.queued = null;
-        this.begin(queued.scheduled).then(queued.resolve, queued.reject);
+        this.begin(queued.kind).then(queued.resolve, queued.reject);
     };
 
-    private begin(scheduled: boolean): Promise<CycleReport> {
-        this.inFlightScheduled = scheduled;
+    private begin(kind: DecisionKind): Promise<CycleReport> {
+        this.inFlightKind = kind;
         this.beforeSnapshot = true;
-        const run = this.guarded(scheduled);
+        const run = this.guarded(kind);
         this.inFlight = run;
         const settle = () => {
             this.inFlight = null;
@@ -405,10 +418,10 @@ export class ChargingManager {
     }
 
     /** A decision whose failure is reported (event, fail-safe) before the caller hears of it. */
-    private async guarded(scheduled: boolean): Promise<CycleReport> {
+    private async guarded(kind: DecisionKind): Promise<CycleReport> {
         let report: CycleReport;
         try {
-            report = await this.cycle(scheduled);
+            report = await this.cycle(kind);
         } catch (err) {
             this.beforeSnapshot = false;
             await this.cycleFailed(err);
@@ -417,9 +430,9 @@ export class ChargingManager {
         return report;
     }
 
-    private async cycle(scheduled: boolean): Promise<CycleReport> {
+    private async cycle(kind: DecisionKind): Promise<CycleReport> {
         const started = this.clock.now();
-        if (scheduled) {
+        if (kind === 'cycle') {
             if (this.lastTickAt !== null) this.tickPeriodMs = started - this.lastTickAt;
             this.lastTickAt = started;
             await this.senseAll();
@@ -429,9 +442,10 @@ export class ChargingManager {
         // limits: what rules, formulas, overrides and users allow this decision
         const now = this.clock.now();
         this.beforeSnapshot = false;
-        // A decision between scheduled cycles raises nobody within a period of the last raise:
-        // max_increase_per_cycle stays a rate per period.
-        const holdIncreases = !scheduled && now - this.lastRaiseAt < this.cycleMs * 0.9;
+        // A reading's decision raises nobody within a period of the last raise (joined by a
+        // command meanwhile, it is decided in full).
+        const holdIncreases =
+            this.inFlightKind === 'reading' && now - this.lastRaiseAt < this.cycleMs * 0.9;
         const snapshot: Snapshot = {
             now,
             meters: this.samples<MeterReading>(config.meters),
@@ -459,7 +473,7 @@ export class ChargingManager {
         // publish
         const report: CycleReport = {
             at: now,
-            scheduled,
+            kind: this.inFlightKind,
             cycleTimeMs: this.clock.now() - started,
             result,
             snapshot,

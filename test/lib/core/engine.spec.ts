@@ -444,7 +444,7 @@ describe('ChargingManager (cycle engine)', () => {
             manager.pushReading('M1', { powerW: 0, currents: [16_000, 41_000, 16_000] });
             await flush();
             assert.equal(reports.length, 2);
-            assert.equal(reports[1]!.scheduled, false);
+            assert.equal(reports[1]!.kind, 'reading');
             assert.equal(reports[1]!.at, 100);
             assert.ok(box.writes.at(-1)!.cmd.current < 16_000, `${box.writes.at(-1)!.cmd.current}`);
             await manager.stop();
@@ -465,7 +465,7 @@ describe('ChargingManager (cycle engine)', () => {
             await manager.stop();
         });
 
-        it('decideNow: requests share one decision, which raises nobody within a period', async () => {
+        it("decideNow: requests share one decision; a reading's raises nobody within a period", async () => {
             const clock = new ManualClock(0);
             const box = new RecordingEvse('E1', clock);
             const config = siteConfig(
@@ -485,14 +485,23 @@ describe('ChargingManager (cycle engine)', () => {
             await step(clock, 1000); // ticks at 0 (6 A) and 1000 (7 A)
             assert.equal(box.writes.at(-1)!.cmd.current, 7000);
             clock.advance(50);
-            const asked = [manager.decideNow(), manager.decideNow(), manager.decideNow()];
+            const asked = [
+                manager.decideNow('reading'),
+                manager.decideNow('reading'),
+                manager.decideNow('reading'),
+            ];
             const answered = await Promise.all(asked);
             assert.equal(reports.length, 3, 'one decision for three requests');
             assert.ok(answered.every((r) => r === reports[2]));
-            assert.equal(reports[2]!.scheduled, false);
+            assert.equal(reports[2]!.kind, 'reading');
             assert.equal(reports[2]!.result.setpoints.get('E1')!.current, 7000, 'held');
+            // A command is decided in full: it may raise, as the next cycle does.
+            clock.advance(50);
+            const command = await manager.decideNow();
+            assert.equal(command!.kind, 'command');
+            assert.equal(command!.result.setpoints.get('E1')!.current, 8000);
             await step(clock, 1000);
-            assert.equal(box.writes.at(-1)!.cmd.current, 8000, 'the next cycle raises again');
+            assert.equal(box.writes.at(-1)!.cmd.current, 9000, 'the next cycle raises again');
             await manager.stop();
         });
     });
