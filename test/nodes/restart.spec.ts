@@ -101,7 +101,6 @@ const CONFIG_PARAMS = [
     'min_pause_time',
     'lb_enabled',
     'disable_policy',
-    'cycle_time',
 ];
 
 interface Snapshot {

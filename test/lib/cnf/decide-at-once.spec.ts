@@ -99,6 +99,13 @@ describe('control commands are decided at once', function () {
         assert.equal(cycles, 1);
     });
 
+    it('cycle_time is measured, not the configured period', async () => {
+        const info = (await call('cmd=get_dev_info')) as { params: { cycle_time: number } };
+        // One cycle so far: its own duration (a simulated site decides in milliseconds).
+        assert.ok(info.params.cycle_time < 1000, `${info.params.cycle_time} ms`);
+        assert.equal(info.params.cycle_time, Math.round(site.manager.measuredCycleMs));
+    });
+
     it('a pushed overload of the grid meter is decided at once, without a command', async () => {
         await site.setDevice({ dev_type: 'meter_ajax', dev_id: 'M2', role: 3 });
         site.push('M2', { powerW: 0, currents: [40_000, 40_000, 40_000] });
