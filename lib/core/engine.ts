@@ -75,8 +75,12 @@ interface DeviceLink {
     readonly onWriteFailed: (err: unknown) => void;
 }
 
-/** Extra per-cycle inputs from rules, overrides, budgets and formulas. */
-export type CycleInputs = (now: number) => Pick<Snapshot, 'limits' | 'maxTotalCurrent'>;
+/** Per-cycle caps from rules, formulas, overrides, budgets and authorisation. */
+export type CycleLimits = Pick<Snapshot, 'limits' | 'maxTotalCurrent'>;
+/** The limits stage: called once per decision, after sensing and before the allocator. */
+export interface LimitsStage {
+    limits(now: number): CycleLimits;
+}
 
 export interface ManagerOptions {
     config: SiteConfig;
@@ -86,7 +90,7 @@ export interface ManagerOptions {
     cycleMs?: number;
     /** Longest wait for one device read or write (ms); default 2000. */
     ioTimeoutMs?: number;
-    inputs?: CycleInputs;
+    limits?: LimitsStage;
 }
 
 export class ChargingManager {
@@ -99,13 +103,12 @@ export class ChargingManager {
     private readonly clock: Clock;
     private readonly cycleMs: number;
     private readonly ioTimeoutMs: number;
-    private readonly inputs: CycleInputs | undefined;
+    private readonly limitsStage: LimitsStage | undefined;
     private timer: TimerHandle | null = null;
     private running = false;
     private stopped = false;
     private inCycle: Promise<CycleReport> | null = null;
     private last: CycleReport | null = null;
-    private extraLimits: ((now: number) => ReadonlyMap<string, number> | undefined) | null = null;
     // The sense or act phase in progress, with one deadline for the whole phase: a timer and a
     // promise chain per device per cycle were most of the cycle's garbage at 300 wallboxes.
     /** Number of the current (or last) phase; every phase gets a new one. */
@@ -123,7 +126,7 @@ export class ChargingManager {
         this.clock = opts.clock ?? systemClock;
         this.cycleMs = opts.cycleMs ?? 1000;
         this.ioTimeoutMs = opts.ioTimeoutMs ?? 2000;
-        this.inputs = opts.inputs;
+        this.limitsStage = opts.limits;
         for (const d of opts.drivers ?? []) this.drivers.set(d.id, d);
     }
 
@@ -167,16 +170,6 @@ export class ChargingManager {
         this.states.delete(id);
         this.links.delete(id);
         if (old) await old.close();
-    }
-
-    /**
-     * A second source of per-wallbox caps (mA; 0 = must not charge), e.g. overrides set through
-     * the HTTP API. Merged with the inputs' limits by taking the lower cap; null removes it.
-     */
-    setExtraLimits(
-        source: ((now: number) => ReadonlyMap<string, number> | undefined) | null,
-    ): void {
-        this.extraLimits = source;
     }
 
     driver(id: string): DeviceDriver | undefined {
@@ -250,21 +243,14 @@ export class ChargingManager {
         const config = this.config;
         await this.senseAll();
 
-        // snapshot
+        // snapshot; limits: the caps of this cycle
         const now = this.clock.now();
         const snapshot: Snapshot = {
             now,
             meters: this.samples<MeterReading>(config.meters),
             evses: this.samples<EvseReading>(config.evses),
-            ...this.inputs?.(now),
+            ...this.limitsStage?.limits(now),
         };
-        const extra = this.extraLimits?.(now);
-        if (extra && extra.size) {
-            const merged = new Map(snapshot.limits ?? []);
-            for (const [id, cap] of extra)
-                merged.set(id, Math.min(cap, merged.get(id) ?? Infinity));
-            snapshot.limits = merged;
-        }
 
         // decide
         const previous = this.last?.result.setpoints;
