@@ -10,7 +10,7 @@ import {
     storeFileFor,
 } from '../lib/cnf/persistence';
 import { notSaved } from '../lib/cnf/errors';
-import { parseUsersText } from '../lib/cnf/users';
+import { MemoryUsers, parseUsersText } from '../lib/cnf/users';
 import { parseManagerConfig, userTableText } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import { ManagerStore } from '../lib/store/store';
@@ -35,7 +35,13 @@ export = function (RED: NodeAPI) {
         try {
             this.users = parseUsersText(userTableText(def));
             const setup = parseManagerConfig(def);
-            this.site = new Site({ ...setup, pool: sharedBusPool() });
+            // The site authorises against the manager's users from its first cycle on, with or
+            // without an evcm-cnf node; stored users join them when the store is opened.
+            this.site = new Site({
+                ...setup,
+                users: new MemoryUsers(this.users),
+                pool: sharedBusPool(),
+            });
         } catch (err) {
             this.configError = (err as Error).message;
             this.error(RED._('evcm-manager.errors.bad-config', { error: this.configError }));

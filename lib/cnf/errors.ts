@@ -4,6 +4,7 @@ import { ModbusError } from '../modbus/errors';
 import { FormulaError, VariableError } from '../rules/errors';
 import { SiteConfigError } from '../site/site';
 import { StoreError } from '../store/errors';
+import { UserError } from '../users/directory';
 
 export class CnfError extends Error {
     override readonly name = 'CnfError';
@@ -75,7 +76,9 @@ export function toCnfError(err: unknown): CnfError {
     if (err instanceof CnfError)
         return err.status === 400 ? new CnfError(400, tidy(err.message), err.headers) : err;
     if (err instanceof ModbusError) return fromModbusError(err);
-    if (err instanceof SiteConfigError) return badRequest(tidy(err.message));
+    if (err instanceof SiteConfigError || err instanceof UserError) {
+        return badRequest(tidy(err.message));
+    }
     if (err instanceof VariableError || err instanceof FormulaError) {
         return badRequest(tidy(err.message));
     }

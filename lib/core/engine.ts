@@ -112,8 +112,12 @@ interface DeviceLink {
     readonly onWriteFailed: (err: unknown) => void;
 }
 
-/** Extra per-cycle inputs from rules, overrides, budgets and formulas. */
-export type CycleInputs = (now: number) => Pick<Snapshot, 'limits' | 'maxTotalCurrent'>;
+/** Per-cycle caps from rules, formulas, overrides, budgets and authorisation. */
+export type CycleLimits = Pick<Snapshot, 'limits' | 'maxTotalCurrent'>;
+/** The limits stage: called once per decision, after sensing and before the allocator. */
+export interface LimitsStage {
+    limits(now: number): CycleLimits;
+}
 
 export interface ManagerOptions {
     config: SiteConfig;
@@ -123,7 +127,7 @@ export interface ManagerOptions {
     cycleMs?: number;
     /** Longest wait for one device read or write (ms); default 2000. */
     ioTimeoutMs?: number;
-    inputs?: CycleInputs;
+    limits?: LimitsStage;
     /** A pushed reading that shows an overload is decided on at once (default); false = it
      *  waits for the next scheduled cycle. */
     reactOnArrival?: boolean;
@@ -148,13 +152,12 @@ export class ChargingManager {
     private readonly ioTimeoutMs: number;
     /** How long a decision waits for answers before it goes on with what it has (ms). */
     private readonly gatherMs: number;
-    private readonly inputs: CycleInputs | undefined;
+    private readonly limitsStage: LimitsStage | undefined;
     private readonly reactOnArrival: boolean;
     private timer: TimerHandle | null = null;
     private running = false;
     private stopped = false;
     private last: CycleReport | null = null;
-    private extraLimits: ((now: number) => ReadonlyMap<string, number> | undefined) | null = null;
     // One decision at a time; at most one more waits, and requests made meanwhile join it.
     private inFlight: Promise<CycleReport> | null = null;
     private inFlightKind: DecisionKind = 'cycle';
@@ -190,7 +193,7 @@ export class ChargingManager {
         this.cycleMs = opts.cycleMs ?? 1000;
         this.ioTimeoutMs = opts.ioTimeoutMs ?? 2000;
         this.gatherMs = Math.min(this.ioTimeoutMs, Math.max(1, Math.floor(this.cycleMs / 2)));
-        this.inputs = opts.inputs;
+        this.limitsStage = opts.limits;
         this.reactOnArrival = opts.reactOnArrival ?? true;
         for (const d of opts.drivers ?? []) this.drivers.set(d.id, d);
     }
@@ -262,16 +265,6 @@ export class ChargingManager {
         link.read = link.write = 0;
         link.next = null;
         this.links.delete(id);
-    }
-
-    /**
-     * A second source of per-wallbox caps (mA; 0 = must not charge), e.g. overrides set through
-     * the HTTP API. Merged with the inputs' limits by taking the lower cap; null removes it.
-     */
-    setExtraLimits(
-        source: ((now: number) => ReadonlyMap<string, number> | undefined) | null,
-    ): void {
-        this.extraLimits = source;
     }
 
     driver(id: string): DeviceDriver | undefined {
@@ -450,16 +443,9 @@ export class ChargingManager {
             now,
             meters: this.samples<MeterReading>(config.meters),
             evses: this.samples<EvseReading>(config.evses),
-            ...this.inputs?.(now),
+            ...this.limitsStage?.limits(now),
             ...(holdIncreases ? { holdIncreases } : {}),
         };
-        const extra = this.extraLimits?.(now);
-        if (extra && extra.size) {
-            const merged = new Map(snapshot.limits ?? []);
-            for (const [id, cap] of extra)
-                merged.set(id, Math.min(cap, merged.get(id) ?? Infinity));
-            snapshot.limits = merged;
-        }
 
         // decide
         const previous = this.last?.result.setpoints;

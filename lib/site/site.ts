@@ -3,7 +3,7 @@
 // before anything is swapped in: a rejected change leaves the running site untouched.
 import { systemClock, type Clock } from '../core/clock';
 import { DEFAULT_PARAMS } from '../core/defaults';
-import { ChargingManager, type CycleInputs } from '../core/engine';
+import { ChargingManager, type LimitsStage } from '../core/engine';
 import type {
     DeviceDriver,
     DeviceFailSafe,
@@ -18,19 +18,10 @@ import type {
 import { createModbusDriver, isModbusDevType, type DriverContext } from '../devices/factory';
 import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
-import type { Formula, Resolver } from '../rules/formula';
-import {
-    combineRuleResults,
-    evaluateRules,
-    localTime,
-    NEW_RULE_STATE,
-    pvSurplusW,
-    type ChargingRule,
-    type RuleEnvironment,
-    type RuleState,
-} from '../rules/rules';
 import { CmVariables } from '../rules/variables';
-import { evaluateLimit, parseSiteFormula, siteResolver } from './formula-scope';
+import { Authorisation, type WallboxView } from '../users/authorisation';
+import type { UserDirectory } from '../users/directory';
+import { SiteLimits } from './limits';
 import {
     describeIssues,
     isEvse,
@@ -178,7 +169,10 @@ export interface SiteOptions {
     clock?: Clock;
     /** Shared Modbus buses (one pool per process); a private pool is made when absent. */
     pool?: BusPool;
-    inputs?: CycleInputs;
+    /** Another source of per-cycle caps, merged in by the site's limits stage. */
+    inputs?: LimitsStage;
+    /** The users that authorise charging, with their rules and budgets; none by default. */
+    users?: UserDirectory;
     /** Host that the Power Brain names (`evse`, `meter1`, `meter2`) refer to. */
     powerBrainHost?: string;
 }
@@ -188,26 +182,22 @@ export class Site {
     readonly world: SimWorld;
     /** CM variables (set_cm_vars): formulas read them as CM.<name>. */
     readonly variables = new CmVariables();
-    /** Problems of the last cycle's formulas (limits, rules, variables), one line each. */
-    formulaErrors: readonly string[] = [];
+    /** Who is identified at which wallbox, and whether that lets the car charge. */
+    readonly authorisation: Authorisation;
+    /** The cycle's limits stage: rules, formulas, authorisation, budgets, overrides, plans. */
+    readonly limits: SiteLimits;
     private paramsValue: Params;
     private devicesValue: DeviceEntry[];
     private readonly pool: BusPool;
     private readonly ownPool: boolean;
     private readonly driverContext: DriverContext;
-    private readonly ruleStates = new Map<string, RuleState>();
-    private readonly formulas = new Map<string, Formula>();
-    /** max_total_current and formula-valued wallbox maxima of the last cycle (mA). */
-    private maxTotalNow: number;
-    private readonly evseMaxNow = new Map<string, number>();
-    private evseRulesOff: (devId: string) => boolean = () => false;
-    private userRules: (devId: string) => readonly ChargingRule[] | null = () => null;
+    /** The wallboxes of devicesValue, made again when the table changes. */
+    private evseList: { of: readonly DeviceEntry[]; evses: readonly EvseEntry[] } | null = null;
 
     constructor(opts: SiteOptions = {}) {
         this.paramsValue = parseParams(opts.params);
         this.devicesValue = parseDevices(opts.devices ?? []);
         checkFailSafeTimes(this.paramsValue, this.devicesValue);
-        this.maxTotalNow = staticMaxTotal(this.paramsValue);
         const clock = opts.clock ?? systemClock;
         this.world = new SimWorld(clock);
         this.ownPool = !opts.pool;
@@ -216,30 +206,13 @@ export class Site {
             pool: this.pool,
             ...(opts.powerBrainHost ? { powerBrainHost: opts.powerBrainHost } : {}),
         };
-        const external = opts.inputs;
+        this.authorisation = new Authorisation(this.wallboxView(), opts.users);
+        this.limits = new SiteLimits(this, this.authorisation, opts.inputs);
         this.manager = new ChargingManager({
             config: toSiteConfig(this.paramsValue, this.devicesValue),
             clock,
             cycleMs: this.paramsValue.cycle_ms,
-            inputs: (now) => {
-                const outside = external?.(now) ?? {};
-                const own = this.cycleInputs(now);
-                // own.limits is made for this cycle: the outside caps are merged into it, not
-                // into yet another copy.
-                const limits = own.limits;
-                outside.limits?.forEach((cap, id) => {
-                    limits.set(id, Math.min(cap, limits.get(id) ?? Infinity));
-                });
-                const maxTotal = Math.min(
-                    outside.maxTotalCurrent ?? Infinity,
-                    own.maxTotalCurrent ?? Infinity,
-                );
-                return {
-                    ...outside,
-                    limits,
-                    ...(maxTotal < Infinity ? { maxTotalCurrent: maxTotal } : {}),
-                };
-            },
+            limits: this.limits,
             drivers: this.devicesValue.flatMap((d) => this.createDriver(d) ?? []),
         });
     }
@@ -256,16 +229,39 @@ export class Site {
         return this.devicesValue.find((d) => d.dev_id === devId);
     }
 
+    /** The wallboxes of the device table, in table order. */
+    get evses(): readonly EvseEntry[] {
+        if (this.evseList?.of !== this.devicesValue) {
+            this.evseList = { of: this.devicesValue, evses: this.devicesValue.filter(isEvse) };
+        }
+        return this.evseList.evses;
+    }
+
+    private wallboxView(): WallboxView {
+        return {
+            wallboxes: () => this.evses,
+            wallbox: (devId) => {
+                const d = this.device(devId);
+                return d && isEvse(d) ? d : undefined;
+            },
+            reading: (devId) =>
+                this.manager.deviceState(devId).sample.reading as EvseReading | undefined,
+        };
+    }
+
     /** max_total_current in force (mA): the number, or the formula's value in the last cycle. */
     get maxTotalCurrentNow(): number {
-        return this.maxTotalNow;
+        return this.limits.maxTotalCurrentNow;
     }
 
     /** A wallbox's maximum in force (mA): the number, or its formula's value in the last cycle. */
     maxChargingCurrentNow(e: EvseEntry): number {
-        return typeof e.max_charging_cur === 'number'
-            ? e.max_charging_cur
-            : (this.evseMaxNow.get(e.dev_id) ?? 0);
+        return this.limits.maxChargingCurrentNow(e);
+    }
+
+    /** Problems of the last cycle's formulas (limits, rules, variables), one line each. */
+    get formulaErrors(): readonly string[] {
+        return this.limits.formulaErrors;
     }
 
     start(): void {
@@ -283,8 +279,7 @@ export class Site {
         const next = parseParams({ ...this.paramsValue, ...patch });
         checkFailSafeTimes(next, this.devicesValue);
         this.paramsValue = next;
-        if (typeof next.max_total_current === 'number') this.maxTotalNow = next.max_total_current;
-        this.formulas.clear();
+        this.limits.configChanged();
         this.manager.updateConfig(toSiteConfig(next, this.devicesValue));
         this.updateFailSafes();
         return next;
@@ -308,7 +303,7 @@ export class Site {
             existing.id !== entry.id;
         const driver = needsDriver ? this.createDriver(entry) : undefined;
         this.devicesValue = devices;
-        this.formulas.clear();
+        this.limits.configChanged();
         this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
         if (driver) await this.manager.setDriver(driver);
         else if (needsDriver) await this.manager.removeDriver(entry.dev_id);
@@ -329,169 +324,9 @@ export class Site {
         if (!this.device(devId)) throw new SiteConfigError(`unknown device ${devId}`);
         const devices = parseDevices(this.devicesValue.filter((d) => d.dev_id !== devId));
         this.devicesValue = devices;
-        this.evseMaxNow.delete(devId);
+        this.limits.deviceRemoved(devId);
         this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
         await this.manager.removeDriver(devId);
-    }
-
-    /** Which wallboxes have their own charging rules switched off (override flag E). */
-    setEvseRulesDisabled(off: (devId: string) => boolean): void {
-        this.evseRulesOff = off;
-    }
-
-    /** The charging rules of the user charging at a wallbox, or null (none, or override U). */
-    setUserRules(rulesAt: (devId: string) => readonly ChargingRule[] | null): void {
-        this.userRules = rulesAt;
-    }
-
-    /**
-     * What formulas and rules ask for this cycle: per-wallbox caps (formula-valued
-     * max_charging_cur; EVSE and user charging rules, the smaller of the two) and a formula-valued
-     * max_total_current. CM variables are calculated first, so that all of them read this
-     * cycle's values.
-     */
-    cycleInputs(now: number): { limits: Map<string, number>; maxTotalCurrent?: number } {
-        const limits = new Map<string, number>();
-        const p = this.paramsValue;
-        // Only the wallboxes with rules get an entry: most sites have none, every cycle.
-        const withRules: {
-            e: EvseEntry;
-            own: readonly ChargingRule[] | undefined;
-            user: readonly ChargingRule[] | undefined;
-        }[] = [];
-        const formulaMax: EvseEntry[] = [];
-        for (let i = 0; i < this.devicesValue.length; i++) {
-            const e = this.devicesValue[i]!;
-            if (!isEvse(e)) continue;
-            const own = this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules;
-            const user = this.userRules(e.dev_id) ?? undefined;
-            if (own?.length || user?.length) withRules.push({ e, own, user });
-            if (typeof e.max_charging_cur === 'string') formulaMax.push(e);
-        }
-        const formulaTotal = typeof p.max_total_current === 'string';
-        if (!withRules.length && !formulaMax.length && !formulaTotal && !this.variables.size) {
-            this.formulaErrors = [];
-            return { limits };
-        }
-
-        const errors: string[] = [];
-        const power = (d: DeviceEntry) =>
-            this.manager.deviceState(d.dev_id).sample.reading?.powerW ?? 0;
-        const meters = this.devicesValue
-            .filter(isMeter)
-            .filter((m) => m.device_enabled && !m.group);
-        const sum = (role: number) =>
-            meters.filter((m) => m.role === role).reduce((t, m) => t + power(m), 0);
-        const grid = meters.some((m) => m.role === 3);
-        const gridW = sum(3);
-        const evseW = this.devicesValue.reduce((t, d) => (isEvse(d) ? t + power(d) : t), 0);
-        const solarPowerW = sum(2);
-        const surplusPowerW = grid
-            ? pvSurplusW({ gridW, evseW })
-            : pvSurplusW({ productionW: solarPowerW, consumptionW: sum(1) });
-        const setpoints = this.manager.lastCycle?.result.setpoints;
-        let numCharging = 0;
-        for (const sp of setpoints?.values() ?? []) if (sp.current > 0) numCharging++;
-
-        const other = siteResolver({
-            device: (id) => this.deviceView(id),
-            gridDemandW: gridW,
-            surplusW: surplusPowerW,
-            maxTotalCurrent: this.maxTotalNow,
-            numCharging,
-        });
-        if (this.variables.size) {
-            for (const err of this.variables.evaluateAll(other).errors.values()) {
-                errors.push(err.message);
-            }
-        }
-        const resolve: Resolver = this.variables.resolver(other);
-
-        let maxTotalCurrent: number | undefined;
-        if (typeof p.max_total_current === 'string') {
-            maxTotalCurrent = evaluateLimit(
-                this.formula(p.max_total_current),
-                resolve,
-                10_000_000,
-                'max_total_current',
-                errors,
-            );
-            this.maxTotalNow = maxTotalCurrent;
-        }
-        for (const e of formulaMax) {
-            const cap = evaluateLimit(
-                this.formula(e.max_charging_cur as string),
-                resolve,
-                staticMaxCurrent(e.max_charging_cur),
-                `${e.dev_id}.max_charging_cur`,
-                errors,
-            );
-            this.evseMaxNow.set(e.dev_id, cap);
-            limits.set(e.dev_id, cap);
-        }
-
-        const { weekday, minute } = localTime(now);
-        for (const { e, own, user } of withRules) {
-            const env: RuleEnvironment = {
-                weekday,
-                minute,
-                maxCurrent: this.maxChargingCurrentNow(e),
-                minCurrent: e.min_charging_cur,
-                phases: phaseCountOf(setpoints?.get(e.dev_id)?.phases, e),
-                voltage: p.voltage,
-                solarPowerW,
-                surplusPowerW,
-                resolve,
-            };
-            const evseResult = this.evaluateRuleSet(e.dev_id, own, env, now, errors);
-            const userResult = this.evaluateRuleSet(`${e.dev_id}/user`, user, env, now, errors);
-            const current = combineRuleResults(evseResult, userResult);
-            if (current !== null)
-                limits.set(e.dev_id, Math.min(current, limits.get(e.dev_id) ?? Infinity));
-        }
-        this.formulaErrors = errors;
-        return maxTotalCurrent === undefined ? { limits } : { limits, maxTotalCurrent };
-    }
-
-    /** One rule list's result (mA), null without enabled rules; keeps its undercut state. */
-    private evaluateRuleSet(
-        key: string,
-        rules: readonly ChargingRule[] | undefined,
-        env: RuleEnvironment,
-        now: number,
-        errors: string[],
-    ): number | null {
-        if (!rules?.length) {
-            this.ruleStates.delete(key);
-            return null;
-        }
-        const result = evaluateRules(rules, env, now, this.ruleStates.get(key) ?? NEW_RULE_STATE);
-        this.ruleStates.set(key, result.state);
-        for (const message of result.errors) errors.push(`${key} rule: ${message}`);
-        return result.current;
-    }
-
-    private formula(text: string): Formula {
-        let f = this.formulas.get(text);
-        if (!f) {
-            f = parseSiteFormula(text); // checked when the setting was accepted
-            this.formulas.set(text, f);
-        }
-        return f;
-    }
-
-    private deviceView(id: string) {
-        const d = this.device(id);
-        if (!d || isGroup(d)) return undefined;
-        const state = this.manager.deviceState(id);
-        return {
-            kind: isEvse(d) ? ('evse' as const) : ('meter' as const),
-            reading: state.sample.reading,
-            comError: state.comError,
-            ...(isEvse(d)
-                ? { minCurrent: d.min_charging_cur, maxCurrent: this.maxChargingCurrentNow(d) }
-                : {}),
-        };
     }
 
     /** A value pushed for an HTTP-input device (meter_ajax / evse_ajax). */
@@ -550,15 +385,8 @@ export class Site {
     }
 }
 
-/** max_total_current without its formula: a formula is evaluated every cycle (Site inputs), and
+/** max_total_current without its formula: a formula is evaluated every cycle (limits stage), and
  *  until then the limit is 0, so that nothing charges on a value nobody set. */
 function staticMaxTotal(params: Params): number {
     return typeof params.max_total_current === 'number' ? params.max_total_current : 0;
-}
-
-/** Phases a car charges on, for turning PV power into current: what it is counted on, else its
- *  configured phases, else three. */
-function phaseCountOf(mask: number | undefined, e: EvseEntry): number {
-    const bits = mask || e.used_phases || 7;
-    return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
 }

@@ -1,6 +1,6 @@
-// The /cnf context of a manager: its admin password and editor users, made once per site.
+// The /cnf context of a manager: its admin password, made once per site (the editor's users are
+// the Site's own, given when the manager node made it).
 import { cnfContextFor, type CnfContext, type CnfContextOptions } from '../../lib/cnf/context';
-import { MemoryUsers } from '../../lib/cnf/users';
 import type { Site } from '../../lib/site/site';
 import type { ManagerNode } from './types';
 
@@ -12,7 +12,6 @@ export function cnfContextOf(
 ): CnfContext {
     return cnfContextFor(site, {
         adminPassword: manager.adminPassword,
-        users: new MemoryUsers(manager.users),
         ...more,
     });
 }

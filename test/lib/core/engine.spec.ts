@@ -527,9 +527,11 @@ describe('ChargingManager (cycle engine)', () => {
                 config,
                 drivers: [box],
                 clock,
-                inputs: () => {
-                    if (fail) throw new Error('rule store unreadable');
-                    return {};
+                limits: {
+                    limits: () => {
+                        if (fail) throw new Error('rule store unreadable');
+                        return {};
+                    },
                 },
             });
             const failures: {
@@ -590,8 +592,10 @@ describe('ChargingManager (cycle engine)', () => {
             const manager = new ChargingManager({
                 config,
                 clock,
-                inputs: () => {
-                    throw new Error('boom');
+                limits: {
+                    limits: () => {
+                        throw new Error('boom');
+                    },
                 },
             });
             const seen: string[] = [];
@@ -625,12 +629,14 @@ describe('ChargingManager (cycle engine)', () => {
             const manager = new ChargingManager({
                 config: siteConfig({}, [evse('E1')]),
                 clock,
-                inputs: () => {
-                    if (slow) {
-                        slow = false;
-                        clock.advance(1500);
-                    }
-                    return {};
+                limits: {
+                    limits: () => {
+                        if (slow) {
+                            slow = false;
+                            clock.advance(1500);
+                        }
+                        return {};
+                    },
                 },
             });
             const overruns: number[] = [];

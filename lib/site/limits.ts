@@ -1,0 +1,325 @@
+// The limits stage of the control cycle (sense → limits → decide → act → publish): everything
+// that caps a wallbox besides the physics, in one place and one order, owned by the Site so that
+// the safety caps (authorisation, used-up budgets, override C) hold with or without the /cnf API.
+//
+// Each cycle: sessions end for unplugged cars → cards at the wallboxes' readers count as entered
+// → budgets are charged with what was used → formula and rule caps → authorisation caps →
+// overrides and plans → one map, the lowest cap of each wallbox winning.
+import type { CycleLimits, LimitsStage } from '../core/engine';
+import type { EvseReading } from '../core/types';
+import type { Formula, Resolver } from '../rules/formula';
+import {
+    combineRuleResults,
+    evaluateRules,
+    localTime,
+    NEW_RULE_STATE,
+    pvSurplusW,
+    type ChargingRule,
+    type RuleEnvironment,
+    type RuleState,
+} from '../rules/rules';
+import type { Authorisation } from '../users/authorisation';
+import { BudgetLedger } from '../users/budget';
+import { OVERRIDE, overrideCap, planCap, type Override, type Plan } from './controls';
+import { evaluateLimit, parseSiteFormula, siteResolver } from './formula-scope';
+import {
+    isEvse,
+    isGroup,
+    isMeter,
+    staticMaxCurrent,
+    type DeviceEntry,
+    type EvseEntry,
+} from './schema';
+import type { Site } from './site';
+
+export class SiteLimits implements LimitsStage {
+    /** override_device per wallbox; ends when the car is unplugged. */
+    readonly overrides = new Map<string, Override>();
+    /** Charging plans per wallbox (set_cplan). */
+    readonly plans = new Map<string, Plan>();
+    /** Energy and time used against users' and cards' budgets. */
+    readonly budgets = new BudgetLedger();
+    /** Problems of the last cycle's formulas (limits, rules, variables), one line each. */
+    formulaErrors: readonly string[] = [];
+    private overridesEnded = 0;
+    private readonly ruleStates = new Map<string, RuleState>();
+    private readonly formulas = new Map<string, Formula>();
+    /** max_total_current and formula-valued wallbox maxima of the last cycle (mA). */
+    private maxTotalNow: number;
+    private readonly evseMaxNow = new Map<string, number>();
+
+    constructor(
+        private readonly site: Site,
+        readonly authorisation: Authorisation,
+        /** Another source of caps (a flow, a test): merged in here, the lower cap winning. */
+        private readonly external?: LimitsStage,
+    ) {
+        // A formula counts as 0 until its first evaluation: nothing charges on a value nobody set.
+        const total = site.params.max_total_current;
+        this.maxTotalNow = typeof total === 'number' ? total : 0;
+    }
+
+    /** Bumped when a cycle ends overrides or enters cards (views that cache key on it). */
+    get revision(): number {
+        return this.overridesEnded + this.authorisation.revision;
+    }
+
+    /** max_total_current in force (mA): the number, or the formula's value in the last cycle. */
+    get maxTotalCurrentNow(): number {
+        return this.maxTotalNow;
+    }
+
+    /** A wallbox's maximum in force (mA): the number, or its formula's value in the last cycle. */
+    maxChargingCurrentNow(e: EvseEntry): number {
+        return typeof e.max_charging_cur === 'number'
+            ? e.max_charging_cur
+            : (this.evseMaxNow.get(e.dev_id) ?? 0);
+    }
+
+    /** The site's parameters or devices changed: formulas are parsed afresh. */
+    configChanged(): void {
+        const total = this.site.params.max_total_current;
+        if (typeof total === 'number') this.maxTotalNow = total;
+        this.formulas.clear();
+    }
+
+    deviceRemoved(devId: string): void {
+        this.evseMaxNow.delete(devId);
+    }
+
+    /** This cycle's caps. Called by the engine once per cycle, after sensing. */
+    limits(now: number): CycleLimits {
+        const auth = this.authorisation;
+        for (const id of auth.forgetUnplugged()) {
+            if (this.overrides.delete(id)) this.overridesEnded++;
+        }
+        auth.takeReaderCards(now);
+        const budgetSpent = this.recordBudgets(now);
+
+        const own = this.formulaAndRuleCaps(now);
+        const limits = own.limits;
+        const cap = (id: string, mA: number): void => {
+            limits.set(id, Math.min(mA, limits.get(id) ?? Infinity));
+        };
+        for (const id of auth.unauthorised()) cap(id, 0);
+        for (const id of budgetSpent) cap(id, 0);
+        for (const [id, o] of this.overrides) {
+            const c = overrideCap(o);
+            if (c !== null) cap(id, c);
+        }
+        if (this.plans.size) {
+            const t = new Date(now);
+            const minute = t.getHours() * 60 + t.getMinutes();
+            for (const [id, plan] of this.plans) {
+                const c = planCap(plan, minute);
+                if (c !== null) cap(id, c);
+            }
+        }
+
+        let maxTotal = own.maxTotalCurrent ?? Infinity;
+        if (this.external) {
+            const outside = this.external.limits(now);
+            outside.limits?.forEach((mA, id) => cap(id, mA));
+            maxTotal = Math.min(maxTotal, outside.maxTotalCurrent ?? Infinity);
+        }
+        return maxTotal < Infinity ? { limits, maxTotalCurrent: maxTotal } : { limits };
+    }
+
+    /**
+     * Adds what each wallbox charged this cycle to its session's budget; returns the wallboxes
+     * whose budget is used up.
+     */
+    private recordBudgets(now: number): string[] {
+        const spent: string[] = [];
+        for (const d of this.site.devices) {
+            if (!isEvse(d)) continue;
+            const session = this.authorisation.sessionBudgetAt(d.dev_id);
+            if (!session) {
+                this.budgets.forget(d.dev_id);
+                continue;
+            }
+            const r = this.site.manager.deviceState(d.dev_id).sample.reading as
+                EvseReading | undefined;
+            const charging = (r?.state === 3 || r?.state === 4) && (r.powerW ?? 1) > 0;
+            this.budgets.record(d.dev_id, session, now, {
+                energyWh: r?.totalEnergyWh,
+                powerW: r?.powerW,
+                charging,
+            });
+            if (this.budgets.exhausted(session, now)) spent.push(d.dev_id);
+        }
+        return spent;
+    }
+
+    /** Override E switches the wallbox's own charging rules off until the car is unplugged. */
+    private evseRulesOff(devId: string): boolean {
+        return ((this.overrides.get(devId)?.flags ?? 0) & OVERRIDE.evseRulesDisabled) !== 0;
+    }
+
+    /** The rules of the user identified at a wallbox; none under override U. */
+    private userRulesAt(devId: string): readonly ChargingRule[] | undefined {
+        if ((this.overrides.get(devId)?.flags ?? 0) & OVERRIDE.userRulesDisabled) return undefined;
+        const rules = this.authorisation.userAt(devId)?.charging_rules;
+        return rules?.length ? rules : undefined;
+    }
+
+    /**
+     * What formulas and rules ask for this cycle: per-wallbox caps (formula-valued
+     * max_charging_cur; EVSE and user charging rules, the smaller of the two) and a formula-valued
+     * max_total_current. CM variables are calculated first, so that all of them read this
+     * cycle's values.
+     */
+    private formulaAndRuleCaps(now: number): {
+        limits: Map<string, number>;
+        maxTotalCurrent?: number;
+    } {
+        const limits = new Map<string, number>();
+        const site = this.site;
+        const p = site.params;
+        const devices = site.devices;
+        // Only the wallboxes with rules get an entry: most sites have none, every cycle.
+        const withRules: {
+            e: EvseEntry;
+            own: readonly ChargingRule[] | undefined;
+            user: readonly ChargingRule[] | undefined;
+        }[] = [];
+        const formulaMax: EvseEntry[] = [];
+        for (let i = 0; i < devices.length; i++) {
+            const e = devices[i]!;
+            if (!isEvse(e)) continue;
+            const own = this.evseRulesOff(e.dev_id) ? undefined : e.charging_rules;
+            const user = this.userRulesAt(e.dev_id);
+            if (own?.length || user?.length) withRules.push({ e, own, user });
+            if (typeof e.max_charging_cur === 'string') formulaMax.push(e);
+        }
+        const formulaTotal = typeof p.max_total_current === 'string';
+        if (!withRules.length && !formulaMax.length && !formulaTotal && !site.variables.size) {
+            this.formulaErrors = [];
+            return { limits };
+        }
+
+        const errors: string[] = [];
+        const power = (d: DeviceEntry) =>
+            site.manager.deviceState(d.dev_id).sample.reading?.powerW ?? 0;
+        const meters = devices.filter(isMeter).filter((m) => m.device_enabled && !m.group);
+        const sum = (role: number) =>
+            meters.filter((m) => m.role === role).reduce((t, m) => t + power(m), 0);
+        const grid = meters.some((m) => m.role === 3);
+        const gridW = sum(3);
+        const evseW = devices.reduce((t, d) => (isEvse(d) ? t + power(d) : t), 0);
+        const solarPowerW = sum(2);
+        const surplusPowerW = grid
+            ? pvSurplusW({ gridW, evseW })
+            : pvSurplusW({ productionW: solarPowerW, consumptionW: sum(1) });
+        const setpoints = site.manager.lastCycle?.result.setpoints;
+        let numCharging = 0;
+        for (const sp of setpoints?.values() ?? []) if (sp.current > 0) numCharging++;
+
+        const other = siteResolver({
+            device: (id) => this.deviceView(id),
+            gridDemandW: gridW,
+            surplusW: surplusPowerW,
+            maxTotalCurrent: this.maxTotalNow,
+            numCharging,
+        });
+        if (site.variables.size) {
+            for (const err of site.variables.evaluateAll(other).errors.values()) {
+                errors.push(err.message);
+            }
+        }
+        const resolve: Resolver = site.variables.resolver(other);
+
+        let maxTotalCurrent: number | undefined;
+        if (typeof p.max_total_current === 'string') {
+            maxTotalCurrent = evaluateLimit(
+                this.formula(p.max_total_current),
+                resolve,
+                10_000_000,
+                'max_total_current',
+                errors,
+            );
+            this.maxTotalNow = maxTotalCurrent;
+        }
+        for (const e of formulaMax) {
+            const cap = evaluateLimit(
+                this.formula(e.max_charging_cur as string),
+                resolve,
+                staticMaxCurrent(e.max_charging_cur),
+                `${e.dev_id}.max_charging_cur`,
+                errors,
+            );
+            this.evseMaxNow.set(e.dev_id, cap);
+            limits.set(e.dev_id, cap);
+        }
+
+        const { weekday, minute } = localTime(now);
+        for (const { e, own, user } of withRules) {
+            const env: RuleEnvironment = {
+                weekday,
+                minute,
+                maxCurrent: this.maxChargingCurrentNow(e),
+                minCurrent: e.min_charging_cur,
+                phases: phaseCountOf(setpoints?.get(e.dev_id)?.phases, e),
+                voltage: p.voltage,
+                solarPowerW,
+                surplusPowerW,
+                resolve,
+            };
+            const evseResult = this.evaluateRuleSet(e.dev_id, own, env, now, errors);
+            const userResult = this.evaluateRuleSet(`${e.dev_id}/user`, user, env, now, errors);
+            const current = combineRuleResults(evseResult, userResult);
+            if (current !== null)
+                limits.set(e.dev_id, Math.min(current, limits.get(e.dev_id) ?? Infinity));
+        }
+        this.formulaErrors = errors;
+        return maxTotalCurrent === undefined ? { limits } : { limits, maxTotalCurrent };
+    }
+
+    /** One rule list's result (mA), null without enabled rules; keeps its undercut state. */
+    private evaluateRuleSet(
+        key: string,
+        rules: readonly ChargingRule[] | undefined,
+        env: RuleEnvironment,
+        now: number,
+        errors: string[],
+    ): number | null {
+        if (!rules?.length) {
+            this.ruleStates.delete(key);
+            return null;
+        }
+        const result = evaluateRules(rules, env, now, this.ruleStates.get(key) ?? NEW_RULE_STATE);
+        this.ruleStates.set(key, result.state);
+        for (const message of result.errors) errors.push(`${key} rule: ${message}`);
+        return result.current;
+    }
+
+    private formula(text: string): Formula {
+        let f = this.formulas.get(text);
+        if (!f) {
+            f = parseSiteFormula(text); // checked when the setting was accepted
+            this.formulas.set(text, f);
+        }
+        return f;
+    }
+
+    private deviceView(id: string) {
+        const d = this.site.device(id);
+        if (!d || isGroup(d)) return undefined;
+        const state = this.site.manager.deviceState(id);
+        return {
+            kind: isEvse(d) ? ('evse' as const) : ('meter' as const),
+            reading: state.sample.reading,
+            comError: state.comError,
+            ...(isEvse(d)
+                ? { minCurrent: d.min_charging_cur, maxCurrent: this.maxChargingCurrentNow(d) }
+                : {}),
+        };
+    }
+}
+
+/** Phases a car charges on, for turning PV power into current: what it is counted on, else its
+ *  configured phases, else three. */
+function phaseCountOf(mask: number | undefined, e: EvseEntry): number {
+    const bits = mask || e.used_phases || 7;
+    return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
+}
