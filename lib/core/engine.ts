@@ -87,6 +87,8 @@ export interface ManagerOptions {
     /** Longest wait for one device read or write (ms); default 2000. */
     ioTimeoutMs?: number;
     inputs?: CycleInputs;
+    /** A pushed reading that shows an overload decides at once (default true); false = at the next cycle. */
+    reactOnArrival?: boolean;
 }
 
 export class ChargingManager {

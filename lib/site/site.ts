@@ -181,6 +181,9 @@ export interface SiteOptions {
     inputs?: CycleInputs;
     /** Host that the Power Brain names (`evse`, `meter1`, `meter2`) refer to. */
     powerBrainHost?: string;
+    /** A pushed meter reading that shows an overload decides at once (default true); false =
+     *  it waits for the next cycle. */
+    reactOnArrival?: boolean;
 }
 
 export class Site {
@@ -221,6 +224,7 @@ export class Site {
             config: toSiteConfig(this.paramsValue, this.devicesValue),
             clock,
             cycleMs: this.paramsValue.cycle_ms,
+            reactOnArrival: opts.reactOnArrival,
             inputs: (now) => {
                 const outside = external?.(now) ?? {};
                 const own = this.cycleInputs(now);
