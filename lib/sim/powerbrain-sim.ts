@@ -84,6 +84,10 @@ export interface PowerBrainSimState {
     rfid: string;
     /** Modbus requests served, all ports. */
     requests: number;
+    /** The wallbox keeps its connections but answers nothing (setSilent). */
+    silent: boolean;
+    /** Requests received while silent and left unanswered, all ports. */
+    dropped: number;
 }
 
 /** A TCP port that is free right now on `host`. */
@@ -184,6 +188,8 @@ export class PowerBrainSim {
     private car: Car | undefined;
     private last: number;
     private requestCount = 0;
+    private silentMode = false;
+    private droppedCount = 0;
     private started = false;
     private closed = false;
     // EVSE state
@@ -301,8 +307,11 @@ export class PowerBrainSim {
             const server = new ServerTCP(vector, { host: this.host, port, unitID: 255 });
             this.servers.push(server);
             const internal = server as unknown as { _server: import('node:net').Server };
-            // Without no-delay, pipelined requests stall ~40 ms on Nagle and delayed ACKs.
-            internal._server.on('connection', (s: Socket) => s.setNoDelay(true));
+            internal._server.on('connection', (s: Socket) => {
+                // Without no-delay, pipelined requests stall ~40 ms on Nagle and delayed ACKs.
+                s.setNoDelay(true);
+                this.gate(s);
+            });
             server.on('socketError', () => undefined);
             server.once('serverError', (e: unknown) =>
                 reject(e instanceof Error ? e : new Error(String(e))),
@@ -334,6 +343,39 @@ export class PowerBrainSim {
                     }),
             ),
         );
+    }
+
+    /**
+     * A hung wallbox: connections stay open and new ones are accepted, every request is read and
+     * dropped without an answer, so that a client sees timeouts, not a refused or reset
+     * connection. setSilent(false) answers again, on the same connections.
+     */
+    setSilent(silent: boolean): void {
+        this.silentMode = silent;
+    }
+
+    /**
+     * Puts a frame splitter in front of ServerTCP's parser on a new connection (its listener is
+     * registered first): whole Modbus TCP frames reach the parser unless the wallbox is silent,
+     * then they are dropped. Whole frames, so that switching mid-stream never leaves half a
+     * request in the parser's buffer.
+     */
+    private gate(sock: Socket): void {
+        const parsers = sock.listeners('data') as ((chunk: Buffer) => void)[];
+        sock.removeAllListeners('data');
+        let pending: Buffer = Buffer.alloc(0);
+        sock.on('data', (chunk: Buffer) => {
+            pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+            // MBAP header: transaction, protocol, length (of unit id + PDU), unit id.
+            while (pending.length >= 6) {
+                const size = 6 + pending.readUInt16BE(4);
+                if (pending.length < size) break;
+                const frame = pending.subarray(0, size);
+                pending = pending.subarray(size);
+                if (this.silentMode) this.droppedCount++;
+                else for (const parse of parsers) parse.call(sock, frame);
+            }
+        });
     }
 
     /** Drops every open client connection (the servers keep listening). */
@@ -387,6 +429,8 @@ export class PowerBrainSim {
             soc: car?.soc,
             rfid: this.rfid,
             requests: this.requestCount,
+            silent: this.silentMode,
+            dropped: this.droppedCount,
         };
     }
 

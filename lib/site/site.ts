@@ -175,6 +175,9 @@ export interface SiteOptions {
     users?: UserDirectory;
     /** Host that the Power Brain names (`evse`, `meter1`, `meter2`) refer to. */
     powerBrainHost?: string;
+    /** A pushed meter reading that shows an overload decides at once (default true); false =
+     *  it waits for the next cycle. */
+    reactOnArrival?: boolean;
 }
 
 export class Site {
@@ -213,6 +216,7 @@ export class Site {
             clock,
             cycleMs: this.paramsValue.cycle_ms,
             limits: this.limits,
+            ...(opts.reactOnArrival === undefined ? {} : { reactOnArrival: opts.reactOnArrival }),
             drivers: this.devicesValue.flatMap((d) => this.createDriver(d) ?? []),
         });
     }

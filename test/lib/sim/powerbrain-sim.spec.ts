@@ -107,6 +107,56 @@ describe('sim/powerbrain-sim', function () {
         }
     });
 
+    it('silent: keeps the connection, answers nothing (the client times out), then answers again', async () => {
+        const bus = new Bus(
+            { kind: 'tcp', host: '127.0.0.1', port: sim.ports.evse },
+            { timeoutMs: 300, deviceBackoffMs: 1, deviceBackoffMaxMs: 1 },
+        );
+        const read = () => bus.read({ device: 'E1', unit: 1, address: 8092, count: 1 });
+        const socket = net.connect(sim.ports.evse, '127.0.0.1');
+        let closed = false;
+        socket.once('close', () => (closed = true));
+        const replies: Buffer[] = [];
+        socket.on('data', (b: Buffer) => replies.push(b));
+        const request = (tid: number) => Buffer.from([0, tid, 0, 0, 0, 6, 1, 3, 0x1f, 0x9c, 0, 1]); // 8092, 1 word
+        try {
+            await new Promise<void>((resolve, reject) =>
+                socket.once('connect', resolve).once('error', reject),
+            );
+            assert.deepEqual(await read(), [2], 'answers: state C');
+            const served = sim.state.requests;
+
+            sim.setSilent(true);
+            const started = Date.now();
+            await assert.rejects(read(), (e: Error & { code?: string }) => {
+                assert.equal(e.code, 'MODBUS_TIMEOUT', e.message);
+                return true;
+            });
+            assert.ok(Date.now() - started >= 250, 'the client waited for its timeout');
+            socket.write(request(1));
+            await sleep(300);
+            assert.deepEqual(replies, [], 'no answer on an open connection either');
+            assert.equal(closed, false, 'the connection stays open');
+            assert.equal(sim.state.silent, true);
+            assert.equal(sim.state.requests, served, 'nothing was served');
+            assert.ok(sim.state.dropped >= 2, `dropped ${sim.state.dropped}`);
+
+            sim.setSilent(false);
+            assert.deepEqual(await read(), [2], 'the client gets answers again');
+            socket.write(request(2));
+            await sleep(200);
+            assert.equal(replies.length, 1, 'the request sent while silent stays unanswered');
+            assert.deepEqual(
+                replies[0],
+                Buffer.from([0, 2, 0, 0, 0, 5, 1, 3, 2, 0, 2]),
+                'the same connection is answered again',
+            );
+        } finally {
+            socket.destroy();
+            await bus.close();
+        }
+    });
+
     describe('read by mbpoll, an independent client', () => {
         before(function () {
             if (!hasCommand('mbpoll')) this.skip(); // installed by .ci/run (Debian package mbpoll)
