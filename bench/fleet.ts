@@ -130,10 +130,17 @@ export class Fleet {
         }
     }
 
+    /**
+     * Waits until every wallbox is at `limit` and its car draws it (within 0.1 A): only then does
+     * the grid meter show what an overload adds on top.
+     */
     allAt(limit: number, timeoutMs: number): Promise<boolean> {
         return untilEach(
             this.sims.length,
-            (i) => this.sims[i]!.state.currentLimit === limit,
+            (i) => {
+                const sim = this.sims[i]!;
+                return sim.state.currentLimit === limit && sim.carCurrents[0] >= limit - 100;
+            },
             timeoutMs,
         );
     }

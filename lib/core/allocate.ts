@@ -412,7 +412,7 @@ export function allocate(
 
     // Demand of each controllable wallbox for this cycle.
     const increasesAllowed =
-        !snapshot.holdIncreases && now - memory.lastReductionAt >= params.increaseHoldMs;
+        !snapshot.cutOnly && now - memory.lastReductionAt >= params.increaseHoldMs;
     const candidates = fillEvses(views.length);
     const wanted = new Uint8Array(views.length);
     const underdrawSince: (number | null)[] = new Array<number | null>(views.length);
@@ -511,7 +511,15 @@ export function allocate(
         });
         evses.set(
             id,
-            nextMemory(v, current, wanted[i] === 1, now, underdrawSince[i] ?? null, saves[i]!),
+            nextMemory(
+                v,
+                current,
+                // A cut between cycles starts no pause (see Snapshot.cutOnly).
+                wanted[i] === 1 && !snapshot.cutOnly,
+                now,
+                underdrawSince[i] ?? null,
+                saves[i]!,
+            ),
         );
     });
 

@@ -42,11 +42,11 @@ export interface DeviceState {
 
 /**
  * Why a decision is taken: the scheduled cycle (sense, then decide); a control command, decided
- * at once and in full; a pushed reading that shows an overload, decided at once but raising
- * nobody within a period of the last raise (max_increase_per_cycle stays a rate per period).
+ * at once and in full; a pushed reading that shows an overload, decided at once but only cutting
+ * (Snapshot.cutOnly), since the wallboxes' readings are as old as the last cycle.
  */
 export type DecisionKind = 'cycle' | 'command' | 'reading';
-/** A later request joining a waiting decision upgrades it: a cycle senses, a command may raise. */
+/** A later request joining a waiting decision upgrades it: a cycle senses, a command decides in full. */
 const RANK: Record<DecisionKind, number> = { reading: 0, command: 1, cycle: 2 };
 
 export interface CycleReport {
@@ -172,8 +172,6 @@ export class ChargingManager {
     /** Start of the last two scheduled cycles, for the measured cycle time. */
     private lastTickAt: number | null = null;
     private tickPeriodMs: number | null = null;
-    /** When a decision last could raise a wallbox. */
-    private lastRaiseAt = -Infinity;
     private failure: CycleFailure | null = null;
     // Requests in flight, with one timer for the earliest deadline.
     private requestSeq = 0;
@@ -435,23 +433,20 @@ export class ChargingManager {
         // limits: what rules, formulas, overrides and users allow this decision
         const now = this.clock.now();
         this.beforeSnapshot = false;
-        // A reading's decision raises nobody within a period of the last raise (joined by a
-        // command meanwhile, it is decided in full).
-        const holdIncreases =
-            this.inFlightKind === 'reading' && now - this.lastRaiseAt < this.cycleMs * 0.9;
+        // A reading's decision only cuts (joined by a command meanwhile, it decides in full).
+        const cutOnly = this.inFlightKind === 'reading';
         const snapshot: Snapshot = {
             now,
             meters: this.samples<MeterReading>(config.meters),
             evses: this.samples<EvseReading>(config.evses),
             ...this.limitsStage?.limits(now),
-            ...(holdIncreases ? { holdIncreases } : {}),
+            ...(cutOnly ? { cutOnly } : {}),
         };
 
         // decide
         const previous = this.last?.result.setpoints;
         const result = allocate(snapshot, config, this.memory);
         this.memory = result.memory;
-        if (!holdIncreases) this.lastRaiseAt = now;
 
         // act
         await this.actAll(result.setpoints, previous);

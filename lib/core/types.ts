@@ -156,9 +156,12 @@ export interface Snapshot {
     limits?: ReadonlyMap<string, number>;
     /** maxTotalCurrent for this cycle when it comes from a formula. */
     maxTotalCurrent?: number;
-    /** No wallbox may rise in this decision (one taken between scheduled cycles, so that
-     *  max_increase_per_cycle stays a rate per cycle period). */
-    holdIncreases?: boolean;
+    /**
+     * A decision between cycles on a pushed reading that shows an overload: it only lowers, and a
+     * car it cuts to 0 starts no pause. The wallboxes' readings are as old as the last cycle, so
+     * the household is known less well than in a cycle; the next cycle decides in full.
+     */
+    cutOnly?: boolean;
 }
 
 // ---- allocator memory and results ----

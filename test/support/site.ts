@@ -155,6 +155,14 @@ export class LoopSite {
         return this.currents();
     }
 
+    /** A decision between cycles on a pushed reading (Snapshot.cutOnly), `dt` ms after the last. */
+    cut(dt = 100): Record<string, number> {
+        this.now += dt;
+        this.last = allocate({ ...this.snapshot(), cutOnly: true }, this.config, this.memory);
+        this.memory = this.last.memory;
+        return this.currents();
+    }
+
     /** Runs cycles for `ms` (1 s apart) and returns the last setpoints. */
     run(ms: number): Record<string, number> {
         let out = this.currents();

@@ -37,6 +37,36 @@ describe('allocator scenarios', () => {
         assert.deepEqual(site.run(300_000), { E1: 10000, E2: 10000, E3: 10000 });
     });
 
+    it('a cut between cycles only lowers, and a car it cuts to nothing starts no pause', () => {
+        // Without the overdraw penalty, which would cut both cars here.
+        const params = {
+            ...PLAIN,
+            maxTotalCurrent: 32_000,
+            increaseHoldMs: 10_000,
+            overdrawPenaltyMs: 0,
+        };
+        const site = new LoopSite(siteConfig(params, [evse('E1'), evse('E2')], [grid]));
+        site.plug('E1').plug('E2');
+        site.household = [4000, 4000, 4000];
+        assert.deepEqual(site.run(5000), { E1: 14_000, E2: 14_000 });
+        // More room than before: a cut raises nobody.
+        site.household = [0, 0, 0];
+        assert.deepEqual(site.cut(), { E1: 14_000, E2: 14_000 });
+        // 7 A left for two cars: one keeps charging, the other gets nothing, without a pause.
+        site.household = [25_000, 25_000, 25_000];
+        assert.deepEqual(site.cut(), { E1: 7000, E2: 0 });
+        assert.equal(site.last!.memory.evses.get('E2')!.pausedSince, null);
+        // Room again: E2 is back once the increase hold has passed, not after min_pause_time.
+        site.household = [4000, 4000, 4000];
+        const back = site.run(12_000);
+        assert.ok(back.E2! >= 6000, JSON.stringify(back));
+        // The same cut taken by a full cycle pauses E2 for the whole minimum pause.
+        site.household = [25_000, 25_000, 25_000];
+        assert.deepEqual(site.step(), { E1: 7000, E2: 0 });
+        site.household = [4000, 4000, 4000];
+        assert.equal(site.run(60_000).E2, 0);
+    });
+
     it('an overdraw beyond the reserve cuts the available current by it for five minutes', () => {
         const params = { ...PLAIN, maxTotalCurrent: 35000, reserveCurrent: 3000 };
         const site = new LoopSite(siteConfig(params, [evse('E1'), evse('E2')], [grid]));
