@@ -229,7 +229,8 @@ export class OcppChargePointSim {
             reconnect: true,
             backoff: {
                 initialDelay,
-                maxDelay: options.reconnect?.maxDelayMs ?? 10_000,
+                // The backoff library wants max > initial.
+                maxDelay: Math.max(options.reconnect?.maxDelayMs ?? 10_000, initialDelay + 1),
                 factor: 2,
                 randomisationFactor: 0.25,
             },
