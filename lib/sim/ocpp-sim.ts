@@ -345,6 +345,8 @@ export class OcppChargePointSim {
         if (!silent) {
             for (const release of this.silentWaiters) release();
             this.silentWaiters.clear();
+            // Status changes during the silence were not sent.
+            if (this.isBooted && !this.closed) void this.sendStatus();
         }
     }
 
