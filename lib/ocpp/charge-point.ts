@@ -224,8 +224,10 @@ export class ChargePoint {
         this.events.emit('connected', { identity: this.identity, protocol: this.protocol });
         // A charge point boots only when it powers up: one that reconnects to a restarted
         // central system is asked to boot again, as its calls are refused until then.
-        if (!this.bootAccepted) setTimeout(() => this.triggerBoot(), 0).unref?.();
-        else this.runOnBoot();
+        // An identity nobody adopted yet is not asked (its boot would only be answered Pending).
+        if (!this.bootAccepted) {
+            if (this.attached) setTimeout(() => this.triggerBoot(), 0).unref?.();
+        } else this.runOnBoot();
     }
 
     /** Closes the connection (e.g. the charge point was removed). */
@@ -280,11 +282,10 @@ export class ChargePoint {
     private triggerBoot(): void {
         if (!this.connection || this.bootAccepted || this.bootTriggered) return;
         this.bootTriggered = true;
-        const params =
-            this.protocol === 'ocpp2.0.1'
-                ? { requestedMessage: 'BootNotification' }
-                : { requestedMessage: 'BootNotification' };
-        this.call('TriggerMessage', params).catch(() => undefined);
+        // The same request in 1.6 and 2.0.1.
+        this.call('TriggerMessage', { requestedMessage: 'BootNotification' }).catch(
+            () => undefined,
+        );
     }
 
     private runOnBoot(): void {

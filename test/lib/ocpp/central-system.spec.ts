@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -290,6 +291,109 @@ describe('OCPP central system', () => {
         assert.ok(results.some((r) => r.status === 'rejected'));
         assert.ok(cs.find('CP1')!.counters.rateLimited > 0);
     });
+
+    it('drops a half-open connection after the ping interval', async () => {
+        await start({ pingIntervalMs: 100 });
+        driver('CP1');
+        const port = Number(new URL(url).port);
+        // A client that completes the handshake and then never answers anything (no pongs).
+        const socket = tcpConnect(port, '127.0.0.1');
+        socket.on('error', () => undefined);
+        socket.write(
+            'GET /ocpp/CP1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n' +
+                'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+                'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n',
+        );
+        try {
+            await until(() => cs.find('CP1')!.connected, 'the connection');
+            await until(() => !cs.find('CP1')!.connected, 'the half-open connection to be dropped');
+        } finally {
+            socket.destroy();
+        }
+    });
+
+    for (const protocol of ['ocpp1.6', 'ocpp2.0.1'] as const) {
+        it(`remote start and stop (${protocol}), and every message is an event`, async () => {
+            await start();
+            const d = driver('CP1');
+            const frames: { direction: string; frame: unknown[] }[] = [];
+            const ended: string[] = [];
+            d.session.events.on('message', (m) => frames.push(m));
+            d.session.events.on('transactionEnded', (t) => ended.push(t.transaction.id));
+            const c = cp('CP1', protocol);
+            await c.connect();
+            await c.boot();
+            assert.equal(await d.remoteStart('CARD9'), true);
+            const started = await c.next(
+                protocol === 'ocpp1.6' ? 'RemoteStartTransaction' : 'RequestStartTransaction',
+                true,
+            );
+            if (protocol === 'ocpp1.6') {
+                assert.equal(started.params.idTag, 'CARD9');
+                assert.equal(started.params.connectorId, 1);
+            } else {
+                assert.equal((started.params.idToken as { idToken: string }).idToken, 'CARD9');
+                assert.equal(started.params.evseId, 1);
+            }
+            assert.equal(await d.remoteStop(), false, 'no transaction to stop');
+            let txId: string;
+            if (protocol === 'ocpp1.6') {
+                const r = await c.call('StartTransaction', {
+                    connectorId: 1,
+                    idTag: 'CARD9',
+                    meterStart: 0,
+                    timestamp: new Date().toISOString(),
+                });
+                txId = String(r.transactionId);
+            } else {
+                txId = 'TX-9';
+                await c.call('TransactionEvent', {
+                    eventType: 'Started',
+                    timestamp: new Date().toISOString(),
+                    triggerReason: 'RemoteStart',
+                    seqNo: 0,
+                    transactionInfo: { transactionId: txId, chargingState: 'Charging' },
+                    evse: { id: 1, connectorId: 1 },
+                });
+            }
+            assert.equal(await d.remoteStop(), true);
+            const stop = await c.next(
+                protocol === 'ocpp1.6' ? 'RemoteStopTransaction' : 'RequestStopTransaction',
+                true,
+            );
+            assert.equal(String(stop.params.transactionId), txId);
+            if (protocol === 'ocpp1.6') {
+                await c.call('StopTransaction', {
+                    transactionId: Number(txId),
+                    meterStop: 100,
+                    timestamp: new Date().toISOString(),
+                });
+            } else {
+                await c.call('TransactionEvent', {
+                    eventType: 'Ended',
+                    timestamp: new Date().toISOString(),
+                    triggerReason: 'RemoteStop',
+                    seqNo: 1,
+                    transactionInfo: { transactionId: txId, stoppedReason: 'Remote' },
+                });
+            }
+            assert.deepEqual(ended, [txId]);
+            assert.ok(
+                frames.some((f) => f.direction === 'in' && f.frame[2] === 'BootNotification'),
+            );
+            assert.ok(frames.some((f) => f.direction === 'out' && f.frame[0] === 3));
+            assert.ok(
+                frames.some(
+                    (f) =>
+                        f.direction === 'out' &&
+                        f.frame[2] ===
+                            (protocol === 'ocpp1.6'
+                                ? 'RemoteStopTransaction'
+                                : 'RequestStopTransaction'),
+                ),
+            );
+        });
+    }
 
     it('attaches to an existing HTTP server under the path prefix', async () => {
         cs = new OcppCentralSystem({ path: '/ocpp/' });
