@@ -140,7 +140,12 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
     const mem = v.report?.result.memory.evses.get(d.dev_id);
     const st = ctx.site.manager.deviceState(d.dev_id);
     const e = isEvse(d) ? d : undefined;
-    const state = r ? r.state : l.comError || d.dev_type === 'evse_ajax' ? 6 : 1;
+    // Devices that only report (HTTP input, OCPP) are offline until they do.
+    const state = r
+        ? r.state
+        : l.comError || d.dev_type === 'evse_ajax' || d.dev_type === 'evse_ocpp'
+          ? 6
+          : 1;
     const currents: Phases3 = r?.currents ?? [0, 0, 0];
     const power = r?.powerW ?? Math.round((sum3(currents) * v.voltage) / 1000);
     const chargingEnabled = sp ? sp.chargingEnabled : d.device_enabled;

@@ -96,8 +96,11 @@ export const CONTROL_PROFILE_ID = 2;
 
 /** A connector as the site's driver attaches to it: authorisation of cards presented there. */
 export interface ConnectorAttachment {
-    /** Whether a card, PIN or user id may charge here; an accepted one counts as entered. */
-    authorize?(token: string): boolean;
+    /**
+     * Whether a card, PIN or user id may charge here; with `record`, an accepted one counts as
+     * entered here (as enter_rfid does).
+     */
+    authorize?(token: string, record: boolean): boolean;
     /** Called after every accepted boot (and on attach while booted): fail-safe profiles. */
     onBoot?(): void;
 }
@@ -417,16 +420,25 @@ export class ChargePoint {
         this.runOnBoot();
     }
 
-    private authorizeToken(connector: number | null, token: string): boolean {
+    /**
+     * Asks the attached devices. Authorize names no connector: with one connector attached it is
+     * that one; with several the token is only checked (StartTransaction then records it).
+     * StopTransaction and an Ended transaction only check.
+     */
+    private authorizeToken(connector: number | null, token: string, record = true): boolean {
+        if (connector === null && this.attachments.size === 1) {
+            connector = [...this.attachments.keys()][0]!;
+        }
         const sets =
             connector === null
                 ? [...this.attachments.values()]
                 : [this.attachments.get(connector) ?? new Set<ConnectorAttachment>()];
+        const keep = record && connector !== null;
         let any = false;
         for (const set of sets) {
             for (const a of set) {
                 if (!a.authorize) return true;
-                if (a.authorize(token)) any = true;
+                if (a.authorize(token, keep)) any = true;
             }
         }
         return any;
@@ -525,7 +537,7 @@ export class ChargePoint {
                 return p.idTag !== undefined
                     ? {
                           idTagInfo: {
-                              status: this.authorizeToken(null, String(p.idTag))
+                              status: this.authorizeToken(null, String(p.idTag), false)
                                   ? 'Accepted'
                                   : 'Invalid',
                           },
@@ -583,7 +595,9 @@ export class ChargePoint {
                 if (info.chargingState !== undefined) c.chargingState = String(info.chargingState);
                 const token = p.idToken !== undefined ? tokenOf(p.idToken) : undefined;
                 const accepted =
-                    token === undefined ? undefined : this.authorizeToken(connector, token);
+                    token === undefined
+                        ? undefined
+                        : this.authorizeToken(connector, token, p.eventType !== 'Ended');
                 if (!tx && p.eventType !== 'Ended') {
                     tx = {
                         id: txId,

@@ -26,8 +26,9 @@ export interface OcppEvseDriverOptions {
     /** How long a control profile stays valid (ms, default 60 s). */
     validityMs?: number;
     failSafe?: DeviceFailSafe | null;
-    /** Whether a card, PIN or user id presented here may charge (an accepted one counts as entered). */
-    authorize?: (token: string) => boolean;
+    /** Whether a card, PIN or user id presented here may charge; with `record` an accepted
+     *  one counts as entered here. */
+    authorize?: (token: string, record: boolean) => boolean;
     now?: () => number;
 }
 
@@ -76,7 +77,9 @@ export class OcppEvseDriver implements EvseDriver {
             ...(m?.powerW !== undefined ? { powerW: m.powerW } : {}),
             ...(m?.energyWh !== undefined ? { totalEnergyWh: m.energyWh } : {}),
             ...(c?.transaction?.idTag ? { rfid: c.transaction.idTag } : {}),
-            takenAt: m?.at ?? s.lastMessageAt ?? this.now(),
+            // The connection is alive (pings), and status is pushed on every change: the state
+            // is as fresh as the read; the meter values are as the charge point last sent them.
+            takenAt: this.now(),
         };
     }
 

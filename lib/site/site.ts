@@ -388,7 +388,10 @@ export class Site {
                 connector: d.id,
                 password: d.ocpp_password ?? null,
                 failSafe: deviceFailSafe(d, this.paramsValue),
-                authorize: (token) => this.authorisation.present(devId, token, this.clock.now()),
+                authorize: (token, record) =>
+                    record
+                        ? this.authorisation.present(devId, token, this.clock.now())
+                        : this.authorisation.accepts(devId, token),
             });
         }
         if (isModbusDevType(d.dev_type)) {

@@ -100,13 +100,18 @@ export class Authorisation {
      * (a known token is still recorded, for its user's budget).
      */
     present(devId: string, token: string, now: number): boolean {
+        if (!this.accepts(devId, token)) return false;
         const user = this.userFor(token);
-        if (this.needsAuth(devId) && (!user || !this.authorizes(devId, token))) return false;
         if (user && this.rfids.get(devId)?.rfid !== token) {
             this.rfids.set(devId, { rfid: token, user, at: now });
             this.revision++;
         }
         return true;
+    }
+
+    /** Whether a token presented at the wallbox would be accepted (present() without recording). */
+    accepts(devId: string, token: string): boolean {
+        return !this.needsAuth(devId) || this.authorizes(devId, token);
     }
 
     private userAuthorizes(user: User, token: string, devId: string): boolean {

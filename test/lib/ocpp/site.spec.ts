@@ -121,6 +121,33 @@ describe('site with an evse_ocpp wallbox', () => {
         assert.equal(done.idTag, 'CARD1');
     });
 
+    it('with two connectors a card counts as entered only where the transaction starts', async () => {
+        const users = new MemoryUsers();
+        users.set({ id: '1002', name: 'Bo', dev_ids: ['E1', 'E2'], rfids: [{ id: 'CARD2' }] });
+        site = new Site({
+            params: { max_total_current: 20_000, reserve_current: 0 },
+            devices: [
+                { dev_type: 'evse_ocpp', dev_id: 'E1', address: 'WB-3', id: 1 },
+                { dev_type: 'evse_ocpp', dev_id: 'E2', address: 'WB-3', id: 2 },
+            ],
+            ocpp: cs,
+            users,
+        });
+        c = new TestChargePoint({ url, identity: 'WB-3' });
+        await c.connect();
+        await c.boot();
+        const auth = await c.call('Authorize', { idTag: 'CARD2' });
+        assert.equal((auth.idTagInfo as { status: string }).status, 'Accepted');
+        assert.equal(site.authorisation.rfids.size, 0, 'Authorize alone names no connector');
+        await c.call('StartTransaction', {
+            connectorId: 2,
+            idTag: 'CARD2',
+            meterStart: 0,
+            timestamp: new Date().toISOString(),
+        });
+        assert.deepEqual([...site.authorisation.rfids.keys()], ['E2']);
+    });
+
     it('without a central system an evse_ocpp wallbox has no driver', async () => {
         site = new Site({ devices: [{ dev_type: 'evse_ocpp', dev_id: 'E1', address: 'X' }] });
         assert.equal(site.manager.driver('E1'), undefined);
