@@ -84,16 +84,10 @@ export class OcppEvseDriver implements EvseDriver {
     }
 
     async apply(command: EvseCommand): Promise<void> {
-        const current = command.chargingEnabled ? command.current : 0;
-        if (command.released) {
-            // Control given up: the control profile goes, the fail-safe one stays.
-            await this.expect(
-                this.clear(CONTROL_PROFILE_ID),
-                ['Accepted', 'Unknown'],
-                'ClearChargingProfile',
-            );
-            return;
-        }
+        // Released (disable_policy −1) is the current the allocator counts the wallbox at, as for
+        // any wallbox; it too expires with the profile, so a manager that is gone leaves the
+        // charge point at its fail-safe.
+        const current = command.chargingEnabled || command.released ? command.current : 0;
         const now = this.now();
         await this.expect(
             this.setProfile(
@@ -149,15 +143,6 @@ export class OcppEvseDriver implements EvseDriver {
         if (!ok.includes(String(r.status))) {
             throw new Error(`${this.id}: ${action} answered ${String(r.status)}`);
         }
-    }
-
-    private clear(profileId: number): Promise<Record<string, unknown>> {
-        return this.session.call(
-            'ClearChargingProfile',
-            this.session.protocol === 'ocpp2.0.1'
-                ? { chargingProfileId: profileId }
-                : { id: profileId },
-        );
     }
 
     /** A TxDefaultProfile with one period: limit in A (0 = no charging). */

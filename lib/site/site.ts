@@ -313,7 +313,11 @@ export class Site {
             existing.dev_type !== entry.dev_type ||
             existing.address !== entry.address ||
             existing.id !== entry.id ||
-            (isEvse(existing) && isEvse(entry) && existing.ocpp_password !== entry.ocpp_password);
+            (entry.dev_type === 'evse_ocpp' &&
+                isEvse(existing) &&
+                isEvse(entry) &&
+                (existing.ocpp_password !== entry.ocpp_password ||
+                    existing.fail_safe_duration !== entry.fail_safe_duration));
         const driver = needsDriver ? this.createDriver(entry) : undefined;
         this.devicesValue = devices;
         this.limits.configChanged();
@@ -388,6 +392,9 @@ export class Site {
                 connector: d.id,
                 password: d.ocpp_password ?? null,
                 failSafe: deviceFailSafe(d, this.paramsValue),
+                // fail_safe_duration is how long the charge point holds a decision without the
+                // manager: the validity of each control profile (OCPP.md: 60 s by default).
+                validityMs: (d.fail_safe_duration ?? 60) * 1000,
                 authorize: (token, record) =>
                     record
                         ? this.authorisation.present(devId, token, this.clock.now())

@@ -131,6 +131,19 @@ describe('OCPP central system', () => {
                 assert.ok(validTo >= before + 59_000 && validTo <= Date.now() + 60_000);
                 assert.equal(d.keepAliveMs, 60_000);
 
+                // Released (disable_policy -1): the current it is counted at, still expiring.
+                await d.apply({ current: 16_000, chargingEnabled: true, released: true });
+                const released = c.received
+                    .filter((x) => x.method === 'SetChargingProfile')
+                    .at(-1)!;
+                const rp =
+                    protocol === 'ocpp1.6'
+                        ? (released.params.csChargingProfiles as Profile)
+                        : (released.params.chargingProfile as Profile);
+                const rs = protocol === 'ocpp1.6' ? rp.chargingSchedule : rp.chargingSchedule[0]!;
+                assert.equal(rs.chargingSchedulePeriod[0]!.limit, 16);
+                assert.ok(rp.validTo);
+
                 c.profileAnswer = 'Rejected';
                 await assert.rejects(
                     d.apply({ current: 0, chargingEnabled: false, released: false }),

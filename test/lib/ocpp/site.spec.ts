@@ -9,6 +9,7 @@ import { TestChargePoint } from '../../support/ocpp-client';
 
 interface Profile16 {
     stackLevel: number;
+    validTo?: string;
     chargingSchedule: { chargingSchedulePeriod: { limit: number }[] };
 }
 
@@ -42,6 +43,7 @@ describe('site with an evse_ocpp wallbox', () => {
                     used_phases: 7,
                     ocpp_password: 'pw-1',
                     fail_safe_cur: 0,
+                    fail_safe_duration: 30,
                 },
             ],
             ocpp: cs,
@@ -86,6 +88,10 @@ describe('site with an evse_ocpp wallbox', () => {
         );
         const driver = site.manager.driver('E1') as OcppEvseDriver;
         assert.equal(driver.boot?.vendor, 'Acme');
+        // fail_safe_duration is the profile's validity; the engine renews it at a third.
+        assert.equal(driver.keepAliveMs, 30_000);
+        const left = Date.parse(sent.validTo ?? '') - Date.now();
+        assert.ok(left > 25_000 && left <= 30_000, `validTo in ${left} ms`);
     });
 
     it('answers Authorize through the site users and counts an accepted card as entered', async () => {
