@@ -209,7 +209,8 @@ export class OcppCentralSystem {
         if (![...protocols].some((p) => p === 'ocpp1.6' || p === 'ocpp2.0.1')) return 400;
         const cp = this.sessions.get(identity);
         if (!cp || (!cp.attached && !this.explicit.has(identity))) {
-            if (!this.acceptNew) return 404;
+            // Bounded, so that a scanner trying names cannot fill memory.
+            if (!this.acceptNew || (!cp && this.pendingList.size >= MAX_PENDING)) return 404;
             return 0;
         }
         if (cp.passwordHash === undefined) return 0;
@@ -232,6 +233,9 @@ export class OcppCentralSystem {
         cp.connect(client);
     }
 }
+
+/** Unknown identities kept as pending at most; more are refused until some are adopted. */
+export const MAX_PENDING = 100;
 
 function normalisePath(p: string): string {
     let out = p.startsWith('/') ? p : `/${p}`;

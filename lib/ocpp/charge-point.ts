@@ -117,6 +117,8 @@ export interface ChargePointOptions {
 }
 
 const FINISHED_KEPT = 50;
+/** What the manager needs of a meter value: per-phase currents, power, energy. */
+const MEASURANDS = 'Current.Import,Power.Active.Import,Energy.Active.Import.Register';
 
 export class ChargePoint {
     readonly events: Events<ChargePointEvents>;
@@ -406,6 +408,11 @@ export class ChargePoint {
                               attributeValue: String(interval),
                           },
                           {
+                              component: { name: 'SampledDataCtrlr' },
+                              variable: { name: 'TxUpdatedMeasurands' },
+                              attributeValue: MEASURANDS,
+                          },
+                          {
                               component: { name: 'AlignedDataCtrlr' },
                               variable: { name: 'Interval' },
                               attributeValue: String(interval),
@@ -415,7 +422,13 @@ export class ChargePoint {
                 : this.call('ChangeConfiguration', {
                       key: 'MeterValueSampleInterval',
                       value: String(interval),
-                  });
+                  }).then(() =>
+                      this.call('ChangeConfiguration', {
+                          key: 'MeterValuesSampledData',
+                          value: MEASURANDS,
+                      }),
+                  );
+        // A charge point that refuses keeps its own settings: readings then come less often.
         configure.catch(() => undefined);
         this.runOnBoot();
     }

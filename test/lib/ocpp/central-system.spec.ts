@@ -105,7 +105,31 @@ describe('OCPP central system', () => {
                 assert.equal(d.boot?.vendor, 'Acme');
                 assert.equal(d.boot?.serial, 'SN1');
                 // After boot: the sample interval is configured.
-                await c.next(protocol === 'ocpp1.6' ? 'ChangeConfiguration' : 'SetVariables', true);
+                if (protocol === 'ocpp1.6') {
+                    await until(
+                        () =>
+                            c.received.filter((r) => r.method === 'ChangeConfiguration').length ===
+                            2,
+                        'ChangeConfiguration',
+                    );
+                    const keys = c.received
+                        .filter((r) => r.method === 'ChangeConfiguration')
+                        .map((r) => `${String(r.params.key)}=${String(r.params.value)}`);
+                    assert.deepEqual(keys, [
+                        'MeterValueSampleInterval=10',
+                        'MeterValuesSampledData=Current.Import,Power.Active.Import,Energy.Active.Import.Register',
+                    ]);
+                } else {
+                    const set = await c.next('SetVariables', true);
+                    const names = (
+                        set.params.setVariableData as { variable: { name: string } }[]
+                    ).map((v) => v.variable.name);
+                    assert.deepEqual(names, [
+                        'TxUpdatedInterval',
+                        'TxUpdatedMeasurands',
+                        'Interval',
+                    ]);
+                }
             });
 
             it('apply sends a TxDefaultProfile at the control level and waits for Accepted', async () => {
