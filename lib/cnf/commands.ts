@@ -708,7 +708,13 @@ const getCmVars: CommandDef = {
 const getDevices: CommandDef = {
     auth: 'admin',
     query: noParams,
-    handler: ({ ctx }) => ctx.site.devices.map((d) => ({ ...d })),
+    // A credential is never shown, not even hashed.
+    handler: ({ ctx }) =>
+        ctx.site.devices.map((d) => {
+            const shown: Record<string, unknown> = { ...d };
+            delete shown.ocpp_password;
+            return shown;
+        }),
 };
 
 const setDevice: CommandDef = {

@@ -5,6 +5,7 @@ import type { CycleReport } from '../core/engine';
 import type { EvseReading, MeterReading, Phases3 } from '../core/types';
 import { MODBUS_DEV_TYPES } from '../devices/factory';
 import { PowerBrainEvse, PowerBrainMeter } from '../devices/powerbrain';
+import { OcppEvseDriver } from '../ocpp/driver';
 import { isEvse, isMeter, type DeviceEntry, type MeterEntry } from '../site/schema';
 import type { CnfContext } from './context';
 
@@ -18,6 +19,7 @@ export const DEV_TYPE_LABELS: Readonly<Record<string, string>> = {
     evse_powerbrain: MODBUS_DEV_TYPES.evse_powerbrain,
     evse_ajax: 'HTTP input',
     evse_sim: 'Simulation (VE)',
+    evse_ocpp: 'OCPP 1.6J / 2.0.1',
     evse_group: 'EVSE group',
     meter_powerbrain: MODBUS_DEV_TYPES.meter_powerbrain,
     meter_sdm630: MODBUS_DEV_TYPES.meter_sdm630,
@@ -102,6 +104,10 @@ function modelOf(ctx: CnfContext, d: DeviceEntry, l: Live<unknown>): string {
     if (driver instanceof PowerBrainEvse && driver.identity) {
         return `${driver.identity.name},1.0,${API_VERSION},${driver.identity.serial}`;
     }
+    if (driver instanceof OcppEvseDriver && driver.boot) {
+        const b = driver.boot;
+        return `${b.vendor} ${b.model},${b.firmware ?? ''},,${b.serial ?? ''}`;
+    }
     if (d.dev_type.endsWith('_sim')) return `EVCM Simulation,1.0,${API_VERSION},${d.dev_id}`;
     return `${DEV_TYPE_LABELS[d.dev_type] ?? d.dev_type},1.0,,`;
 }
@@ -134,7 +140,12 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
     const mem = v.report?.result.memory.evses.get(d.dev_id);
     const st = ctx.site.manager.deviceState(d.dev_id);
     const e = isEvse(d) ? d : undefined;
-    const state = r ? r.state : l.comError || d.dev_type === 'evse_ajax' ? 6 : 1;
+    // Devices that only report (HTTP input, OCPP) are offline until they do.
+    const state = r
+        ? r.state
+        : l.comError || d.dev_type === 'evse_ajax' || d.dev_type === 'evse_ocpp'
+          ? 6
+          : 1;
     const currents: Phases3 = r?.currents ?? [0, 0, 0];
     const power = r?.powerW ?? Math.round((sum3(currents) * v.voltage) / 1000);
     const chargingEnabled = sp ? sp.chargingEnabled : d.device_enabled;

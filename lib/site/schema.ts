@@ -2,6 +2,7 @@
 // the vendor's field names. Validated with zod at every boundary (editor, /cnf, store); numbers
 // are coerced because the Node-RED editor and query strings deliver strings.
 import { z } from 'zod';
+import { hashPassword, isPasswordHash } from '../ocpp/credentials';
 import { ChargingRuleSchema } from '../rules/rules';
 import { numberOrFormula } from './formula-scope';
 
@@ -51,7 +52,7 @@ export const ParamsSchema = z
     .strict();
 export type Params = z.output<typeof ParamsSchema>;
 
-export const EVSE_TYPES = ['evse_sim', 'evse_ajax', 'evse_powerbrain'] as const;
+export const EVSE_TYPES = ['evse_sim', 'evse_ajax', 'evse_powerbrain', 'evse_ocpp'] as const;
 export const METER_TYPES = [
     'meter_sim',
     'meter_ajax',
@@ -145,6 +146,15 @@ export const EvseEntrySchema = z
             .regex(/^[0-9A-Za-z]{0,32}$/, 'must be 0..32 digits or letters')
             .optional(),
         ocpp_gateway_client_id: z.string().max(100).optional(),
+        /**
+         * evse_ocpp: the charge point's HTTP Basic password (security profile 1/2). Kept only as
+         * an scrypt hash: a plain value is hashed when it comes in; '' = no password.
+         */
+        ocpp_password: z
+            .string()
+            .max(500)
+            .transform((v) => (v === '' || isPasswordHash(v) ? v : hashPassword(v)))
+            .optional(),
         /** The soft meter's value as last set with the device (Wh). */
         soft_meter: z.coerce.number().finite().min(0).max(1e13).transform(Math.round).optional(),
         /** The wallbox's charging rules (vendor format), evaluated every cycle. */

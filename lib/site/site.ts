@@ -18,6 +18,8 @@ import type {
 import { createModbusDriver, isModbusDevType, type DriverContext } from '../devices/factory';
 import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
+import type { OcppCentralSystem } from '../ocpp/central-system';
+import { OcppEvseDriver } from '../ocpp/driver';
 import { CmVariables } from '../rules/variables';
 import { Authorisation, type WallboxView } from '../users/authorisation';
 import type { UserDirectory } from '../users/directory';
@@ -178,6 +180,8 @@ export interface SiteOptions {
     /** A pushed meter reading that shows an overload decides at once (default true); false =
      *  it waits for the next cycle. */
     reactOnArrival?: boolean;
+    /** The OCPP central system that evse_ocpp wallboxes connect to; without one they are offline. */
+    ocpp?: OcppCentralSystem;
 }
 
 export class Site {
@@ -194,6 +198,8 @@ export class Site {
     private readonly pool: BusPool;
     private readonly ownPool: boolean;
     private readonly driverContext: DriverContext;
+    private readonly ocpp: OcppCentralSystem | undefined;
+    private readonly clock: Clock;
     /** The wallboxes of devicesValue, made again when the table changes. */
     private evseList: { of: readonly DeviceEntry[]; evses: readonly EvseEntry[] } | null = null;
 
@@ -202,6 +208,8 @@ export class Site {
         this.devicesValue = parseDevices(opts.devices ?? []);
         checkFailSafeTimes(this.paramsValue, this.devicesValue);
         const clock = opts.clock ?? systemClock;
+        this.clock = clock;
+        this.ocpp = opts.ocpp;
         this.world = new SimWorld(clock);
         this.ownPool = !opts.pool;
         this.pool = opts.pool ?? new BusPool({});
@@ -304,7 +312,12 @@ export class Site {
             !existing ||
             existing.dev_type !== entry.dev_type ||
             existing.address !== entry.address ||
-            existing.id !== entry.id;
+            existing.id !== entry.id ||
+            (entry.dev_type === 'evse_ocpp' &&
+                isEvse(existing) &&
+                isEvse(entry) &&
+                (existing.ocpp_password !== entry.ocpp_password ||
+                    existing.fail_safe_duration !== entry.fail_safe_duration));
         const driver = needsDriver ? this.createDriver(entry) : undefined;
         this.devicesValue = devices;
         this.limits.configChanged();
@@ -369,6 +382,24 @@ export class Site {
             };
             if (d.sim_pv_peak_w) this.world.pv = { peakW: d.sim_pv_peak_w };
             return new SimMeter(this.world, { id: d.dev_id, role: d.role as MeterConfig['role'] });
+        }
+        if (d.dev_type === 'evse_ocpp' && isEvse(d)) {
+            if (!this.ocpp || !d.address) return undefined; // no central system: shown offline
+            const devId = d.dev_id;
+            return new OcppEvseDriver(this.ocpp, {
+                id: devId,
+                identity: d.address,
+                connector: d.id,
+                password: d.ocpp_password ?? null,
+                failSafe: deviceFailSafe(d, this.paramsValue),
+                // fail_safe_duration is how long the charge point holds a decision without the
+                // manager: the validity of each control profile (OCPP.md: 60 s by default).
+                validityMs: (d.fail_safe_duration ?? 60) * 1000,
+                authorize: (token, record) =>
+                    record
+                        ? this.authorisation.present(devId, token, this.clock.now())
+                        : this.authorisation.accepts(devId, token),
+            });
         }
         if (isModbusDevType(d.dev_type)) {
             return createModbusDriver(

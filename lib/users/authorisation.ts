@@ -93,6 +93,27 @@ export class Authorisation {
         return !!user && this.userAuthorizes(user, token, devId);
     }
 
+    /**
+     * A card, PIN or user id presented at the wallbox itself (e.g. OCPP Authorize): the same
+     * rule as enter_rfid. Where users are assigned, only a token that authorises there is
+     * accepted, and it then counts as entered there; without assigned users anyone may charge
+     * (a known token is still recorded, for its user's budget).
+     */
+    present(devId: string, token: string, now: number): boolean {
+        if (!this.accepts(devId, token)) return false;
+        const user = this.userFor(token);
+        if (user && this.rfids.get(devId)?.rfid !== token) {
+            this.rfids.set(devId, { rfid: token, user, at: now });
+            this.revision++;
+        }
+        return true;
+    }
+
+    /** Whether a token presented at the wallbox would be accepted (present() without recording). */
+    accepts(devId: string, token: string): boolean {
+        return !this.needsAuth(devId) || this.authorizes(devId, token);
+    }
+
     private userAuthorizes(user: User, token: string, devId: string): boolean {
         const card = user.rfids.find((r) => r.id === token);
         if (card && !card.ac_auth) return false;
