@@ -57,6 +57,8 @@ export interface CommandDef<Q = Record<string, unknown>> {
 }
 
 const OK = 'ok';
+/** The token a session started by the manager itself carries (no card needed at the wallbox). */
+const MANAGER_TOKEN = 'evcm';
 
 // ---- parameter schemas ----
 
@@ -361,6 +363,8 @@ const enterRfid: CommandDef<z.output<typeof enterRfidQuery>> = {
         }
         ctx.rfids.set(target, { rfid: q.rfid, user, at: ctx.now() });
         ctx.touch();
+        // A wallbox that runs sessions of its own (OCPP) starts one for the car plugged in.
+        void ctx.site.startSession(target, q.rfid);
         return OK;
     },
 };
@@ -412,6 +416,15 @@ const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
         if (o.flags === 0 && o.current === null) ctx.overrides.delete(d.dev_id);
         else ctx.overrides.set(d.dev_id, o);
         ctx.touch();
+        // A wallbox that runs sessions of its own (OCPP): C ends the session, c starts one again
+        // with the card entered there (or the manager's own token where none is needed).
+        if (flags.includes('C')) void ctx.site.stopSession(d.dev_id);
+        else if (flags.includes('c')) {
+            const entered = ctx.rfids.get(d.dev_id)?.rfid;
+            if (entered || !ctx.needsAuth(d.dev_id)) {
+                void ctx.site.startSession(d.dev_id, entered ?? MANAGER_TOKEN);
+            }
+        }
         return OK;
     },
 };

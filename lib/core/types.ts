@@ -285,6 +285,13 @@ export interface EvseDriver extends DriverBase {
      * the device's flash). null leaves the device's own setting alone (observe mode).
      */
     setFailSafe?(failSafe: DeviceFailSafe | null): void;
+    /**
+     * Wallboxes that run charging sessions of their own (OCPP transactions) start and stop them
+     * when told: a card entered for them, override C/c, a used-up budget. Resolve to whether the
+     * wallbox accepted.
+     */
+    startSession?(token: string): Promise<boolean>;
+    stopSession?(): Promise<boolean>;
 }
 
 /** A wallbox's own communication fail-safe. */

@@ -123,6 +123,17 @@ export class OcppEvseDriver implements EvseDriver {
         return this.session.remoteStop(this.opts.connector);
     }
 
+    /** A session for a car that is plugged in and has none running yet. */
+    async startSession(token: string): Promise<boolean> {
+        const c = this.session.connector(this.opts.connector);
+        if (!this.session.connected || c?.transaction) return false;
+        return this.remoteStart(token);
+    }
+
+    stopSession(): Promise<boolean> {
+        return this.remoteStop();
+    }
+
     private installFailSafe(): void {
         if (this.closed || !this.failSafe) return;
         this.setProfile(

@@ -42,6 +42,8 @@ export class SiteLimits implements LimitsStage {
     /** Problems of the last cycle's formulas (limits, rules, variables), one line each. */
     formulaErrors: readonly string[] = [];
     private overridesEnded = 0;
+    /** Wallboxes whose session was ended because its budget was used up. */
+    private readonly budgetStopped = new Set<string>();
     private readonly ruleStates = new Map<string, RuleState>();
     private readonly formulas = new Map<string, Formula>();
     /** max_total_current and formula-valued wallbox maxima of the last cycle (mA). */
@@ -102,7 +104,20 @@ export class SiteLimits implements LimitsStage {
             limits.set(id, Math.min(mA, limits.get(id) ?? Infinity));
         };
         for (const id of auth.unauthorised()) cap(id, 0);
-        for (const id of budgetSpent) cap(id, 0);
+        for (const id of budgetSpent) {
+            cap(id, 0);
+            // A wallbox that runs sessions of its own (OCPP) has this one ended (asked again each
+            // cycle until it did).
+            if (!this.budgetStopped.has(id)) {
+                this.budgetStopped.add(id);
+                void this.site.stopSession(id).then((ended) => {
+                    if (!ended) this.budgetStopped.delete(id);
+                });
+            }
+        }
+        for (const id of this.budgetStopped) {
+            if (!budgetSpent.includes(id)) this.budgetStopped.delete(id);
+        }
         for (const [id, o] of this.overrides) {
             const c = overrideCap(o);
             if (c !== null) cap(id, c);

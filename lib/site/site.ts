@@ -346,6 +346,23 @@ export class Site {
         await this.manager.removeDriver(devId);
     }
 
+    /**
+     * Starts the charging session of a wallbox that runs its own (an OCPP transaction) with the
+     * token that authorised it; false for other wallboxes and when it refuses. Never rejects.
+     */
+    startSession(devId: string, token: string): Promise<boolean> {
+        const driver = this.manager.driver(devId);
+        if (driver?.kind !== 'evse' || !driver.startSession) return Promise.resolve(false);
+        return driver.startSession(token).catch(() => false);
+    }
+
+    /** Ends a wallbox's own charging session (override C, a used-up budget). Never rejects. */
+    stopSession(devId: string): Promise<boolean> {
+        const driver = this.manager.driver(devId);
+        if (driver?.kind !== 'evse' || !driver.stopSession) return Promise.resolve(false);
+        return driver.stopSession().catch(() => false);
+    }
+
     /** A value pushed for an HTTP-input device (meter_ajax / evse_ajax). */
     push(devId: string, reading: MeterReading | EvseReading): void {
         const d = this.device(devId);
