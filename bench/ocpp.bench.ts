@@ -14,8 +14,8 @@ import { sleep, untilEach } from './fleet';
 import { median, type Report } from './harness';
 
 const CYCLE_MS = 1000;
-/** What each wallbox is capped at (mA); every car wants more. */
-const EVSE_MAX = 10_000;
+/** What each wallbox is capped at (mA; 1,000 of them stay under the 10,000 A a site may have); every car wants more. */
+const EVSE_MAX = 9000;
 const QUIET = 5000;
 const SQUEEZED = 7000;
 
@@ -157,7 +157,7 @@ async function measure(
             reaction.push(t1 - t0);
             fleet.feed([QUIET, QUIET, QUIET]);
             if (!(await fleet.allAt(EVSE_MAX, 120_000))) {
-                throw new Error(`charge points did not return to 10 A (n=${n})`);
+                throw new Error(`charge points did not return to ${EVSE_MAX / 1000} A (n=${n})`);
             }
         }
         // Restart: every charge point loses its connection; the new manager takes over.
