@@ -26,6 +26,7 @@ export function diagFileFor(userDir: string, managerId: string): string {
 export interface DiagEntry {
     /** Time of the cycle (Unix ms). */
     t: number;
+    kind: CycleReport['kind'];
     cycle_ms: number;
     /** The site's limits this cycle: budget per building phase, load besides the wallboxes. */
     site: {
@@ -88,6 +89,8 @@ export function diagEntry(report: CycleReport): DiagEntry {
     const site = result.site;
     return {
         t: report.at,
+        // why the decision was taken: the scheduled cycle, a control command, a pushed overload
+        kind: report.kind,
         cycle_ms: report.cycleTimeMs,
         site: {
             budget: site.budget,

@@ -412,7 +412,8 @@ export function allocate(
 
     // Demand of each controllable wallbox for this cycle.
     const increasesAllowed =
-        !snapshot.cutOnly && now - memory.lastReductionAt >= params.increaseHoldMs;
+        (snapshot.betweenCycles?.mayRaise ?? true) &&
+        now - memory.lastReductionAt >= params.increaseHoldMs;
     const candidates = fillEvses(views.length);
     const wanted = new Uint8Array(views.length);
     const underdrawSince: (number | null)[] = new Array<number | null>(views.length);
@@ -514,8 +515,8 @@ export function allocate(
             nextMemory(
                 v,
                 current,
-                // A cut between cycles starts no pause (see Snapshot.cutOnly).
-                wanted[i] === 1 && !snapshot.cutOnly,
+                // A decision between cycles starts no pause (see Snapshot.betweenCycles).
+                wanted[i] === 1 && !snapshot.betweenCycles,
                 now,
                 underdrawSince[i] ?? null,
                 saves[i]!,

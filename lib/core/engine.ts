@@ -42,8 +42,8 @@ export interface DeviceState {
 
 /**
  * Why a decision is taken: the scheduled cycle (sense, then decide); a control command, decided
- * at once and in full; a pushed reading that shows an overload, decided at once but only cutting
- * (Snapshot.cutOnly), since the wallboxes' readings are as old as the last cycle.
+ * at once; a pushed reading that shows an overload, decided at once and only cutting. Neither
+ * starts a pause: see Snapshot.betweenCycles.
  */
 export type DecisionKind = 'cycle' | 'command' | 'reading';
 /** A later request joining a waiting decision upgrades it: a cycle senses, a command decides in full. */
@@ -433,14 +433,17 @@ export class ChargingManager {
         // limits: what rules, formulas, overrides and users allow this decision
         const now = this.clock.now();
         this.beforeSnapshot = false;
-        // A reading's decision only cuts (joined by a command meanwhile, it decides in full).
-        const cutOnly = this.inFlightKind === 'reading';
+        // Between cycles a command may raise, a pushed reading only cuts (a request that joined
+        // meanwhile may have upgraded the decision).
+        const decidedAs = this.inFlightKind;
+        const betweenCycles =
+            decidedAs === 'cycle' ? undefined : { mayRaise: decidedAs === 'command' };
         const snapshot: Snapshot = {
             now,
             meters: this.samples<MeterReading>(config.meters),
             evses: this.samples<EvseReading>(config.evses),
             ...this.limitsStage?.limits(now),
-            ...(cutOnly ? { cutOnly } : {}),
+            ...(betweenCycles ? { betweenCycles } : {}),
         };
 
         // decide

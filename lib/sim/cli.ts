@@ -1,9 +1,11 @@
-// evcm-sim: simulated cFos Power Brain wallboxes on Modbus TCP, for trying a charging manager
-// (ours or any other) without hardware.
+// evcm-sim: simulated cFos Power Brain wallboxes on Modbus TCP, or simulated OCPP charge points
+// (`evcm-sim ocpp`), for trying a charging manager (ours or any other) without hardware.
 import { parseArgs } from 'node:util';
+import { OcppChargePointSim } from './ocpp-sim';
 import { DEFAULT_CAR, PowerBrainSim } from './powerbrain-sim';
 
 export const USAGE = `Usage: evcm-sim [options]
+       evcm-sim ocpp --url <ws-url> --id <identity> [options]   (see evcm-sim ocpp --help)
 
 Simulated cFos Power Brain wallboxes on Modbus TCP, each with a car that follows the
 current limit it is given. Wallbox i (from 0) serves its EVSE on port + 3·i (unit 1; the
@@ -52,6 +54,7 @@ const stdio: CliIo = {
 
 /** Runs the simulator until SIGINT/SIGTERM; returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = stdio): Promise<number> {
+    if (argv[0] === 'ocpp') return mainOcpp(argv.slice(1), io);
     let args;
     try {
         args = parseArgs({
@@ -122,6 +125,163 @@ export async function main(argv: readonly string[], io: CliIo = stdio): Promise<
                         `wallbox ${i + 1}: state ${'ABCDEF'[s.cpState] ?? '?'} limit ${s.currentLimit / 1000} A ${s.chargingEnabled ? 'on' : 'off'}${s.failSafeActive ? ' fail-safe' : ''} draw ${s.currents.map((c) => (c / 1000).toFixed(1)).join('/')} A ${Math.round(s.powerW)} W ${(s.totalEnergyWh / 1000).toFixed(3)} kWh${soc}`,
                     );
                 });
+            }, statusS * 1000);
+        }
+    } catch (e) {
+        io.err(`evcm-sim: ${(e as Error).message}`);
+        await Promise.all(sims.map((s) => s.close()));
+        return 1;
+    }
+    await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+    });
+    if (statusTimer) clearInterval(statusTimer);
+    await Promise.all(sims.map((s) => s.close()));
+    return 0;
+}
+
+export const OCPP_USAGE = `Usage: evcm-sim ocpp --url <ws-url> --id <identity> [options]
+
+Simulated OCPP-J charge points (one connector each) that connect to a central system, with a
+car that follows the charging profiles they are given. Runs until Ctrl-C and prints each
+charge point's effective limit.
+
+Options:
+  --url <url>        central system endpoint without the identity, e.g. ws://127.0.0.1:1880/ocpp
+  --id <identity>    charge point identity (default CP-1); with --count N the ids count up
+                     from its trailing number (CP-42, CP-43, …)
+  --count <n>        number of charge points (default 1)
+  --protocol <v>     1.6 or 2.0.1 (default 1.6)
+  --password <pw>    Basic-auth password (security profile 1; with wss:// profile 2)
+  --ca <file>        CA certificate (PEM) to trust for wss://
+  --insecure         accept any server certificate for wss://
+  --max-current <A>  largest current of the charge point (default 32)
+  --plugged          plug a car into every charge point at start
+  --card <idTag>     present this card at start (with --plugged: charging starts)
+  --battery <kWh>    battery of the cars (default ${DEFAULT_CAR.batteryWh / 1000})
+  --soc <percent>    state of charge at plug-in (default ${DEFAULT_CAR.soc * 100})
+  --car-current <A>  largest current the cars draw per phase (default ${DEFAULT_CAR.maxCurrent / 1000})
+  --car-phases <n>   phases the cars charge on, 1..3 (default ${DEFAULT_CAR.phases})
+  --interval <s>     meter value interval (default 10)
+  --status <s>       print each charge point's state every s seconds (default 10; 0 = never)
+  -h, --help         show this help
+
+Example: evcm-sim ocpp --url ws://127.0.0.1:1880/ocpp --id CP-42 --count 2 --plugged --card 0411
+`;
+
+/** Identity i (from 0) of a row of charge points: the trailing number counts up. */
+export function ocppIdentity(base: string, i: number): string {
+    if (i === 0) return base;
+    const m = /^(.*?)(\d+)$/.exec(base);
+    if (!m) return `${base}-${i + 1}`;
+    const n = String(Number(m[2]) + i).padStart(m[2]!.length, '0');
+    return `${m[1]}${n}`;
+}
+
+async function mainOcpp(argv: readonly string[], io: CliIo): Promise<number> {
+    let args;
+    try {
+        args = parseArgs({
+            args: [...argv],
+            options: {
+                url: { type: 'string' },
+                id: { type: 'string', default: 'CP-1' },
+                count: { type: 'string' },
+                protocol: { type: 'string', default: '1.6' },
+                password: { type: 'string' },
+                ca: { type: 'string' },
+                insecure: { type: 'boolean', default: false },
+                'max-current': { type: 'string' },
+                plugged: { type: 'boolean', default: false },
+                card: { type: 'string' },
+                battery: { type: 'string' },
+                soc: { type: 'string' },
+                'car-current': { type: 'string' },
+                'car-phases': { type: 'string' },
+                interval: { type: 'string' },
+                status: { type: 'string' },
+                help: { type: 'boolean', short: 'h', default: false },
+            },
+            strict: true,
+        }).values;
+    } catch (e) {
+        io.err(`${(e as Error).message}\n\n${OCPP_USAGE}`);
+        return 2;
+    }
+    if (args.help) {
+        io.out(OCPP_USAGE);
+        return 0;
+    }
+    let sims: OcppChargePointSim[] = [];
+    let statusTimer: NodeJS.Timeout | undefined;
+    try {
+        if (!args.url || !/^wss?:\/\//.test(args.url)) {
+            throw new Error('--url must be a ws:// or wss:// URL');
+        }
+        if (args.protocol !== '1.6' && args.protocol !== '2.0.1') {
+            throw new Error('--protocol must be 1.6 or 2.0.1');
+        }
+        const protocol = args.protocol === '1.6' ? 'ocpp1.6' : 'ocpp2.0.1';
+        const count = number(args.count, 'count', 1, 1000, 1);
+        const car = {
+            batteryWh: number(args.battery, 'battery', 1, 500, DEFAULT_CAR.batteryWh / 1000) * 1000,
+            soc: number(args.soc, 'soc', 0, 100, DEFAULT_CAR.soc * 100) / 100,
+            maxCurrent:
+                number(args['car-current'], 'car-current', 6, 63, DEFAULT_CAR.maxCurrent / 1000) *
+                1000,
+            phases: number(args['car-phases'], 'car-phases', 1, 3, DEFAULT_CAR.phases) as 1 | 2 | 3,
+            followMs: DEFAULT_CAR.followMs,
+        };
+        const maxCurrent = number(args['max-current'], 'max-current', 6, 80, 32) * 1000;
+        const interval = number(args.interval, 'interval', 0, 3600, 10);
+        const statusS = number(args.status, 'status', 0, 3600, 10);
+        const { readFileSync } = await import('node:fs');
+        const tls =
+            args.ca || args.insecure
+                ? {
+                      ca: args.ca ? readFileSync(args.ca) : undefined,
+                      rejectUnauthorized: !args.insecure,
+                  }
+                : undefined;
+        const url = args.url.replace(/\/+$/, '');
+        sims = Array.from(
+            { length: count },
+            (_, i) =>
+                new OcppChargePointSim({
+                    url,
+                    identity: ocppIdentity(args.id, i),
+                    protocol,
+                    password: args.password,
+                    tls,
+                    maxCurrent,
+                    car,
+                    plugged: args.plugged,
+                    meterValueInterval: interval,
+                }),
+        );
+        await Promise.all(sims.map((sim) => sim.start()));
+        for (const sim of sims) {
+            const s = sim.state;
+            io.out(
+                `${s.identity}: ${args.protocol} ${url}/${s.identity} ${s.connected ? 'connected' : 'not connected yet (retrying)'}${args.plugged ? ', car plugged in' : ''}`,
+            );
+        }
+        if (args.card) {
+            const card = args.card;
+            await Promise.all(sims.map((sim) => sim.presentCard(card)));
+        }
+        if (statusS > 0) {
+            statusTimer = setInterval(() => {
+                for (const sim of sims) {
+                    const s = sim.state;
+                    const soc = s.soc === undefined ? '' : ` soc ${(s.soc * 100).toFixed(1)}%`;
+                    const from =
+                        s.limitProfileId === undefined ? 'max' : `profile ${s.limitProfileId}`;
+                    io.out(
+                        `${s.identity}: ${s.connected ? 'online' : 'offline'} ${s.status} limit ${s.effectiveLimit / 1000} A (${from}) draw ${s.currents.map((c) => (c / 1000).toFixed(1)).join('/')} A ${Math.round(s.powerW)} W ${(s.energyWh / 1000).toFixed(3)} kWh${soc}`,
+                    );
+                }
             }, statusS * 1000);
         }
     } catch (e) {

@@ -9,6 +9,7 @@ import { PowerBrainSim } from '../../lib/sim/powerbrain-sim';
 import type { ManagerNode } from '../../nodes/shared/types';
 import {
     allNodes,
+    logged,
     manager,
     sleep,
     statuses,
@@ -19,17 +20,6 @@ import {
 helper.init(require.resolve('node-red'));
 
 const node = (id: string) => helper.getNode(id) as unknown as HelperNode;
-
-/** What a node passed to one of its log functions, as text (the helper has no catalogs). */
-function logged(n: HelperNode, level: 'error' | 'log'): string[] {
-    const spy = (n as unknown as Record<string, unknown>)[level] as {
-        getCalls(): { thisValue: unknown; args: unknown[] }[];
-    };
-    return spy
-        .getCalls()
-        .filter((c) => c.thisValue === n)
-        .map((c) => String((c.args[0] as Error)?.message ?? c.args[0]));
-}
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
     const end = Date.now() + ms;

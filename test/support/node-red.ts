@@ -92,7 +92,14 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /** Errors a node reported so far (node.error or done(err)), as text. */
 export function errors(node: HelperNode): string[] {
-    const spy = node.error as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
+    return logged(node, 'error');
+}
+
+/** What a node passed to one of its log functions so far, as text (catalog keys in the helper). */
+export function logged(node: HelperNode, level: 'error' | 'warn' | 'log'): string[] {
+    const spy = (node as unknown as Record<string, unknown>)[level] as {
+        getCalls(): { thisValue: unknown; args: unknown[] }[];
+    };
     return spy
         .getCalls()
         .filter((c) => c.thisValue === node)

@@ -155,10 +155,11 @@ export class LoopSite {
         return this.currents();
     }
 
-    /** A decision between cycles on a pushed reading (Snapshot.cutOnly), `dt` ms after the last. */
+    /** A decision between cycles on a pushed reading (Snapshot.betweenCycles), `dt` ms later. */
     cut(dt = 100): Record<string, number> {
         this.now += dt;
-        this.last = allocate({ ...this.snapshot(), cutOnly: true }, this.config, this.memory);
+        const snapshot = { ...this.snapshot(), betweenCycles: { mayRaise: false } };
+        this.last = allocate(snapshot, this.config, this.memory);
         this.memory = this.last.memory;
         return this.currents();
     }

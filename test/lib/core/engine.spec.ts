@@ -495,7 +495,7 @@ describe('ChargingManager (cycle engine)', () => {
             assert.ok(answered.every((r) => r === reports[2]));
             assert.equal(reports[2]!.kind, 'reading');
             assert.equal(reports[2]!.result.setpoints.get('E1')!.current, 7000, 'held');
-            // A command is decided in full: it may raise, as the next cycle does.
+            // A command may raise (as a cycle may), so that a switch turned on shows at once.
             clock.advance(50);
             const command = await manager.decideNow();
             assert.equal(command!.kind, 'command');

@@ -1,5 +1,7 @@
 // One table test per scenario, each with the setpoints a person would expect.
 import assert from 'node:assert/strict';
+import { allocate } from '../../../lib/core/allocate';
+import { emptyMemory } from '../../../lib/core/defaults';
 import { MeterRole } from '../../../lib/core/types';
 import { evse, group, LoopSite, meter, PLAIN, siteConfig } from '../../support/site';
 
@@ -35,6 +37,34 @@ describe('allocator scenarios', () => {
         assert.deepEqual(site.run(60_000), { E1: 15000, E2: 15000, E3: 0 });
         // After five minutes E3 is back and all three share equally.
         assert.deepEqual(site.run(300_000), { E1: 10000, E2: 10000, E3: 10000 });
+    });
+
+    it('a meter whose last read failed is not trusted, however recent its last value', () => {
+        const config = siteConfig({ ...PLAIN, maxTotalCurrent: 32_000 }, [evse('E1')], [grid]);
+        const decide = (error?: string) =>
+            allocate(
+                {
+                    now: 10_000,
+                    meters: new Map([
+                        [
+                            'M1',
+                            {
+                                reading: { powerW: 0, currents: [1000, 1000, 1000] },
+                                takenAt: 9900,
+                                ...(error ? { error } : {}),
+                            },
+                        ],
+                    ]),
+                    evses: new Map([['E1', { reading: { state: 2 }, takenAt: 9900 }]]),
+                },
+                config,
+                emptyMemory(),
+            );
+        assert.equal(decide().site.failSafe, false);
+        const failed = decide('read M1: no answer within 2000 ms');
+        assert.equal(failed.site.failSafe, true);
+        assert.deepEqual(failed.site.staleMeters, ['M1']);
+        assert.ok(failed.setpoints.get('E1')!.current <= 6000);
     });
 
     it('a cut between cycles only lowers, and a car it cuts to nothing starts no pause', () => {
