@@ -358,8 +358,10 @@ describe('editor in a browser', function () {
                 ],
                 'a field the table does not show is kept',
             );
-            assert.equal(devices[3]!.dev_type, 'meter_sim');
-            assert.equal(devices[3]!.role, 3);
+            assert.equal(devices[3]!.dev_type, 'evse_ocpp');
+            assert.equal(devices[3]!.address, 'CP-DEMO', 'the charge point identity is kept');
+            assert.equal(devices[4]!.dev_type, 'meter_sim');
+            assert.equal(devices[4]!.role, 3);
         });
 
         it('every example imports from the package and deploys without errors', async () => {
