@@ -4,7 +4,11 @@
 // message reaches the flow. A redeploy lets go of the port and the upgrade listener, and the
 // charge point connects again.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
 import { freePort } from '../../lib/sim/powerbrain-sim';
 import { OcppChargePointSim } from '../../lib/sim/ocpp-sim';
@@ -13,6 +17,7 @@ import type { ManagerNode } from '../../nodes/shared/types';
 import { allNodes, errors, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
+const tlsNode = require('@node-red/nodes/core/network/05-tls.js') as never;
 
 async function until(what: string, ms: number, check: () => boolean): Promise<void> {
     const deadline = Date.now() + ms;
@@ -178,5 +183,61 @@ describe('evcm-ocpp and evcm-ocpp-in in Node-RED', function () {
             ['NEW-1'],
         );
         assert.equal(cp.state.booted, false, 'answered Pending until adopted');
+    });
+    it('speaks wss on its own port with the certificate of a tls-config node (security profile 2)', async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'evcm-ocpp-tls-'));
+        try {
+            const cert = join(dir, 'cert.pem');
+            const key = join(dir, 'key.pem');
+            execFileSync(
+                'openssl',
+                [
+                    'req',
+                    '-x509',
+                    '-newkey',
+                    'rsa:2048',
+                    '-nodes',
+                    '-days',
+                    '1',
+                    '-subj',
+                    '/CN=127.0.0.1',
+                    '-addext',
+                    'subjectAltName=IP:127.0.0.1',
+                    '-keyout',
+                    key,
+                    '-out',
+                    cert,
+                ],
+                { stdio: 'ignore' },
+            );
+            const own = await freePort();
+            const nodes = [
+                ...(flow({
+                    port: String(own),
+                    host: '127.0.0.1',
+                    usetls: true,
+                    tls: 't1',
+                }) as unknown[]),
+                { id: 't1', type: 'tls-config', cert, key, ca: '', verifyservercert: true },
+            ];
+            await helper.load(
+                [...(allNodes() as never[]), tlsNode],
+                nodes as unknown as Flow,
+                {
+                    ocpp: { passwords: 'CP-42 s3cret' },
+                } as never,
+            );
+            const plain = sim(`ws://127.0.0.1:${own}`, { password: 's3cret' });
+            const secure = sim(`wss://127.0.0.1:${own}`, {
+                password: 's3cret',
+                tls: { ca: readFileSync(cert), rejectUnauthorized: true },
+            });
+            await Promise.all([plain.start(), secure.start()]);
+            await until('boot over wss', 5000, () => secure.state.booted);
+            assert.equal(plain.state.connected, false, 'no plain WebSocket on a TLS port');
+            await until('controlled over wss', 5000, () => secure.state.limitProfileId === 2);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
