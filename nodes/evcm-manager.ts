@@ -15,7 +15,7 @@ import { parseManagerConfig, userTableText } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import { ManagerStore } from '../lib/store/store';
 import { cnfContextOf } from './shared/cnf';
-import type { ManagerNode, ManagerNodeDef } from './shared/types';
+import { getOcpp, type ManagerNode, type ManagerNodeDef } from './shared/types';
 
 /** Stopping gives every wallbox its disable_policy command; never wait past Node-RED's limit. */
 const CLOSE_TIMEOUT_MS = 10_000;
@@ -35,12 +35,19 @@ export = function (RED: NodeAPI) {
         try {
             this.users = parseUsersText(userTableText(def));
             const setup = parseManagerConfig(def);
+            // evse_ocpp wallboxes connect to the central system of the evcm-ocpp node named here.
+            const ocppId = typeof def.ocpp === 'string' ? def.ocpp : '';
+            const ocpp = ocppId ? getOcpp(RED, ocppId) : null;
+            if (ocppId && !ocpp?.central) {
+                throw new Error(RED._('evcm-manager.errors.no-ocpp'));
+            }
             // The site authorises against the manager's users from its first cycle on, with or
             // without an evcm-cnf node; stored users join them when the store is opened.
             this.site = new Site({
                 ...setup,
                 users: new MemoryUsers(this.users),
                 pool: sharedBusPool(),
+                ...(ocpp?.central ? { ocpp: ocpp.central } : {}),
             });
         } catch (err) {
             this.configError = (err as Error).message;

@@ -1,6 +1,7 @@
 // npm start: Node-RED 4 on 127.0.0.1:1880 with this package loaded from the working tree and the
 // demo flow. The user directory is .node-red/ inside the repository (not versioned).
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,5 +61,35 @@ const red = spawn(
         stdio: 'inherit',
     },
 );
+
+// The demo's OCPP wallbox (E4, "Street"): a simulated OCPP 1.6J charge point in this process that
+// connects to Node-RED's own port as a real one would (it retries until Node-RED listens), with a
+// car plugged in; once booted, a card starts its transaction (E4 has no users assigned).
+const { OcppChargePointSim } = createRequire(import.meta.url)(
+    join(root, 'dist', 'lib', 'sim', 'ocpp-sim.js'),
+);
+const ocppUrl = `ws://127.0.0.1:${port}/ocpp`;
+const chargePoint = new OcppChargePointSim({
+    url: ocppUrl,
+    identity: 'CP-DEMO',
+    protocol: 'ocpp1.6',
+    vendor: 'evcm',
+    model: 'OCPP demo wallbox',
+    plugged: true,
+    car: { batteryWh: 50_000, soc: 0.4, maxCurrent: 16_000, phases: 1 },
+});
+void chargePoint.start();
+const startCharging = setInterval(() => {
+    const s = chargePoint.state;
+    if (!s.booted || s.transactionId !== undefined) return;
+    void chargePoint.presentCard('DEMO').catch(() => undefined);
+}, 2000);
+console.log(`> simulated OCPP charge point CP-DEMO connects to ${ocppUrl}/CP-DEMO`);
+
+const stopAll = async (code) => {
+    clearInterval(startCharging);
+    await chargePoint.close();
+    process.exit(code);
+};
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => red.kill(signal));
-red.on('exit', (code) => process.exit(code ?? 0));
+red.on('exit', (code) => void stopAll(code ?? 0));

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
+import { Events } from '../core/events';
 import { ChargePoint, type ChargePointOptions, type OcppConnection } from './charge-point';
 import { hashPassword, isPasswordHash, verifyPassword } from './credentials';
 
@@ -54,6 +55,8 @@ export class OcppCentralSystem {
     private readonly servers = new Set<Server>();
     private readonly cpOptions: ChargePointOptions;
     private closed = false;
+    /** `session`: a charge point session was made (flows subscribe to its messages). */
+    readonly events = new Events<{ session: ChargePoint }>();
 
     constructor(opts: OcppCentralSystemOptions = {}) {
         this.path = normalisePath(opts.path ?? '/ocpp/');
@@ -114,6 +117,7 @@ export class OcppCentralSystem {
         if (!cp) {
             cp = new ChargePoint(identity, this.cpOptions);
             this.sessions.set(identity, cp);
+            this.events.emit('session', cp);
         }
         this.pendingList.delete(identity);
         return cp;
@@ -228,6 +232,7 @@ export class OcppCentralSystem {
             if (!cp) {
                 cp = new ChargePoint(identity, this.cpOptions);
                 this.sessions.set(identity, cp);
+                this.events.emit('session', cp);
             }
         }
         cp.connect(client);

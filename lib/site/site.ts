@@ -407,7 +407,9 @@ export class Site {
                 id: devId,
                 identity: d.address,
                 connector: d.id,
-                password: d.ocpp_password ?? null,
+                // Without one in the device table, the password set on the central system (the
+                // evcm-ocpp node's list) applies; '' in the table means none.
+                ...(d.ocpp_password !== undefined ? { password: d.ocpp_password } : {}),
                 failSafe: deviceFailSafe(d, this.paramsValue),
                 // fail_safe_duration is how long the charge point holds a decision without the
                 // manager: the validity of each control profile (OCPP.md: 60 s by default).

@@ -236,7 +236,9 @@ describe('editor in a browser', function () {
 
         it('the palette shows every node; the manager is a config node', async () => {
             for (const type of OURS) {
-                if (type === 'evcm-manager' || type === 'evcm-cnf') continue;
+                // config nodes (the manager, the OCPP central system) are not in the palette
+                if (type === 'evcm-manager' || type === 'evcm-cnf' || type === 'evcm-ocpp')
+                    continue;
                 const count = await page
                     .locator(`#red-ui-palette .red-ui-palette-node[data-palette-type="${type}"]`)
                     .count();
@@ -300,7 +302,7 @@ describe('editor in a browser', function () {
             );
             await page.waitForSelector('#node-config-input-devices-list .evcm-dev-row');
             const rows = page.locator('#node-config-input-devices-list .evcm-dev-row');
-            assert.equal(await rows.count(), 4);
+            assert.equal(await rows.count(), 5);
             const first = rows.first();
             await first.locator('.evcm-dev-id').fill('X1');
             await page.waitForSelector('.evcm-dev-row .evcm-dev-id.input-error');
@@ -316,7 +318,7 @@ describe('editor in a browser', function () {
                 '#node-config-input-devices-list + .red-ui-editableList-addButton, .red-ui-editableList-addButton',
             );
             const added = rows.last();
-            assert.equal(await added.locator('.evcm-dev-id').inputValue(), 'E4');
+            assert.equal(await added.locator('.evcm-dev-id').inputValue(), 'E5');
             await added.locator('[data-field="address"]').fill('not an address!');
             await page.waitForSelector('[data-field="address"].input-error');
             // Switching the type shows that type's fields only.
@@ -345,7 +347,7 @@ describe('editor in a browser', function () {
             const devices = await page.evaluate(
                 () => JSON.parse(RED.nodes.node('evcm-demo-manager').devices as string) as Json[],
             );
-            assert.equal(devices.length, 4);
+            assert.equal(devices.length, 5);
             assert.equal(devices[0]!.name, 'Garage L');
             assert.equal(devices[0]!.max_charging_cur, 20000);
             assert.deepEqual(
@@ -356,8 +358,10 @@ describe('editor in a browser', function () {
                 ],
                 'a field the table does not show is kept',
             );
-            assert.equal(devices[3]!.dev_type, 'meter_sim');
-            assert.equal(devices[3]!.role, 3);
+            assert.equal(devices[3]!.dev_type, 'evse_ocpp');
+            assert.equal(devices[3]!.address, 'CP-DEMO', 'the charge point identity is kept');
+            assert.equal(devices[4]!.dev_type, 'meter_sim');
+            assert.equal(devices[4]!.role, 3);
         });
 
         it('every example imports from the package and deploys without errors', async () => {

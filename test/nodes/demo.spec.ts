@@ -10,6 +10,7 @@ import type { PowerBrainSimState } from '../../lib/sim/powerbrain-sim';
 import type { ManagerNode } from '../../nodes/shared/types';
 import { devInfo } from '../../lib/cnf/views';
 import { cnfContextOf } from '../../nodes/shared/cnf';
+import { OcppChargePointSim } from '../../lib/sim/ocpp-sim';
 import { demoFlow } from '../support/demo';
 import {
     allNodes,
@@ -194,5 +195,88 @@ describe('the npm start demo in Node-RED', function () {
             return second.world.attachedLoads === 3;
         });
         assert.equal(first.world.attachedLoads, 0, 'none left on the old site');
+    });
+    it("drives the OCPP wallbox through a simulated charge point on Node-RED's own port", async function () {
+        this.timeout(60_000);
+        const { flow } = await demoFlow();
+        // A flat household and a fuse with room for a fourth car at its minimum (on the demo's
+        // 25 A the street wallbox takes its turn among the paused ones).
+        const managerDef = flow.find((n) => n.type === 'evcm-manager')!;
+        const devices = JSON.parse(managerDef.devices as string) as Record<string, unknown>[];
+        const meter = devices.find((d) => d.dev_type === 'meter_sim')!;
+        meter.sim_step_current = 0;
+        meter.sim_pv_peak_w = 0;
+        managerDef.devices = JSON.stringify(devices);
+        managerDef.max_total_current = '32000';
+        const runnable = flow
+            .filter((n) => n.type !== 'comment')
+            .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper', z: n.z } : n));
+        await helper.startServer();
+        // As npm start runs it: an OCPP 1.6J charge point with a one-phase car, its card once booted.
+        const cp = new OcppChargePointSim({
+            url: `${helper.url().replace(/^http/, 'ws')}/ocpp`,
+            identity: 'CP-DEMO',
+            vendor: 'evcm',
+            model: 'OCPP demo wallbox',
+            plugged: true,
+            car: { batteryWh: 50_000, soc: 0.4, maxCurrent: 16_000, phases: 1, followMs: 0 },
+            reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+        });
+        try {
+            await helper.load(
+                [...(allNodes() as never[]), injectNode],
+                runnable as unknown as Flow,
+            );
+            const manager = helper.getNode('evcm-demo-manager') as unknown as ManagerNode;
+            const site = manager.site!;
+            const messages: { topic: string; payload: { action: string } }[] = [];
+            (helper.getNode('evcm-demo-ocpp-debug') as unknown as HelperNode).on(
+                'input',
+                (m: { topic: string; payload: { action: string } }) => messages.push(m),
+            );
+            await cp.start();
+            await until('CP-DEMO boots', 10_000, () => cp.state.booted);
+            assert.ok(await cp.presentCard('DEMO'), 'E4 has no users: any card starts it');
+            const setpoint = () => site.manager.lastCycle?.result.setpoints.get('E4');
+            // Its meter values and model as clients see them.
+            const e4 = () =>
+                (
+                    devInfo(cnfContextOf(manager, site)) as { devices: Record<string, unknown>[] }
+                ).devices.find((x) => x.dev_id === 'E4')!;
+            await until('get_dev_info shows what E4 draws', 15_000, () => {
+                const d = e4();
+                const drawn = cp.state.currents[0];
+                return (
+                    d.state === 3 &&
+                    drawn > 0 &&
+                    Math.abs(Number(d.current_l1) - drawn) <= 100 &&
+                    String(d.model).startsWith('evcm OCPP demo wallbox')
+                );
+            });
+            // Its limit follows the allocation: the household takes more, E4 gets less.
+            const before = cp.state.effectiveLimit;
+            // Profiles carry 0.1 A.
+            assert.ok(Math.abs(before - setpoint()!.current) <= 50, `${before} mA`);
+            // 28 A budget − 5 A household − 15 A: about 8 A are left on each phase.
+            site.world.extraLoad = [15_000, 15_000, 15_000];
+            await until('E4 is limited further', 5000, () => {
+                const sp = setpoint();
+                return (
+                    !!sp &&
+                    sp.current < before - 1000 &&
+                    Math.abs(cp.state.effectiveLimit - sp.current) <= 50
+                );
+            });
+            assert.ok(
+                messages.some(
+                    (m) => m.topic === 'CP-DEMO' && m.payload.action === 'BootNotification',
+                ),
+                'the OCPP messages reach the flow',
+            );
+        } finally {
+            await cp.close();
+            await helper.unload();
+            await helper.stopServer();
+        }
     });
 });

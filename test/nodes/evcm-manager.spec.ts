@@ -42,7 +42,7 @@ describe('evcm-manager and evcm-status nodes', function () {
         );
         assert.deepEqual(
             summary.evses.map((e) => e.dev_id),
-            ['E1', 'E2', 'E3'],
+            ['E1', 'E2', 'E3', 'E4'],
         );
         for (let p = 0; p < 3; p++) {
             assert.ok(

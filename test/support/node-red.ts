@@ -17,6 +17,8 @@ export function allNodes(): Parameters<typeof helper.load>[0] {
         require('../../nodes/evcm-override'),
         require('../../nodes/evcm-rfid'),
         require('../../nodes/evcm-cnf'),
+        require('../../nodes/evcm-ocpp'),
+        require('../../nodes/evcm-ocpp-in'),
     ] as Parameters<typeof helper.load>[0];
 }
 
