@@ -42,8 +42,8 @@ export interface DeviceState {
 
 /**
  * Why a decision is taken: the scheduled cycle (sense, then decide); a control command, decided
- * at once; a pushed reading that shows an overload, decided at once and only cutting. Neither
- * starts a pause: see Snapshot.betweenCycles.
+ * at once and in full; a pushed reading that shows an overload, decided at once, only cutting and
+ * starting no pause (Snapshot.betweenCycles).
  */
 export type DecisionKind = 'cycle' | 'command' | 'reading';
 /** A later request joining a waiting decision upgrades it: a cycle senses, a command decides in full. */
@@ -433,11 +433,9 @@ export class ChargingManager {
         // limits: what rules, formulas, overrides and users allow this decision
         const now = this.clock.now();
         this.beforeSnapshot = false;
-        // Between cycles a command may raise, a pushed reading only cuts (a request that joined
-        // meanwhile may have upgraded the decision).
-        const decidedAs = this.inFlightKind;
-        const betweenCycles =
-            decidedAs === 'cycle' ? undefined : { mayRaise: decidedAs === 'command' };
+        // A pushed reading's decision only cuts and starts no pause; a command's is decided in
+        // full (a request that joined meanwhile may have upgraded the decision).
+        const betweenCycles = this.inFlightKind === 'reading' ? { mayRaise: false } : undefined;
         const snapshot: Snapshot = {
             now,
             meters: this.samples<MeterReading>(config.meters),

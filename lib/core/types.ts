@@ -157,10 +157,9 @@ export interface Snapshot {
     /** maxTotalCurrent for this cycle when it comes from a formula. */
     maxTotalCurrent?: number;
     /**
-     * A decision between scheduled cycles (on a pushed overload or a control command). The
-     * wallboxes' readings in it are as old as the last cycle, so the household is known less well
-     * than in a cycle: a car it cuts to 0 starts no pause, and it raises nobody unless `mayRaise`
-     * (a control command; a pushed overload only cuts). The next cycle decides in full.
+     * A decision between scheduled cycles on a pushed overload. The wallboxes' readings in it are
+     * as old as the last cycle, so the household is known less well than in a cycle: a car it cuts
+     * to 0 starts no pause, and it raises nobody unless `mayRaise`. The next cycle decides in full.
      */
     betweenCycles?: { mayRaise: boolean };
 }
