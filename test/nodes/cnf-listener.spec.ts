@@ -2,7 +2,6 @@
 // clients that assume it), plain HTTP and HTTPS with a certificate from a tls-config node, closed
 // on every deploy, and a taken port as an error of the node, never a crash.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -15,6 +14,7 @@ import cnfNode = require('../../nodes/evcm-cnf');
 import managerNode = require('../../nodes/evcm-manager');
 import { startNodeRed } from '../support/node-red-process';
 import { errors, nextCall, statuses, type HelperNode } from '../support/node-red';
+import { selfSignedCert } from '../support/tls';
 
 helper.init(require.resolve('node-red'));
 // Node-RED's own TLS configuration node, as a flow would use it.
@@ -68,34 +68,6 @@ const manager = {
     devices: JSON.stringify([{ dev_type: 'evse_sim', dev_id: 'E1' }]),
 };
 
-/** A self-signed certificate for 127.0.0.1, made for the test. */
-function selfSigned(dir: string): { cert: string; key: string } {
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    execFileSync(
-        'openssl',
-        [
-            'req',
-            '-x509',
-            '-newkey',
-            'rsa:2048',
-            '-nodes',
-            '-days',
-            '1',
-            '-subj',
-            '/CN=127.0.0.1',
-            '-addext',
-            'subjectAltName=IP:127.0.0.1',
-            '-keyout',
-            key,
-            '-out',
-            cert,
-        ],
-        { stdio: 'ignore' },
-    );
-    return { cert, key };
-}
-
 describe('evcm-cnf own listener', function () {
     this.timeout(60_000);
     let dir: string;
@@ -143,7 +115,7 @@ describe('evcm-cnf own listener', function () {
     });
 
     it('speaks HTTPS with the certificate of a tls-config node (files or credentials)', async () => {
-        const { cert, key } = selfSigned(dir);
+        const { cert, key } = selfSignedCert(dir);
         const ca = readFileSync(cert);
         const files = await freePort();
         const uploaded = await freePort();

@@ -4,7 +4,6 @@
 // message reaches the flow. A redeploy lets go of the port and the upgrade listener, and the
 // charge point connects again.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,6 +14,7 @@ import { OcppChargePointSim } from '../../lib/sim/ocpp-sim';
 import type { OcppFlowPayload } from '../../lib/nodes-support/ocpp';
 import type { ManagerNode } from '../../nodes/shared/types';
 import { allNodes, errors, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
+import { selfSignedCert } from '../support/tls';
 
 helper.init(require.resolve('node-red'));
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js') as never;
@@ -187,29 +187,7 @@ describe('evcm-ocpp and evcm-ocpp-in in Node-RED', function () {
     it('speaks wss on its own port with the certificate of a tls-config node (security profile 2)', async () => {
         const dir = mkdtempSync(join(tmpdir(), 'evcm-ocpp-tls-'));
         try {
-            const cert = join(dir, 'cert.pem');
-            const key = join(dir, 'key.pem');
-            execFileSync(
-                'openssl',
-                [
-                    'req',
-                    '-x509',
-                    '-newkey',
-                    'rsa:2048',
-                    '-nodes',
-                    '-days',
-                    '1',
-                    '-subj',
-                    '/CN=127.0.0.1',
-                    '-addext',
-                    'subjectAltName=IP:127.0.0.1',
-                    '-keyout',
-                    key,
-                    '-out',
-                    cert,
-                ],
-                { stdio: 'ignore' },
-            );
+            const { cert, key } = selfSignedCert(dir);
             const own = await freePort();
             const nodes = [
                 ...(flow({

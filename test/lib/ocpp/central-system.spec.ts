@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
@@ -10,6 +9,7 @@ import { OcppCentralSystem } from '../../../lib/ocpp/central-system';
 import { hashPassword, verifyPassword } from '../../../lib/ocpp/credentials';
 import { OcppEvseDriver } from '../../../lib/ocpp/driver';
 import { TestChargePoint, type Protocol } from '../../support/ocpp-client';
+import { selfSignedCert } from '../../support/tls';
 
 /** A charging profile as sent (1.6 and 2.0.1 fields). */
 interface Profile {
@@ -470,27 +470,7 @@ describe('OCPP central system', () => {
     it('TLS listener (security profile 2)', async function () {
         const dir = mkdtempSync(join(tmpdir(), 'ocpp-tls-'));
         try {
-            execFileSync(
-                'openssl',
-                [
-                    'req',
-                    '-x509',
-                    '-newkey',
-                    'rsa:2048',
-                    '-nodes',
-                    '-days',
-                    '1',
-                    '-subj',
-                    '/CN=127.0.0.1',
-                    '-addext',
-                    'subjectAltName=IP:127.0.0.1',
-                    '-keyout',
-                    join(dir, 'key.pem'),
-                    '-out',
-                    join(dir, 'cert.pem'),
-                ],
-                { stdio: 'ignore' },
-            );
+            selfSignedCert(dir);
         } catch {
             rmSync(dir, { recursive: true, force: true });
             this.skip();

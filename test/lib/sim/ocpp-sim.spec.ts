@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { RPCServer } from 'ocpp-rpc';
 import type RpcServerClient from 'ocpp-rpc/lib/server-client';
 import { OcppChargePointSim, type OcppChargePointSimOptions } from '../../../lib/sim/ocpp-sim';
+import { selfSignedCert } from '../../support/tls';
 
 interface Seen {
     identity: string;
@@ -521,27 +522,7 @@ describe('OcppChargePointSim over TLS (security profile 2)', function () {
             this.skip(); // no openssl to make a certificate with
         }
         dir = mkdtempSync(join(tmpdir(), 'ocpp-tls-'));
-        execFileSync(
-            'openssl',
-            [
-                'req',
-                '-x509',
-                '-newkey',
-                'rsa:2048',
-                '-nodes',
-                '-days',
-                '1',
-                '-keyout',
-                join(dir, 'key.pem'),
-                '-out',
-                join(dir, 'cert.pem'),
-                '-subj',
-                '/CN=127.0.0.1',
-                '-addext',
-                'subjectAltName=IP:127.0.0.1',
-            ],
-            { stdio: 'ignore' },
-        );
+        selfSignedCert(dir);
         key = readFileSync(join(dir, 'key.pem'));
         cert = readFileSync(join(dir, 'cert.pem'));
     });
