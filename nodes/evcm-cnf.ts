@@ -14,6 +14,7 @@ import {
 import { cnfContextOf } from './shared/cnf';
 import { showCycleFailures } from './shared/status';
 import { getManager } from './shared/types';
+import { ownListenerFields, servedPath } from './shared/listener';
 
 interface CnfNodeDef extends NodeDef {
     manager: string;
@@ -26,25 +27,8 @@ interface CnfNodeDef extends NodeDef {
 
 const ConfigSchema = z.object({
     manager: z.string().min(1),
-    path: z
-        .string()
-        .regex(
-            /^\/[A-Za-z0-9_\-./]{0,100}$/,
-            'path must start with / and hold only A-Z a-z 0-9 _ - . /',
-        )
-        .default('/cnf'),
-    /** Own listener: '' = none (the API is served on Node-RED's own port only). */
-    port: z
-        .union([z.literal(''), z.coerce.number().int().min(1).max(65535)], {
-            message: 'port must be empty or 1..65535',
-        })
-        .default(''),
-    host: z
-        .string()
-        .regex(/^[A-Za-z0-9.:\-[\]%]{0,255}$/, 'host must be a host name or IP address')
-        .default(''),
-    usetls: z.boolean().default(false),
-    tls: z.string().default(''),
+    path: servedPath('/cnf'),
+    ...ownListenerFields,
 });
 
 type Req = IncomingMessage & { url: string; body?: unknown };

@@ -9,6 +9,7 @@ import { OcppCentralSystem, type ListenOptions } from '../lib/ocpp/central-syste
 import { parsePasswords, relayOcppMessages, type OcppFlowPayload } from '../lib/nodes-support/ocpp';
 import { Events } from '../lib/core/events';
 import type { OcppNode } from './shared/types';
+import { ownListenerFields, servedPath } from './shared/listener';
 
 interface OcppNodeDef extends NodeDef {
     path?: string;
@@ -20,25 +21,8 @@ interface OcppNodeDef extends NodeDef {
 }
 
 const ConfigSchema = z.object({
-    path: z
-        .string()
-        .regex(
-            /^\/[A-Za-z0-9_\-./]{0,100}$/,
-            'path must start with / and hold only A-Z a-z 0-9 _ - . /',
-        )
-        .default('/ocpp/'),
-    /** Own listener: '' = none (only Node-RED's own port). */
-    port: z
-        .union([z.literal(''), z.coerce.number().int().min(1).max(65535)], {
-            message: 'port must be empty or 1..65535',
-        })
-        .default(''),
-    host: z
-        .string()
-        .regex(/^[A-Za-z0-9.:\-[\]%]{0,255}$/, 'host must be a host name or IP address')
-        .default(''),
-    usetls: z.boolean().default(false),
-    tls: z.string().default(''),
+    path: servedPath('/ocpp/'),
+    ...ownListenerFields,
     acceptnew: z.boolean().default(false),
 });
 
