@@ -146,6 +146,22 @@ export async function jsonCall(
     return { status: r.status, value: JSON.parse(r.body) as unknown };
 }
 
+/** An admin request to a context that must succeed: its value (the error names the answer). */
+export async function adminCall(ctx: CnfContext, query: string, body?: unknown): Promise<unknown> {
+    const r = await handleCnf(
+        {
+            method: body === undefined ? 'GET' : 'POST',
+            query,
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+            authorization: ADMIN,
+            remoteAddress: '127.0.0.1',
+        },
+        ctx,
+    );
+    if (r.status !== 200) throw new Error(`${query}: ${r.status} ${r.body}`);
+    return JSON.parse(r.body) as unknown;
+}
+
 /** An admin request that must succeed: its value (the assertion names the query and answer). */
 export async function adminOk(d: DirectSite, query: string, body?: unknown): Promise<unknown> {
     const r = await jsonCall(d, query, body);

@@ -4,9 +4,8 @@
 // only the command's own decision can show it.
 import assert from 'node:assert/strict';
 import { CnfContext } from '../../../lib/cnf/context';
-import { handleCnf } from '../../../lib/cnf/handle';
 import { Site } from '../../../lib/site/site';
-import { ADMIN, ADMIN_PASSWORD, TEST_SCRYPT } from '../../support/cnf';
+import { ADMIN_PASSWORD, adminCall, TEST_SCRYPT } from '../../support/cnf';
 
 type Json = Record<string, unknown>;
 
@@ -59,20 +58,7 @@ describe('control commands are decided at once', function () {
         await site.stop();
     });
 
-    const call = async (query: string, body?: unknown) => {
-        const r = await handleCnf(
-            {
-                method: body === undefined ? 'GET' : 'POST',
-                query,
-                ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-                authorization: ADMIN,
-                remoteAddress: '127.0.0.1',
-            },
-            ctx,
-        );
-        assert.equal(r.status, 200, `${query}: ${r.body}`);
-        return JSON.parse(r.body) as unknown;
-    };
+    const call = (query: string, body?: unknown) => adminCall(ctx, query, body);
     const e1 = async () => {
         const info = (await call('cmd=get_dev_info')) as { devices: Json[] };
         return info.devices.find((d) => d.dev_id === 'E1')!;

@@ -4,11 +4,10 @@
 // real WebSocket, in 1.6J and 2.0.1.
 import assert from 'node:assert/strict';
 import { CnfContext } from '../../../lib/cnf/context';
-import { handleCnf } from '../../../lib/cnf/handle';
 import { OcppCentralSystem } from '../../../lib/ocpp/central-system';
 import { OcppChargePointSim, type OcppProtocol } from '../../../lib/sim/ocpp-sim';
 import { Site } from '../../../lib/site/site';
-import { ADMIN, ADMIN_PASSWORD, TEST_SCRYPT } from '../../support/cnf';
+import { ADMIN_PASSWORD, adminCall, TEST_SCRYPT } from '../../support/cnf';
 
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
     const end = Date.now() + ms;
@@ -71,19 +70,7 @@ for (const protocol of ['ocpp1.6', 'ocpp2.0.1'] as OcppProtocol[]) {
             await cs.close();
         });
 
-        const call = async (query: string, body?: unknown) => {
-            const r = await handleCnf(
-                {
-                    method: body === undefined ? 'GET' : 'POST',
-                    query,
-                    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-                    authorization: ADMIN,
-                    remoteAddress: '127.0.0.1',
-                },
-                ctx,
-            );
-            assert.equal(r.status, 200, `${query}: ${r.body}`);
-        };
+        const call = (query: string, body?: unknown) => adminCall(ctx, query, body);
 
         it('enter_rfid starts the session, C ends it, c starts it again with the card', async () => {
             await call('cmd=set_user', {
