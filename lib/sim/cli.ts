@@ -52,6 +52,15 @@ const stdio: CliIo = {
     err: (line) => process.stderr.write(`${line}\n`),
 };
 
+/** The options of the simulated cars, the same in both modes. */
+const CAR_OPTIONS = {
+    plugged: { type: 'boolean', default: false },
+    battery: { type: 'string' },
+    soc: { type: 'string' },
+    'car-current': { type: 'string' },
+    'car-phases': { type: 'string' },
+} as const;
+
 /** Runs the simulator until SIGINT/SIGTERM; returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = stdio): Promise<number> {
     if (argv[0] === 'ocpp') return mainOcpp(argv.slice(1), io);
@@ -63,11 +72,7 @@ export async function main(argv: readonly string[], io: CliIo = stdio): Promise<
                 host: { type: 'string', default: '127.0.0.1' },
                 port: { type: 'string' },
                 cars: { type: 'string' },
-                plugged: { type: 'boolean', default: false },
-                battery: { type: 'string' },
-                soc: { type: 'string' },
-                'car-current': { type: 'string' },
-                'car-phases': { type: 'string' },
+                ...CAR_OPTIONS,
                 follow: { type: 'string' },
                 status: { type: 'string' },
                 help: { type: 'boolean', short: 'h', default: false },
@@ -193,12 +198,8 @@ async function mainOcpp(argv: readonly string[], io: CliIo): Promise<number> {
                 ca: { type: 'string' },
                 insecure: { type: 'boolean', default: false },
                 'max-current': { type: 'string' },
-                plugged: { type: 'boolean', default: false },
                 card: { type: 'string' },
-                battery: { type: 'string' },
-                soc: { type: 'string' },
-                'car-current': { type: 'string' },
-                'car-phases': { type: 'string' },
+                ...CAR_OPTIONS,
                 interval: { type: 'string' },
                 status: { type: 'string' },
                 help: { type: 'boolean', short: 'h', default: false },
