@@ -65,6 +65,19 @@ export async function closeSims(sims: readonly PowerBrainSim[]): Promise<void> {
     await Promise.all(sims.map((s) => s.close()));
 }
 
+/** Site parameters of the reaction benchmarks: a fuse, no reserve, no hold, no ramp limit. */
+export function reactionParams(fuse: number): Record<string, number> {
+    return {
+        max_total_current: fuse,
+        reserve_current: 0,
+        cycle_ms: CYCLE_MS,
+        increase_hold_time: 0,
+        max_increase_per_cycle: 100_000,
+        // Measured here is the reaction, not the five-minute cut that follows an overdraw.
+        overdraw_penalty_time: 0,
+    };
+}
+
 export interface FleetOptions {
     /** Passed to the site; undefined = the manager's default. */
     reactOnArrival?: boolean;
@@ -82,15 +95,7 @@ export class Fleet {
     ) {
         this.fuse = sims.length * EVSE_MAX + 10_000;
         this.site = new Site({
-            params: {
-                max_total_current: this.fuse,
-                reserve_current: 0,
-                cycle_ms: CYCLE_MS,
-                increase_hold_time: 0,
-                max_increase_per_cycle: 100_000,
-                // Measured here is the reaction, not the five-minute cut that follows an overdraw.
-                overdraw_penalty_time: 0,
-            },
+            params: reactionParams(this.fuse),
             devices: [
                 ...sims.map((sim, i) => ({
                     dev_type: 'evse_powerbrain',

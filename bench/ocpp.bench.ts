@@ -10,10 +10,9 @@
 import { OcppCentralSystem } from '../lib/ocpp/central-system';
 import { OcppChargePointSim } from '../lib/sim/ocpp-sim';
 import { Site } from '../lib/site/site';
-import { sleep, untilEach } from './fleet';
+import { CYCLE_MS, reactionParams, sleep, untilEach } from './fleet';
 import { median, type Report } from './harness';
 
-const CYCLE_MS = 1000;
 /** What each wallbox is capped at (mA; 1,000 of them stay under the 10,000 A a site may have); every car wants more. */
 const EVSE_MAX = 9000;
 const QUIET = 5000;
@@ -37,15 +36,7 @@ class OcppFleet {
         this.cs = new OcppCentralSystem({ pingIntervalMs: 60_000 });
         this.port = (await this.cs.listen({ host: '127.0.0.1', port: this.port })).port;
         this.site = new Site({
-            params: {
-                max_total_current: this.fuse,
-                reserve_current: 0,
-                cycle_ms: CYCLE_MS,
-                increase_hold_time: 0,
-                max_increase_per_cycle: 100_000,
-                // Measured here is the reaction, not the five-minute cut that follows an overdraw.
-                overdraw_penalty_time: 0,
-            },
+            params: reactionParams(this.fuse),
             devices: [
                 ...Array.from({ length: this.n }, (_, i) => ({
                     dev_type: 'evse_ocpp',
