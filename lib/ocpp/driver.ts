@@ -123,10 +123,12 @@ export class OcppEvseDriver implements EvseDriver {
         return this.session.remoteStop(this.opts.connector);
     }
 
-    /** A session for a car that is plugged in and has none running yet. */
+    /**
+     * A session for the car plugged in. Asked even when a transaction seems to run: the one just
+     * stopped may not have reported its end yet, and a charge point that is busy says Rejected.
+     */
     async startSession(token: string): Promise<boolean> {
-        const c = this.session.connector(this.opts.connector);
-        if (!this.session.connected || c?.transaction) return false;
+        if (!this.session.connected) return false;
         return this.remoteStart(token);
     }
 

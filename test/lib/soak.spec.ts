@@ -56,12 +56,13 @@ describe('reliability harness, Node-RED stage (short soak)', function () {
         assert.deepEqual(r.cnf.unexpected, {}, 'good requests failed');
         assert.equal(r.cnf.badAccepted, 0, summary);
         assert.equal(r.cnf.partialChanges, 0, summary);
-        // It must not pass by idling: the cars charged against the budget. Whether a household
-        // step lands while they are at the budget (forcing a reduction, or passing the fuse for a
-        // moment) depends on timing that a short real-time run does not fix; the full soak
-        // reports both.
+        // It must not pass by idling: the cars charged, and the manager's budget held them back.
+        // How long a phase actually stood at the fuse (budgetUsedShare) depends on when the
+        // injected link outages fall in a 33 s run — a wallbox that cannot be read is counted at
+        // its last draw, so the others stay below the fuse meanwhile — and is reported, not
+        // required; the full soak reports it over 30 simulated minutes.
         assert.ok(r.stress.meanCarCurrentA >= 5, summary);
-        assert.ok(r.stress.budgetUsedShare >= 0.05, summary);
+        assert.ok(r.stress.carTime.budgetBound >= 0.05, summary);
         assert.equal(r.fuseViolationSamples, 0, summary);
         assert.ok(
             r.worstMarginWithData.every((m) => m >= 0),
