@@ -528,6 +528,9 @@ export interface StressReport {
     /** Household steps that exceeded the reserve while the cars used the budget: the grid went
      *  above the fuse until the manager reacted. */
     stepsBeyondReserve: number;
+    /** From a wallbox's link coming back to the manager reading it again (get_dev_info without
+     *  com_err), simulated ms; `pending`: outages still unrecovered at the end. */
+    wallboxRecoverySimMs: { count: number; p50: number; max: number; pending: number };
 }
 
 /** A car as the harness sees it at one sample. */
@@ -676,6 +679,7 @@ class StressMeter {
                 max: Math.round(sorted[sorted.length - 1] ?? 0),
             },
             stepsBeyondReserve: this.beyondReserve,
+            wallboxRecoverySimMs: { count: 0, p50: 0, max: 0, pending: 0 },
         };
     }
 }
@@ -846,9 +850,13 @@ export async function soakNodeRed(opts: NodeRedSoakOptions): Promise<NodeRedSoak
         const view = {
             maxTotal: FUSE,
             reserve: 3000,
-            devices: new Map<string, { override: boolean; paused: boolean }>(),
+            devices: new Map<string, { override: boolean; paused: boolean; comErr: boolean }>(),
         };
+        /** Wallboxes whose link came back, until the manager reads them again: dev_id → wall ms. */
+        const recovering = new Map<string, number>();
+        const recoveries: number[] = [];
         const learn = (kind: string, body: string) => {
+            const answeredAt = Date.now();
             const o = JSON.parse(body) as {
                 params?: Record<string, unknown>;
                 devices?: Record<string, unknown>[];
@@ -864,7 +872,13 @@ export async function soakNodeRed(opts: NodeRedSoakOptions): Promise<NodeRedSoak
                         ((d.overrides as number) & 1) !== 0 ||
                         (d.ov_cur as number) < (d.max_charging_cur as number),
                     paused: d.paused === true,
+                    comErr: d.com_err === true,
                 });
+                const since = recovering.get(d.dev_id);
+                if (since !== undefined && d.com_err !== true && answeredAt > since) {
+                    recoveries.push((answeredAt - since) * scale);
+                    recovering.delete(d.dev_id);
+                }
             }
         };
         const carPhases = new Map<number, 1 | 3>();
@@ -1299,6 +1313,7 @@ export async function soakNodeRed(opts: NodeRedSoakOptions): Promise<NodeRedSoak
                     links[i]!.set('up');
                     linkDownUntil.delete(i);
                     linkRecoveredAt = now;
+                    recovering.set(setup[i]!.devId, now);
                 }
             }
             const meterDown = now < meterDownUntil;
@@ -1449,6 +1464,13 @@ export async function soakNodeRed(opts: NodeRedSoakOptions): Promise<NodeRedSoak
             resourcesGrowth,
         };
         report.stress = stress.report();
+        const recovered = [...recoveries].sort((x, y) => x - y);
+        report.stress.wallboxRecoverySimMs = {
+            count: recovered.length,
+            p50: Math.round(recovered[Math.floor(recovered.length / 2)] ?? 0),
+            max: Math.round(recovered[recovered.length - 1] ?? 0),
+            pending: recovering.size,
+        };
         report.chargedKWh =
             Math.round(sims.reduce((t, s) => t + s.state.totalEnergyWh, 0) / 100) / 10;
         // Device errors and node errors as Node-RED logged them.

@@ -57,12 +57,15 @@ describe('reliability harness, Node-RED stage (short soak)', function () {
         assert.equal(r.cnf.badAccepted, 0, summary);
         assert.equal(r.cnf.partialChanges, 0, summary);
         // It must not pass by idling: the cars charged, and the manager's budget held them back.
-        // How long a phase actually stood at the fuse (budgetUsedShare) depends on when the
-        // injected link outages fall in a 33 s run — a wallbox that cannot be read is counted at
-        // its last draw, so the others stay below the fuse meanwhile — and is reported, not
-        // required; the full soak reports it over 30 simulated minutes.
+        // How long a phase actually stood at the fuse (budgetUsedShare) depends on how many link
+        // outages the random draws inject into a 33 s run (0 to 5): while a wallbox cannot be
+        // read, it is reserved at the most it may draw on top of the grid reading, which holds
+        // the others back. It is reported, not required; the full soak reports it over 30
+        // simulated minutes. What is required: once a link is back, the manager reads the
+        // wallbox again within a few cycles plus the bus's reconnect back-off.
         assert.ok(r.stress.meanCarCurrentA >= 5, summary);
         assert.ok(r.stress.carTime.budgetBound >= 0.05, summary);
+        assert.ok(r.stress.wallboxRecoverySimMs.max <= 30_000, summary);
         assert.equal(r.fuseViolationSamples, 0, summary);
         assert.ok(
             r.worstMarginWithData.every((m) => m >= 0),
