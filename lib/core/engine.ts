@@ -100,6 +100,10 @@ interface DeviceLink {
     writing: EvseCommand | null;
     /** A newer decision's command, sent as soon as the outstanding write has answered. */
     next: EvseCommand | null;
+    /** An increase that waits until every reduction in flight has answered. */
+    held: EvseCommand | null;
+    /** The outstanding write lowers the current (others' increases wait for it). */
+    reducing: boolean;
     /** Request numbers the shared handlers serve; 0 = free. A request that timed out keeps them
      *  until it settles, and later requests get handlers of their own meanwhile. */
     readHandlers: number;
@@ -176,6 +180,11 @@ export class ChargingManager {
     // Requests in flight, with one timer for the earliest deadline.
     private requestSeq = 0;
     private outstanding = 0;
+    /** Writes in flight that lower a wallbox's current, and whether one of them failed. */
+    private reductionsInFlight = 0;
+    private reductionFailed = false;
+    /** Wallboxes whose increase waits for those lowerings. */
+    private readonly heldLinks = new Set<DeviceLink>();
     private sweepTimer: TimerHandle | null = null;
     // What the running decision waits for: answers, and one deadline.
     private readonly gatherLinks: DeviceLink[] = [];
@@ -262,7 +271,11 @@ export class ChargingManager {
         if (link.write !== 0) this.settled();
         link.read = link.write = 0;
         link.next = null;
+        link.held = null;
         this.links.delete(id);
+        // Its lowering is not known to have taken effect: the increases it held wait for the
+        // next decision.
+        this.reductionSettled(link, false);
     }
 
     driver(id: string): DeviceDriver | undefined {
@@ -637,6 +650,7 @@ export class ChargingManager {
             chargingEnabled: sp.chargingEnabled,
             released: sp.released,
         };
+        link.held = null; // this decision's command replaces an increase still waiting
         if (link.write !== 0) {
             // The bus still carries the last command: this one follows as soon as it answered.
             link.next = sameCommand(link.writing!, command) ? null : command;
@@ -653,6 +667,18 @@ export class ChargingManager {
     }
 
     private write(driver: EvseDriver, link: DeviceLink, command: EvseCommand, now: number): void {
+        // Reductions go out first: an increase handed out because another wallbox was lowered
+        // waits until every lowering in flight is confirmed, so the two never overlap on a phase.
+        // Only a change from a confirmed level orders: a wallbox whose level is unknown (at start,
+        // after a failed write) is counted by the allocator from what it reads.
+        const from = link.state.lastCommand ? effectiveCurrent(link.state.lastCommand) : NaN;
+        const target = effectiveCurrent(command);
+        if (target > from && this.reductionsInFlight > 0) {
+            link.held = command;
+            this.heldLinks.add(link);
+            return;
+        }
+        link.held = null;
         let request: Promise<void>;
         try {
             request = driver.apply(command);
@@ -666,6 +692,10 @@ export class ChargingManager {
         link.writeSentAt = now;
         link.writing = command;
         link.next = null;
+        if (target < from) {
+            link.reducing = true;
+            this.reductionsInFlight++;
+        }
         if (!link.state.silent && this.collecting) this.await(link, id);
         if (link.writeHandlers === 0) {
             link.writeHandlers = id;
@@ -685,6 +715,7 @@ export class ChargingManager {
         link.state.lastCommand = link.writing;
         link.state.lastWriteAt = this.clock.now();
         link.state.silent = false;
+        this.reductionSettled(link, true);
         this.arrived(link, id);
         this.writeNext(link);
     }
@@ -695,9 +726,42 @@ export class ChargingManager {
         this.settled();
         link.state.lastCommand = null; // unknown now: written again
         link.state.silent = false;
+        this.reductionSettled(link, false);
         this.markFailed(link.state, err);
         this.arrived(link, id);
         this.writeNext(link);
+    }
+
+    /**
+     * A lowering answered (or was given up). When none is left in flight, the increases that
+     * waited go out — unless a lowering failed: then the wallbox may still draw its old current,
+     * and the next decision, which counts it at that, decides the increases again.
+     */
+    private reductionSettled(link: DeviceLink, confirmed: boolean): void {
+        if (!link.reducing) return;
+        link.reducing = false;
+        if (!confirmed) this.reductionFailed = true;
+        if (--this.reductionsInFlight > 0) return;
+        const release = !this.reductionFailed && !this.stopped;
+        this.reductionFailed = false;
+        const waiting = [...this.heldLinks];
+        this.heldLinks.clear();
+        const now = this.clock.now();
+        for (const held of waiting) {
+            const command = held.held;
+            held.held = null;
+            const driver = this.drivers.get(held.id);
+            if (
+                !release ||
+                !command ||
+                driver?.kind !== 'evse' ||
+                this.links.get(held.id) !== held
+            ) {
+                continue;
+            }
+            if (held.write !== 0) held.next = command;
+            else this.write(driver, held, command, now);
+        }
     }
 
     /** Sends the command a newer decision left while the last write was on its way. */
@@ -731,6 +795,8 @@ export class ChargingManager {
             writeSentAt: 0,
             writing: null,
             next: null,
+            held: null,
+            reducing: false,
             readHandlers: 0,
             writeHandlers: 0,
             awaited: 0,
@@ -793,6 +859,7 @@ export class ChargingManager {
                 this.settled();
                 link.state.lastCommand = null;
                 link.state.silent = true;
+                this.reductionSettled(link, false);
                 this.markFailed(link.state, this.noAnswer(`write ${link.id}`));
                 this.arrived(link, id);
                 this.writeNext(link);
@@ -922,6 +989,7 @@ export class ChargingManager {
         await this.queued?.promise.catch(() => undefined);
         if (this.sweepTimer !== null) this.clock.clearTimeout(this.sweepTimer);
         this.sweepTimer = null;
+        this.heldLinks.clear();
         const commands = releaseCommands(this.config);
         await Promise.all(
             [...this.drivers.values()].map(async (d) => {
@@ -935,6 +1003,12 @@ export class ChargingManager {
             }),
         );
     }
+}
+
+/** The current a command lets the car draw (mA); released limits: as much as it wants. */
+function effectiveCurrent(c: EvseCommand): number {
+    if (c.released) return Infinity;
+    return c.chargingEnabled ? c.current : 0;
 }
 
 function sameCommand(a: EvseCommand, b: EvseCommand): boolean {

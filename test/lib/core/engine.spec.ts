@@ -415,6 +415,102 @@ describe('ChargingManager (cycle engine)', () => {
             await manager.stop();
         });
 
+        it('sends reductions before increases: a raise waits until the lowering it follows is confirmed', async () => {
+            const clock = new ManualClock(0);
+            const e1 = new RecordingEvse('E1', clock);
+            const e2 = new RecordingEvse('E2', clock);
+            // Both charge what they are given (no meter: static management counts setpoints).
+            e1.reading = e2.reading = { state: 3 };
+            const pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
+            const apply = e1.apply.bind(e1);
+            let hold = false;
+            e1.apply = (cmd) => {
+                void apply(cmd);
+                if (!hold) return Promise.resolve();
+                return new Promise<void>((resolve, reject) => pending.push({ resolve, reject }));
+            };
+            let e1Limit: number | undefined;
+            const config = siteConfig(
+                {
+                    ...PLAIN,
+                    maxTotalCurrent: 32_000,
+                    increaseHoldMs: 0,
+                    maxIncreasePerCycle: 32_000,
+                },
+                [evse('E1'), evse('E2', { maxCurrent: 32_000 })],
+            );
+            const manager = new ChargingManager({
+                config,
+                drivers: [e1, e2],
+                clock,
+                ioTimeoutMs: 60_000,
+                limits: {
+                    limits: () =>
+                        e1Limit === undefined ? {} : { limits: new Map([['E1', e1Limit]]) },
+                },
+            });
+            // A decision waits up to half a period for writes to wallboxes that answer.
+            const decide = async () => {
+                const cycle = manager.runCycle();
+                await flush();
+                clock.advance(500);
+                await cycle;
+            };
+            const e2Max = () => Math.max(...e2.writes.map((w) => w.cmd.current));
+            for (let i = 0; i < 3; i++) {
+                await decide();
+                clock.advance(1000);
+            }
+            assert.equal(e1.writes.at(-1)!.cmd.current, 16_000);
+            assert.equal(e2Max(), 16_000);
+
+            // E1 is lowered to 6 A and E2 may have the 10 A freed — but not before E1 confirmed.
+            hold = true;
+            e1Limit = 6000;
+            await decide();
+            assert.equal(e1.writes.at(-1)!.cmd.current, 6000);
+            // The freed current is handed out from the next decision on.
+            clock.advance(500);
+            await decide();
+            assert.equal(manager.lastCycle!.result.setpoints.get('E2')!.current, 26_000);
+            assert.equal(e2Max(), 16_000, 'the raise went out while the lowering was unconfirmed');
+            pending.shift()!.resolve();
+            await flush();
+            assert.equal(
+                e2.writes.at(-1)!.cmd.current,
+                26_000,
+                'the raise follows the confirmation',
+            );
+
+            // A lowering that fails holds back the raise it made room for; the next decision,
+            // which knows E1's level is unknown, decides again.
+            e1Limit = undefined;
+            hold = false;
+            clock.advance(1000);
+            await decide();
+            clock.advance(1000);
+            await decide();
+            assert.equal(e1.writes.at(-1)!.cmd.current, 16_000);
+            assert.equal(e2.writes.at(-1)!.cmd.current, 16_000);
+            hold = true;
+            e1Limit = 6000;
+            clock.advance(1000);
+            const writesBefore = e2.writes.length;
+            await decide();
+            clock.advance(500);
+            await decide();
+            assert.equal(manager.lastCycle!.result.setpoints.get('E2')!.current, 26_000);
+            pending.shift()!.reject(new Error('rejected'));
+            await flush();
+            assert.equal(e2.writes.length, writesBefore, 'no raise after a failed lowering');
+            hold = false;
+            clock.advance(1000);
+            await decide();
+            await flush();
+            assert.equal(e2.writes.at(-1)!.cmd.current, 26_000);
+            await manager.stop();
+        });
+
         function pushedSite(reactOnArrival: boolean) {
             const clock = new ManualClock(0);
             const box = new RecordingEvse('E1', clock);
