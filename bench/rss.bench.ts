@@ -1,11 +1,21 @@
-// Node-RED's resident memory idle and while one evcm-manager drives 3, 30 and 300 Power Brain
-// wallboxes over Modbus TCP. The simulated wallboxes run in their own process (evcm-sim), so
-// only the manager's side (buses, drivers, state) is counted. Target: ≤ 30 MB over idle at 300.
+// Node-RED's resident memory idle, while one evcm-manager drives 3, 30 and 300 Power Brain
+// wallboxes over Modbus TCP, and while it drives 1,000 OCPP charge points connected to an
+// evcm-ocpp central system on Node-RED's own port. The simulated devices run in their own process
+// (evcm-sim), so only the manager's side (connections, drivers, state) is counted. Target: ≤ 30 MB
+// over idle at 300 Modbus wallboxes.
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { median, type Report } from './harness';
-import { root, siteUserDir, sleep, startWallboxes, stop } from './site-processes';
+import {
+    ocppUserDir,
+    root,
+    siteUserDir,
+    sleep,
+    startChargePoints,
+    startWallboxes,
+    stop,
+} from './site-processes';
 
 /**
  * Each Node-RED runs RUN_MS; resident memory is sampled once a second from WARM_UP_MS on. The
@@ -26,7 +36,21 @@ async function nodeRedRss(
     wallboxes: number,
     firstPort: number,
 ): Promise<{ settled: number; peak: number }> {
-    const userDir = await siteUserDir(wallboxes, firstPort);
+    return measure(await siteUserDir(wallboxes, firstPort));
+}
+
+/** Node-RED with `count` OCPP charge points; they connect once it listens, and retry until then. */
+async function nodeRedOcppRss(count: number): Promise<{ settled: number; peak: number }> {
+    const { userDir, url } = await ocppUserDir(count);
+    const chargePoints = startChargePoints(url, count);
+    try {
+        return await measure(userDir);
+    } finally {
+        await stop(chargePoints);
+    }
+}
+
+async function measure(userDir: string): Promise<{ settled: number; peak: number }> {
     const red = spawn(
         process.execPath,
         [join(root, 'node_modules', 'node-red', 'red.js'), '-u', userDir],
@@ -58,8 +82,9 @@ async function nodeRedRss(
 
 export async function run(report: Report): Promise<void> {
     const { firstPort, sim } = await startWallboxes(300);
+    let idle: { settled: number; peak: number };
     try {
-        const idle = await nodeRedRss(0, firstPort);
+        idle = await nodeRedRss(0, firstPort);
         report('rss_mb.0', { value: idle.settled, unit: 'MB' });
         report('rss_peak_mb.0', { value: idle.peak, unit: 'MB' });
         for (const n of [3, 30, 300]) {
@@ -71,4 +96,12 @@ export async function run(report: Report): Promise<void> {
     } finally {
         await stop(sim);
     }
+    const ocpp = await nodeRedOcppRss(1000);
+    report('rss_mb.ocpp.1000', {
+        value: ocpp.settled,
+        unit: 'MB',
+        baseline: idle.settled,
+        ratio: ocpp.settled / idle.settled,
+    });
+    report('rss_peak_mb.ocpp.1000', { value: ocpp.peak, unit: 'MB' });
 }

@@ -108,14 +108,7 @@ export async function startWallboxes(
  * 16 A: nothing limits them.
  */
 export async function siteUserDir(wallboxes: number, firstPort: number): Promise<string> {
-    const userDir = mkdtempSync(join(tmpdir(), 'evcm-bench-'));
-    const port = await freePort();
-    writeFileSync(
-        join(userDir, 'settings.js'),
-        `module.exports = { uiHost: '127.0.0.1', uiPort: ${port}, flowFile: 'flows.json', credentialSecret: false,
-          nodesDir: [${JSON.stringify(root)}], editorTheme: { projects: { enabled: false }, tours: false },
-          diagnostics: { enabled: false }, logging: { console: { level: 'warn' } } };`,
-    );
+    const { userDir } = await quietUserDir();
     const devices = [
         ...Array.from({ length: wallboxes }, (_, i) => ({
             dev_type: 'evse_powerbrain',
@@ -137,4 +130,74 @@ export async function siteUserDir(wallboxes: number, firstPort: number): Promise
         : [];
     writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flow));
     return userDir;
+}
+
+/** A user directory of a quiet Node-RED on a free port, this package from the working tree. */
+async function quietUserDir(): Promise<{ userDir: string; port: number }> {
+    const userDir = mkdtempSync(join(tmpdir(), 'evcm-bench-'));
+    const port = await freePort();
+    writeFileSync(
+        join(userDir, 'settings.js'),
+        `module.exports = { uiHost: '127.0.0.1', uiPort: ${port}, flowFile: 'flows.json', credentialSecret: false,
+          nodesDir: [${JSON.stringify(root)}], editorTheme: { projects: { enabled: false }, tours: false },
+          diagnostics: { enabled: false }, logging: { console: { level: 'warn' } } };`,
+    );
+    return { userDir, port };
+}
+
+/** mA each OCPP wallbox is capped at: 1,000 of them stay under the 10,000 A a site may have. */
+const OCPP_EVSE_MAX = 9000;
+
+/**
+ * A Node-RED user directory whose flow is an evcm-ocpp central system on Node-RED's own port
+ * (`/ocpp/`) and one evcm-manager with `chargePoints` OCPP wallboxes (identities CP-1…) and a
+ * simulated grid meter; `url` is where the charge points connect.
+ */
+export async function ocppUserDir(chargePoints: number): Promise<{ userDir: string; url: string }> {
+    const { userDir, port } = await quietUserDir();
+    const devices = [
+        ...Array.from({ length: chargePoints }, (_, i) => ({
+            dev_type: 'evse_ocpp',
+            dev_id: `E${i + 1}`,
+            address: `CP-${i + 1}`,
+            id: 1,
+            max_charging_cur: OCPP_EVSE_MAX,
+        })),
+        { dev_type: 'meter_sim', dev_id: 'M1', role: 3 },
+    ];
+    const flow = [
+        { id: 'cs', type: 'evcm-ocpp', path: '/ocpp/' },
+        {
+            id: 'm1',
+            type: 'evcm-manager',
+            ocpp: 'cs',
+            max_total_current: String(chargePoints * OCPP_EVSE_MAX + 32_000),
+            devices: JSON.stringify(devices),
+        },
+    ];
+    writeFileSync(join(userDir, 'flows.json'), JSON.stringify(flow));
+    return { userDir, url: `ws://127.0.0.1:${port}/ocpp` };
+}
+
+/** `count` simulated OCPP charge points (CP-1…) with cars plugged in, in their own process. */
+export function startChargePoints(url: string, count: number): ChildProcess {
+    return spawn(
+        process.execPath,
+        [
+            join(root, 'bin', 'evcm-sim.js'),
+            'ocpp',
+            '--url',
+            url,
+            '--id',
+            'CP-1',
+            '--count',
+            String(count),
+            '--plugged',
+            '--card',
+            'bench',
+            '--status',
+            '0',
+        ],
+        { stdio: 'ignore' },
+    );
 }

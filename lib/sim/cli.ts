@@ -163,7 +163,7 @@ Options:
   --insecure         accept any server certificate for wss://
   --max-current <A>  largest current of the charge point (default 32)
   --plugged          plug a car into every charge point at start
-  --card <idTag>     present this card at start (with --plugged: charging starts)
+  --card <idTag>     present this card once it is online (with --plugged: charging starts)
   --battery <kWh>    battery of the cars (default ${DEFAULT_CAR.batteryWh / 1000})
   --soc <percent>    state of charge at plug-in (default ${DEFAULT_CAR.soc * 100})
   --car-current <A>  largest current the cars draw per phase (default ${DEFAULT_CAR.maxCurrent / 1000})
@@ -259,6 +259,7 @@ async function mainOcpp(argv: readonly string[], io: CliIo): Promise<number> {
                     car,
                     plugged: args.plugged,
                     meterValueInterval: interval,
+                    ...(args.card !== undefined ? { cardAfterBoot: args.card } : {}),
                 }),
         );
         await Promise.all(sims.map((sim) => sim.start()));
@@ -267,10 +268,6 @@ async function mainOcpp(argv: readonly string[], io: CliIo): Promise<number> {
             io.out(
                 `${s.identity}: ${args.protocol} ${url}/${s.identity} ${s.connected ? 'connected' : 'not connected yet (retrying)'}${args.plugged ? ', car plugged in' : ''}`,
             );
-        }
-        if (args.card) {
-            const card = args.card;
-            await Promise.all(sims.map((sim) => sim.presentCard(card)));
         }
         if (statusS > 0) {
             statusTimer = setInterval(() => {

@@ -41,6 +41,9 @@ export interface OcppChargePointSimOptions {
     /** The car plugged in by plug() without arguments and at start with `plugged`. */
     car?: CarOptions;
     plugged?: boolean;
+    /** A card shown at the reader whenever the charge point has booted with a car plugged in and
+     *  no transaction running (a driver who taps their card once the station is online). */
+    cardAfterBoot?: string;
     /** Meter value interval (s): 1.6 MeterValueSampleInterval; 2.0.1 both intervals. Default 10. */
     meterValueInterval?: number;
     /** Heartbeat interval (s) until the BootNotification answer sets one. Default 300. */
@@ -439,6 +442,10 @@ export class OcppChargePointSim {
         this.restartMeterTimers();
         this.lastStatus = this.status();
         await this.sendStatus();
+        const card = this.opts.cardAfterBoot;
+        if (card !== undefined && this.car && !this.tx && !this.closed) {
+            await this.presentCard(card).catch(() => false);
+        }
     }
 
     private restartHeartbeat(): void {
