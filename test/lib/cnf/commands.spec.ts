@@ -204,6 +204,21 @@ describe('/cnf commands', function () {
         );
     });
 
+    it("set_cm_vars sets the vendor's _set_price and _set_price_level; other _ names are refused", async () => {
+        assert.equal(
+            (await admin('cmd=set_cm_vars&tmp=1&name=_set_price_level&val=2')).status,
+            200,
+        );
+        const r = await admin(
+            'cmd=set_cm_vars&tmp=1',
+            JSON.stringify({ vars: [{ name: '_set_price', expr: '0.1 + 0.25' }] }),
+        );
+        assert.equal(r.status, 200, r.body);
+        await d.site.manager.runCycle();
+        assert.deepEqual(d.site.priceNow(), { price: 0.35, level: 2, source: 'variables' });
+        assert.equal((await admin('cmd=set_cm_vars&name=_price&val=1')).status, 400);
+    });
+
     it('set_cm_vars refuses names formulas cannot read as a variable (NaN, Infinity)', async () => {
         for (const name of ['NaN', 'Infinity', 'inf', 'nan']) {
             const get = await admin(`cmd=set_cm_vars&name=${name}&val=1`);
