@@ -17,6 +17,7 @@ import { parseDevices, parseParams } from '../site/site';
 import { pushAjaxEvse, pushAjaxMeter } from './ajax';
 import { DIAG_MEMORY_ENTRIES } from './diag-log';
 import { unauthorized } from './auth';
+import type { PlanTarget } from '../site/controls';
 import { OVERRIDE, type CnfContext } from './context';
 import { badRequest, CnfError, notFound, unknownDevice } from './errors';
 import { adminChange, conflictOf, selfChange, type User } from './users';
@@ -750,6 +751,8 @@ const planQuery = query({
         .transform((s) => s.toUpperCase()),
     tmp: flag.optional(),
 });
+/** Longest time ahead a plan's departure may be (ms): a week. */
+const MAX_DEPARTURE_AHEAD_MS = 7 * 86_400_000;
 const planBody = z
     .object({
         cplan: z
@@ -769,8 +772,43 @@ const planBody = z
                     .strict(),
             )
             .max(96),
+        // Our addition to the vendor's object (the names of the vendor's wallbox formula fields
+        // E<n>.req_energy and E<n>.departure): this much energy (Wh) by then (Unix s), in the
+        // cheapest hours of the price list.
+        req_energy: z
+            .number()
+            .finite()
+            .transform(Math.round)
+            .pipe(
+                z
+                    .number()
+                    .min(1, 'must be at least 1 Wh')
+                    .max(1_000_000, 'must be at most 1000000 Wh'),
+            )
+            .optional(),
+        departure: z.number().int('must be whole Unix seconds').optional(),
     })
-    .strict();
+    .strict()
+    .refine((b) => (b.req_energy === undefined) === (b.departure === undefined), {
+        message: 'req_energy and departure go together',
+    });
+
+/** A plan's target as get_cplan shows it: what was set, what is charged, and the decision. */
+function targetView(t: PlanTarget) {
+    const d = t.decision;
+    return {
+        req_energy: t.energyWh,
+        departure: Math.round(t.departure / 1000),
+        charged_energy: Math.round(t.chargedWh),
+        // Until the first cycle has decided: 'planned'.
+        plan_state: d?.state ?? 'planned',
+        plan_windows: (d?.windows ?? []).map((w) => ({
+            start: Math.round(w.start / 1000),
+            end: Math.round(w.end / 1000),
+            price: w.price,
+        })),
+    };
+}
 
 function planDevice(ctx: CnfContext, id: string): DeviceEntry {
     if (id === '$G')
@@ -786,8 +824,23 @@ const setCplan: CommandDef<z.output<typeof planQuery>> = {
     handler({ ctx, q, body }) {
         const d = planDevice(ctx, q.dev_id);
         const b = parseWith(planBody, body ?? {}, 'body');
-        if (b.cplan.length) ctx.plans.set(d.dev_id, { cplan: b.cplan, tmp: q.tmp ?? false });
-        else ctx.plans.delete(d.dev_id);
+        let target: PlanTarget | undefined;
+        if (b.req_energy !== undefined && b.departure !== undefined) {
+            const now = ctx.site.now();
+            const departure = b.departure * 1000;
+            if (departure <= now) throw badRequest('body.departure: must be in the future');
+            if (departure > now + MAX_DEPARTURE_AHEAD_MS) {
+                throw badRequest('body.departure: at most 7 days ahead');
+            }
+            target = { energyWh: b.req_energy, departure, chargedWh: 0 };
+        }
+        if (b.cplan.length || target) {
+            ctx.plans.set(d.dev_id, {
+                cplan: b.cplan,
+                tmp: q.tmp ?? false,
+                ...(target ? { target } : {}),
+            });
+        } else ctx.plans.delete(d.dev_id);
         ctx.touch({ kind: 'plan', devId: d.dev_id, tmp: q.tmp ?? false });
         return OK;
     },
@@ -798,7 +851,8 @@ const getCplan: CommandDef<z.output<typeof planQuery>> = {
     query: planQuery,
     handler({ ctx, q }) {
         const d = planDevice(ctx, q.dev_id);
-        return { cplan: ctx.plans.get(d.dev_id)?.cplan ?? [] };
+        const plan = ctx.plans.get(d.dev_id);
+        return { cplan: plan?.cplan ?? [], ...(plan?.target ? targetView(plan.target) : {}) };
     },
 };
 

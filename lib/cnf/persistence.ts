@@ -375,10 +375,29 @@ export async function restoreFromStore(
     }
     ctx.variables.markSaved();
 
-    for (const [devId, cplan] of Object.entries(doc.plans ?? {})) {
+    for (const [devId, stored] of Object.entries(doc.plans ?? {})) {
         const d = site.device(devId);
-        if (d && isEvse(d)) ctx.plans.set(devId, { cplan: structuredClone(cplan), tmp: false });
-        else problems.push(`plan of ${devId}: no such wallbox`);
+        if (!d || !isEvse(d)) {
+            problems.push(`plan of ${devId}: no such wallbox`);
+            continue;
+        }
+        if (Array.isArray(stored)) {
+            ctx.plans.set(devId, { cplan: structuredClone(stored), tmp: false });
+            continue;
+        }
+        // A target counts again from the restart (what was charged before is not stored); one
+        // whose departure has passed is over.
+        const departure = stored.departure * 1000;
+        const target =
+            departure > site.now()
+                ? { energyWh: stored.req_energy, departure, chargedWh: 0 }
+                : undefined;
+        if (!stored.cplan.length && !target) continue;
+        ctx.plans.set(devId, {
+            cplan: structuredClone(stored.cplan),
+            tmp: false,
+            ...(target ? { target } : {}),
+        });
     }
 
     ctx.budgets.restore(doc.budgets ?? {});
@@ -665,8 +684,14 @@ export class ManagerPersistence {
                 const plan = ctx.plans.get(change.devId);
                 store.update((doc) => {
                     doc.plans ??= {};
-                    if (plan) doc.plans[change.devId] = structuredClone(plan.cplan);
-                    else delete doc.plans[change.devId];
+                    if (!plan) delete doc.plans[change.devId];
+                    else if (plan.target) {
+                        doc.plans[change.devId] = {
+                            cplan: structuredClone(plan.cplan),
+                            req_energy: plan.target.energyWh,
+                            departure: Math.round(plan.target.departure / 1000),
+                        };
+                    } else doc.plans[change.devId] = structuredClone(plan.cplan);
                 });
                 return;
             }

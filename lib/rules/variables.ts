@@ -16,6 +16,9 @@ import { isVariableName } from './formula-parser';
 export const MAX_VARIABLE_NAME_LENGTH = 64;
 /** Most variables one manager holds. */
 export const MAX_VARIABLES = 256;
+/** The vendor's variables that set the price and price level ("Charging Manager" as the energy
+ *  provider); the only names with an underscore that may be set. */
+export const PRICE_VARIABLES: ReadonlySet<string> = new Set(['_set_price', '_set_price_level']);
 
 const CM_PREFIX = 'CM.';
 
@@ -63,13 +66,13 @@ interface LiveVariable {
 export function validateVariableName(name: unknown): string {
     if (
         typeof name !== 'string' ||
-        !isVariableName(name) ||
+        !(isVariableName(name) || PRICE_VARIABLES.has(name)) ||
         name.length > MAX_VARIABLE_NAME_LENGTH
     ) {
         const shown = typeof name === 'string' ? `'${name}'` : String(name);
         throw new VariableError(
             'VARIABLE_NAME',
-            `invalid variable name ${shown}: only digits and letters a–z, A–Z (not NaN or Infinity), at most ${MAX_VARIABLE_NAME_LENGTH}`,
+            `invalid variable name ${shown}: only digits and letters a–z, A–Z (not NaN or Infinity), at most ${MAX_VARIABLE_NAME_LENGTH}, or _set_price / _set_price_level`,
             typeof name === 'string' ? [name] : [],
         );
     }

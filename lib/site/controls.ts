@@ -1,5 +1,6 @@
 // Per-wallbox controls set from outside the device table: overrides (override_device) and
 // charging plans (set_cplan). The limits stage turns them into caps each cycle.
+import type { EnergyPlanDecision } from '../prices/planner';
 
 /** override_device flag bits as get_dev_info reports them in `overrides`. */
 export const OVERRIDE = {
@@ -23,10 +24,30 @@ export interface PlanEntry {
     lm: number;
 }
 
+/**
+ * A plan's target (set_cplan `req_energy` and `departure`, our addition to the vendor's object):
+ * this much energy by then, charged in the cheapest hours of the price list.
+ */
+export interface PlanTarget {
+    /** Energy to charge from when the plan was set (Wh). */
+    energyWh: number;
+    /** ms, Unix epoch. */
+    departure: number;
+    /** Charged since the plan was set (Wh). */
+    chargedWh: number;
+    /** The wallbox's energy counter at the last cycle (Wh), where it has one. */
+    lastCounterWh?: number;
+    /** The last cycle's time, for power × time where there is no counter. */
+    lastAt?: number;
+    /** The last cycle's decision. */
+    decision?: EnergyPlanDecision;
+}
+
 /** A wallbox's charging plan; a `tmp` one is not persisted. */
 export interface Plan {
     cplan: PlanEntry[];
     tmp: boolean;
+    target?: PlanTarget;
 }
 
 /** The override's cap (mA): 0 for C (charging disabled), the mamps current, or none. */

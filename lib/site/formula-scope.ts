@@ -8,9 +8,11 @@
 //                 com_err
 //   GM.<field>    the site:  grid_demand (W, import positive), surplus (W)
 //   CM.<name>     a CM variable (set_cm_vars); CM._max_total_current (mA), CM._num_charging,
-//                 CM._surplus (W)
+//                 CM._surplus (W), CM._price (per kWh) and CM._price_level (1 very cheap …
+//                 5 very expensive) while a price is known
 import { z } from 'zod';
 import type { EvseReading, MeterReading } from '../core/types';
+import type { CurrentPrice } from '../prices/price-list';
 import { FormulaError } from '../rules/errors';
 import { isPlainNumber, parseFormula, type Formula, type Resolver } from '../rules/formula';
 
@@ -74,6 +76,8 @@ export interface ScopeSource {
     surplusW: number;
     maxTotalCurrent: number;
     numCharging: number;
+    /** The price now (prices pushed by a flow, or `_set_price` / `_set_price_level`). */
+    price?: () => CurrentPrice;
 }
 
 /** The resolver for every name except user CM variables (those come from CmVariables). */
@@ -89,6 +93,10 @@ export function siteResolver(source: ScopeSource): Resolver {
                 return source.maxTotalCurrent;
             case 'CM._num_charging':
                 return source.numCharging;
+            case 'CM._price':
+                return source.price?.().price;
+            case 'CM._price_level':
+                return source.price?.().level;
         }
         const m = DEVICE_NAME_RE.exec(name);
         if (!m) return undefined;

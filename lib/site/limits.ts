@@ -18,9 +18,17 @@ import {
     type RuleEnvironment,
     type RuleState,
 } from '../rules/rules';
+import { planEnergy } from '../prices/planner';
 import type { Authorisation } from '../users/authorisation';
 import { BudgetLedger } from '../users/budget';
-import { OVERRIDE, overrideCap, planCap, type Override, type Plan } from './controls';
+import {
+    OVERRIDE,
+    overrideCap,
+    planCap,
+    type Override,
+    type Plan,
+    type PlanTarget,
+} from './controls';
 import { evaluateLimit, parseSiteFormula, siteResolver } from './formula-scope';
 import {
     isEvse,
@@ -128,6 +136,15 @@ export class SiteLimits implements LimitsStage {
             for (const [id, plan] of this.plans) {
                 const c = planCap(plan, minute);
                 if (c !== null) cap(id, c);
+                if (!plan.target) continue;
+                if (now >= plan.target.departure) {
+                    // Departed: the target ends, the wallbox charges as it would without it.
+                    delete plan.target;
+                    if (!plan.cplan.length) this.plans.delete(id);
+                    continue;
+                }
+                const e = this.site.device(id);
+                if (e && isEvse(e) && !this.targetAllows(e, plan.target, now)) cap(id, 0);
             }
         }
 
@@ -138,6 +155,46 @@ export class SiteLimits implements LimitsStage {
             maxTotal = Math.min(maxTotal, outside.maxTotalCurrent ?? Infinity);
         }
         return maxTotal < Infinity ? { limits, maxTotalCurrent: maxTotal } : { limits };
+    }
+
+    /**
+     * A plan's target this cycle: counts what the car charged since the last cycle, then decides
+     * from the prices whether now is among the cheapest time for what is still missing. The
+     * power assumed is the wallbox's maximum on the phases it is counted on, within the site's
+     * limit; the allocator keeps the fuse whatever the plan says.
+     */
+    private targetAllows(e: EvseEntry, target: PlanTarget, now: number): boolean {
+        const site = this.site;
+        const r = site.manager.deviceState(e.dev_id).sample.reading as EvseReading | undefined;
+        const counter = r?.totalEnergyWh;
+        if (counter !== undefined) {
+            // A counter that went down (a wallbox that restarted) starts counting again from there.
+            if (target.lastCounterWh !== undefined && counter >= target.lastCounterWh) {
+                target.chargedWh += counter - target.lastCounterWh;
+            }
+            target.lastCounterWh = counter;
+        } else if (target.lastAt !== undefined && (r?.state === 3 || r?.state === 4)) {
+            target.chargedWh += (Math.max(0, r.powerW ?? 0) * (now - target.lastAt)) / 3_600_000;
+        }
+        target.lastAt = now;
+
+        const p = site.params;
+        const siteMax = (this.maxTotalNow * p.max_total_cur_prc) / 100 - p.reserve_current;
+        const evseFeeder = p.max_total_evse_current > 0 ? p.max_total_evse_current : Infinity;
+        const current = Math.max(0, Math.min(this.maxChargingCurrentNow(e), siteMax, evseFeeder));
+        const phases = phaseCountOf(
+            site.manager.lastCycle?.result.setpoints.get(e.dev_id)?.phases,
+            e,
+        );
+        const decision = planEnergy({
+            now,
+            departure: target.departure,
+            energyWh: target.energyWh - target.chargedWh,
+            powerW: (current / 1000) * phases * p.voltage,
+            slots: site.prices.slots,
+        });
+        target.decision = decision;
+        return decision.charge;
     }
 
     /**
@@ -236,6 +293,8 @@ export class SiteLimits implements LimitsStage {
             surplusW: surplusPowerW,
             maxTotalCurrent: this.maxTotalNow,
             numCharging,
+            // Read when asked: `_set_price` may be a variable calculated in this cycle.
+            price: () => site.priceNow(now),
         });
         if (site.variables.size) {
             for (const err of site.variables.evaluateAll(other).errors.values()) {
@@ -268,6 +327,7 @@ export class SiteLimits implements LimitsStage {
         }
 
         const { weekday, minute } = localTime(now);
+        const priceLevel = withRules.length ? site.priceNow(now).level : undefined;
         for (const { e, own, user } of withRules) {
             const env: RuleEnvironment = {
                 weekday,
@@ -279,6 +339,7 @@ export class SiteLimits implements LimitsStage {
                 solarPowerW,
                 surplusPowerW,
                 resolve,
+                ...(priceLevel === undefined ? {} : { priceLevel }),
             };
             const evseResult = this.evaluateRuleSet(e.dev_id, own, env, now, errors);
             const userResult = this.evaluateRuleSet(`${e.dev_id}/user`, user, env, now, errors);

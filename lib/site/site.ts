@@ -20,6 +20,7 @@ import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
 import type { OcppCentralSystem } from '../ocpp/central-system';
 import { OcppEvseDriver } from '../ocpp/driver';
+import { PriceSource, type CurrentPrice } from '../prices/price-list';
 import { CmVariables } from '../rules/variables';
 import { Authorisation, type WallboxView } from '../users/authorisation';
 import type { UserDirectory } from '../users/directory';
@@ -189,6 +190,8 @@ export class Site {
     readonly world: SimWorld;
     /** CM variables (set_cm_vars): formulas read them as CM.<name>. */
     readonly variables = new CmVariables();
+    /** Electricity prices pushed by a flow (evcm-price): rules, formulas and plans read them. */
+    readonly prices = new PriceSource();
     /** Who is identified at which wallbox, and whether that lets the car charge. */
     readonly authorisation: Authorisation;
     /** The cycle's limits stage: rules, formulas, authorisation, budgets, overrides, plans. */
@@ -259,6 +262,19 @@ export class Site {
             reading: (devId) =>
                 this.manager.deviceState(devId).sample.reading as EvseReading | undefined,
         };
+    }
+
+    /** The site's time (ms). */
+    now(): number {
+        return this.clock.now();
+    }
+
+    /** The price and price level now: `_set_price` / `_set_price_level` where set, else the list. */
+    priceNow(now: number = this.clock.now()): CurrentPrice {
+        return this.prices.at(now, {
+            price: this.variables.value('_set_price'),
+            level: this.variables.value('_set_price_level'),
+        });
     }
 
     /** max_total_current in force (mA): the number, or the formula's value in the last cycle. */

@@ -130,6 +130,15 @@ export const PlanEntrySchema = z.object({
     lm: z.number().int().min(0),
 });
 
+/** A plan with a target (req_energy Wh by departure, Unix s): stored as an object. */
+export const PlanWithTargetSchema = z
+    .object({
+        cplan: z.array(PlanEntrySchema),
+        req_energy: z.number().finite().positive(),
+        departure: z.number().int(),
+    })
+    .strict();
+
 export const StoreDocumentSchema = z.object({
     version: z.literal(STORE_VERSION),
     params: ParamOverridesSchema,
@@ -148,7 +157,9 @@ export const StoreDocumentSchema = z.object({
     /** By dev_id. */
     counters: z.record(z.string(), CountersSchema),
     /** Charging plans by dev_id (added after version 1 was defined, hence optional). */
-    plans: z.record(z.string(), z.array(PlanEntrySchema)).optional(),
+    plans: z
+        .record(z.string(), z.union([z.array(PlanEntrySchema), PlanWithTargetSchema]))
+        .optional(),
     /** Budget usage by `user:<id>` / `rfid:<card id>` (optional for the same reason). */
     budgets: z.record(z.string(), BudgetUsageSchema).optional(),
     /**

@@ -19,6 +19,7 @@ export function allNodes(): Parameters<typeof helper.load>[0] {
         require('../../nodes/evcm-cnf'),
         require('../../nodes/evcm-ocpp'),
         require('../../nodes/evcm-ocpp-in'),
+        require('../../nodes/evcm-price'),
     ] as Parameters<typeof helper.load>[0];
 }
 

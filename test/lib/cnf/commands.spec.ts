@@ -88,6 +88,53 @@ describe('/cnf commands', function () {
         assert.equal(d.ctx.plans.size, 0);
     });
 
+    it('a plan with req_energy and departure: set, read with its decision, checked', async () => {
+        const departure = Math.floor(Date.now() / 1000) + 3 * 3600;
+        const set = await admin(
+            'cmd=set_cplan&dev_id=E1&tmp=1',
+            JSON.stringify({ cplan: [], req_energy: 10_000.4, departure }),
+        );
+        assert.equal(set.status, 200, set.body);
+        await d.site.manager.runCycle();
+        const got = JSON.parse((await admin('cmd=get_cplan&dev_id=E1')).body) as Json;
+        // No prices known: the plan charges normally and says so.
+        assert.deepEqual(
+            { ...got, plan_windows: undefined },
+            {
+                cplan: [],
+                req_energy: 10_000,
+                departure,
+                charged_energy: 0,
+                plan_state: 'no-prices',
+                plan_windows: undefined,
+            },
+        );
+        assert.ok(d.site.manager.lastCycle!.result.setpoints.get('E1')!.current > 0);
+        const refused = async (body: unknown, re: RegExp) => {
+            const r = await admin('cmd=set_cplan&dev_id=E1', JSON.stringify(body));
+            assert.equal(r.status, 400, JSON.stringify(body));
+            assert.match(JSON.parse(r.body) as string, re);
+        };
+        await refused({ cplan: [], req_energy: 5000 }, /req_energy and departure go together/);
+        await refused(
+            { cplan: [], req_energy: 0, departure },
+            /body\.req_energy: must be at least 1 Wh/,
+        );
+        await refused(
+            { cplan: [], req_energy: 5000, departure: departure - 4 * 3600 },
+            /body\.departure: must be in the future/,
+        );
+        await refused(
+            { cplan: [], req_energy: 5000, departure: departure + 8 * 86_400 },
+            /at most 7 days ahead/,
+        );
+        await refused({ cplan: [], req_energy: 5000, departure: 'soon' }, /body\.departure/);
+        assert.equal(d.ctx.plans.get('E1')?.target?.energyWh, 10_000, 'refusals change nothing');
+        // The vendor's object without a target ends it.
+        assert.equal((await admin('cmd=set_cplan&dev_id=E1', '{"cplan":[]}')).status, 200);
+        assert.equal(d.ctx.plans.size, 0);
+    });
+
     it('set_params with devices is all or nothing', async () => {
         const before = fingerprint(d);
         const r = await admin(
@@ -155,6 +202,21 @@ describe('/cnf commands', function () {
             (JSON.parse((await admin('cmd=get_cm_vars')).body) as { vars: [] }).vars,
             [],
         );
+    });
+
+    it("set_cm_vars sets the vendor's _set_price and _set_price_level; other _ names are refused", async () => {
+        assert.equal(
+            (await admin('cmd=set_cm_vars&tmp=1&name=_set_price_level&val=2')).status,
+            200,
+        );
+        const r = await admin(
+            'cmd=set_cm_vars&tmp=1',
+            JSON.stringify({ vars: [{ name: '_set_price', expr: '0.1 + 0.25' }] }),
+        );
+        assert.equal(r.status, 200, r.body);
+        await d.site.manager.runCycle();
+        assert.deepEqual(d.site.priceNow(), { price: 0.35, level: 2, source: 'variables' });
+        assert.equal((await admin('cmd=set_cm_vars&name=_price&val=1')).status, 400);
     });
 
     it('set_cm_vars refuses names formulas cannot read as a variable (NaN, Infinity)', async () => {

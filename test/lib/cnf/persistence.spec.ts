@@ -219,6 +219,35 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         assert.match(JSON.parse(text).adminPasswordHash, /^scrypt\$1024\$8\$1\$/);
     });
 
+    it("keeps a plan's target across a restart; one that has departed is over", async () => {
+        let m = await start();
+        const departure = Math.floor(Date.now() / 1000) + 5 * 3600;
+        assert.equal(
+            await m.json('cmd=set_cplan&dev_id=E1', {
+                body: { cplan: [{ st: 60, dr: 120, lm: 8000 }], req_energy: 20_000, departure },
+            }),
+            'ok',
+        );
+        assert.equal(
+            await m.json('cmd=set_cplan&dev_id=E2', {
+                body: { cplan: [], req_energy: 5000, departure: Math.floor(Date.now() / 1000) + 2 },
+            }),
+            'ok',
+        );
+        m = await restart(m);
+        const got = (await m.json('cmd=get_cplan&dev_id=E1')) as Record<string, unknown>;
+        assert.deepEqual(got.cplan, [{ dc: false, st: 60, dr: 120, lm: 8000 }]);
+        assert.equal(got.req_energy, 20_000);
+        assert.equal(got.departure, departure);
+        await new Promise((r) => setTimeout(r, 2100));
+        m = await restart(m);
+        assert.deepEqual(await m.json('cmd=get_cplan&dev_id=E2'), { cplan: [] });
+        assert.equal(
+            ((await m.json('cmd=get_cplan&dev_id=E1')) as { req_energy?: number }).req_energy,
+            20_000,
+        );
+    });
+
     it('a flow with its user table under the old name `users` keeps its users; the rename changes nothing', async () => {
         const legacy = editorDef((d) => {
             d.users = d.userTable;
