@@ -332,7 +332,7 @@ interface PendingWrite {
     key: string;
     address: number;
     words: number[];
-    fc: 6 | 16;
+    fc: 5 | 6 | 16;
 }
 
 abstract class DefinedDevice extends ModbusDevice {
@@ -515,7 +515,11 @@ abstract class DefinedDevice extends ModbusDevice {
         value: number,
         rounding: (x: number) => number = Math.round,
     ): PendingWrite {
-        const raw = rounding(value / w.scale);
+        // A float register takes the value as it is: rounding it would cut 10.5 A to 10 A.
+        const float = w.type === 'float32' || w.type === 'float64';
+        const raw = float ? value / w.scale : rounding(value / w.scale);
+        // A coil: ON for any value but 0.
+        if (w.fc === 5) return { key, address: w.address, words: [raw !== 0 ? 1 : 0], fc: 5 };
         let words: number[];
         try {
             words = encode(raw, w.type, w.wordOrder ?? this.definition.wordOrder);
@@ -572,6 +576,7 @@ export class DefinedEvse extends DefinedDevice implements EvseDriver {
     private failSafe: DeviceFailSafe | null = null;
     private failSafeDue = false;
     private lastKeepAlive = -Infinity;
+    private lastCurrentWrite = -Infinity;
     private lastState: EvseState | undefined;
 
     constructor(options: DefinedDeviceOptions & { failSafe?: DeviceFailSafe | null }) {
@@ -593,6 +598,11 @@ export class DefinedEvse extends DefinedDevice implements EvseDriver {
     protected override connectionIsNew(): void {
         super.connectionIsNew();
         this.failSafeDue = this.failSafe !== null;
+    }
+
+    /** A current the device forgets (`control.current.rewriteMs`) is re-applied this often. */
+    get keepAliveMs(): number | undefined {
+        return this.control.current.rewriteMs;
     }
 
     /** Whether the definition can switch between one and three phases. */
@@ -707,9 +717,28 @@ export class DefinedEvse extends DefinedDevice implements EvseDriver {
         if (charging) {
             if (c.enable)
                 await this.writeIfChanged(this.encodeWrite('enable', c.enable, c.enable.on));
-            await this.writeIfChanged(this.encodeWrite('current', c.current, clamped, floor));
+            const w = this.encodeWrite('current', c.current, clamped, floor);
+            // A current the device forgets after a while is written again when it is due.
+            const rewrite = c.current.rewriteMs;
+            const now = this.now();
+            const due = rewrite !== undefined && now - this.lastCurrentWrite >= rewrite;
+            if (due || this.confirmed.get(w.address) !== w.words.join(',')) {
+                await this.send(w);
+                this.lastCurrentWrite = now;
+            }
         } else if (c.current.zeroStops) {
-            await this.writeIfChanged(this.encodeWrite('current', c.current, 0));
+            // The device's own stop word where it is not 0 (ABL: 100 % duty cycle).
+            const stop = c.current.stop;
+            await this.writeIfChanged(
+                stop === undefined
+                    ? this.encodeWrite('current', c.current, 0)
+                    : {
+                          key: 'current',
+                          address: c.current.address,
+                          words: [stop],
+                          fc: c.current.fc ?? 6,
+                      },
+            );
         } else {
             await this.writeIfChanged(this.encodeWrite('enable', c.enable!, c.enable!.off));
         }

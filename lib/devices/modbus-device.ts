@@ -67,7 +67,11 @@ export abstract class ModbusDevice {
     }
 
     /** `fc` 16 for a single register the device takes only as "write multiple". */
-    protected writeWords(address: number, values: readonly number[], fc?: 6 | 16): Promise<void> {
+    protected writeWords(
+        address: number,
+        values: readonly number[],
+        fc?: 5 | 6 | 16,
+    ): Promise<void> {
         if (this.closed) return Promise.reject(this.closedError());
         return this.bus.write({
             device: this.label,
