@@ -9,6 +9,8 @@ export const HEIDELBERG: DeviceDefinition = {
     source: 'Heidelberg Energy Control ModBus register table EC_ModBus_register_table_20210222 (layout V1.0.7)',
     fc: 4,
     unit: 1,
+    // Input registers 4–18 all answer: one request reads state, currents, power and energy.
+    maxGap: 5,
     status: { charging_state: { address: 5 } },
     states: [
         // A1, A2: no vehicle.
