@@ -1,11 +1,12 @@
-// Webasto Next / Ampure Next with "HEMS activated": holding registers at unit 255; the energy
-// manager keeps writing the life bit, or the wallbox takes its safe current after the timeout.
+// Webasto Next / Ampure Next with "HEMS activated" (the TQ-DM100 register set, the vendor's
+// `evse_tq_dm100`): holding registers at unit 255; the energy manager keeps writing the life
+// bit, or the wallbox takes its safe current after the timeout.
 import type { DeviceDefinition } from '../definition';
 
 export const WEBASTO_NEXT: DeviceDefinition = {
-    type: 'evse_webasto_next',
+    type: 'evse_tq_dm100',
     kind: 'evse',
-    title: 'Webasto Next / Ampure Next',
+    title: 'TQ-DM100 / Webasto',
     source: 'Webasto, Modbus Specification Webasto NEXT, register list revision 3.00',
     fc: 3,
     unit: 255,
