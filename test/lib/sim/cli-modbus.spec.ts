@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { FIXTURES } from '../../../lib/sim/fixtures';
 import { main, MODBUS_USAGE, USAGE } from '../../../lib/sim/cli';
-import { freePort, independentClient } from '../../support/modbus';
+import { parseBusAddress } from '../../../lib/modbus/address';
+import { Bus } from '../../../lib/modbus/bus';
+import { freePort, hasCommand, independentClient, PtyPair } from '../../support/modbus';
 
 async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
     const end = Date.now() + ms;
@@ -112,6 +114,54 @@ describe('evcm-sim modbus', function () {
             assert.equal(await exited, 0);
         } finally {
             if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        }
+    });
+
+    it('serves an RS-485 family on a serial line (RTU on a socat pty pair)', async function () {
+        if (!hasCommand('socat')) this.skip();
+        const pty = new PtyPair();
+        await pty.start();
+        const bin = join(__dirname, '..', '..', '..', '..', 'bin', 'evcm-sim.js');
+        const child = spawn(
+            process.execPath,
+            [
+                bin,
+                'modbus',
+                '--device',
+                'evse_abl_emh1',
+                '--state',
+                'charging',
+                '--serial',
+                pty.a,
+                '--baud',
+                '38400',
+            ],
+            { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+        const bus = new Bus(parseBusAddress(`${pty.b},38400,8,N,1`), { timeoutMs: 500 });
+        try {
+            await until('serving', () => out.includes(`RTU on ${pty.a} at 38400 Bd, unit 1`));
+            // State C2 in the low byte of 0x0004; currents L3, L2, L1 in 0.1 A at 0x0030.
+            assert.deepEqual(
+                await bus.read({ device: 'E1', unit: 1, address: 4, count: 1 }),
+                [0xc2],
+            );
+            assert.deepEqual(
+                await bus.read({ device: 'E1', unit: 1, address: 0x30, count: 3 }),
+                [161, 158, 160],
+            );
+            await bus.write({ device: 'E1', unit: 1, address: 0x14, values: [250], fc: 16 });
+            await until('the write printed', () => /write fc 16 unit 1 register 20: 250/.test(out));
+            process.kill(child.pid!, 'SIGTERM');
+            assert.equal(await exited, 0);
+        } finally {
+            await bus.close();
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+            await pty.stop();
         }
     });
 });
