@@ -121,7 +121,8 @@ function modelOf(ctx: CnfContext, d: DeviceEntry, l: Live<unknown>): string {
         return `${name.join(' ')},${id.firmware ?? ''},,${id.serial ?? ''}`;
     }
     if (d.dev_type.endsWith('_sim')) return `EVCM Simulation,1.0,${API_VERSION},${d.dev_id}`;
-    return `${DEV_TYPE_LABELS[d.dev_type] ?? d.dev_type},1.0,,`;
+    const title = devTypeLabels(ctx.site.params.device_defs)[d.dev_type];
+    return `${title ?? d.dev_type},1.0,,`;
 }
 
 export interface ViewInputs {
@@ -372,7 +373,11 @@ export function devInfo(ctx: CnfContext): Record<string, unknown> {
 export function getParams(ctx: CnfContext): Record<string, unknown> {
     const v = viewInputs(ctx);
     const devices = ctx.site.devices.map((d) => deviceInfo(ctx, d, v));
-    return { ...paramsInfo(ctx, v, devices, true), dev_meta: { ...DEV_TYPE_LABELS } };
+    return {
+        ...paramsInfo(ctx, v, devices, true),
+        device_defs: structuredClone(ctx.site.params.device_defs),
+        dev_meta: devTypeLabels(ctx.site.params.device_defs),
+    };
 }
 
 /**

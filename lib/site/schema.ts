@@ -3,10 +3,20 @@
 // are coerced because the Node-RED editor and query strings deliver strings.
 import { z } from 'zod';
 import type { DeviceDefinition } from '../devices/definition';
-import { isModbusDevType } from '../devices/registry';
+import { isModbusDevType, userDefinitionProblems } from '../devices/registry';
 import { hashPassword, isPasswordHash } from '../ocpp/credentials';
 import { ChargingRuleSchema } from '../rules/rules';
 import { numberOrFormula } from './formula-scope';
+
+/** JSON text → its value (arrays and objects only); anything else is left for the schema. */
+function jsonText(v: unknown): unknown {
+    if (typeof v !== 'string' || !/^\s*[[{]/.test(v)) return v;
+    try {
+        return JSON.parse(v) as unknown;
+    } catch {
+        return v;
+    }
+}
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 /** A current (mA): a fraction is rounded to whole mA, as the vendor's parser takes it. */
@@ -50,6 +60,20 @@ export const ParamsSchema = z
         voltage: int(100, 400).default(230),
         /** Control period (ms). */
         cycle_ms: int(200, 60_000).default(1000),
+        /**
+         * The user's own Modbus device definitions (lib/devices/definition.ts), kept as written;
+         * a device whose dev_type is one of theirs runs on it. JSON text is taken too (query
+         * strings, the editor's field).
+         */
+        device_defs: z
+            .preprocess(jsonText, z.array(z.unknown()))
+            .superRefine((defs, ctx) => {
+                for (const p of userDefinitionProblems(defs)) {
+                    ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+                }
+            })
+            .transform((defs) => defs as DeviceDefinition[])
+            .default([]),
     })
     .strict();
 export type Params = z.output<typeof ParamsSchema>;
