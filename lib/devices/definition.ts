@@ -80,8 +80,11 @@ export const stateRuleSchema = z
 /** One write: a value (after scaling) into a register. */
 export const writeSchema = z
     .object({
-        /** 6 single register, 16 multiple registers; default 16 for values over one register. */
-        fc: z.union([z.literal(6), z.literal(16)]).optional(),
+        /**
+         * 6 single register, 16 multiple registers; default 16 for values over one register.
+         * 5 writes a coil (a value ≠ 0 switches it ON): Phoenix Contact's enable is coil 20000.
+         */
+        fc: z.union([z.literal(5), z.literal(6), z.literal(16)]).optional(),
         address,
         type: dataTypeSchema.exclude(['string']).default('uint16'),
         /** Written raw = round(value / scale). */
@@ -126,6 +129,17 @@ export const evseControlSchema = z
                 max: z.number().positive().default(32),
                 /** Writing 0 pauses charging (most wallboxes); otherwise `enable` must be used. */
                 zeroStops: z.boolean().default(true),
+                /**
+                 * With `zeroStops`: the raw word that stops charging where it is not 0 (ABL eMH1:
+                 * 0x03E8, a 100 % duty cycle, is "no charging"; 0 % is not a valid setting).
+                 */
+                stop: z.number().int().min(0).max(0xffff).optional(),
+                /**
+                 * The device forgets a written current after a while and falls back to its safe
+                 * current (Alfen: the "validity time", 60 s by default): write it again at least
+                 * this often (ms), also when it has not changed.
+                 */
+                rewriteMs: z.number().int().min(1000).optional(),
             })
             .strict(),
         /** A separate enable register: `on` lets the car charge, `off` stops it. */

@@ -52,6 +52,9 @@ export interface WriteRequest {
     unit: number;
     address: number;
     values: readonly number[];
+    /** 16 writes a single register with "write multiple" (devices that accept nothing else);
+     *  default: 6 for one register, 16 for more. 5 writes one coil: a value ≠ 0 switches it ON. */
+    fc?: 5 | 6 | 16;
 }
 
 export interface BusStats {
@@ -101,6 +104,8 @@ class Job {
         public count: number,
         readonly values: readonly number[] | undefined,
         readonly blocks: readonly ReadBlock[] | undefined,
+        /** A write's function code where the device needs one (5 coil, 16 for one register). */
+        readonly writeFc: 5 | 6 | 16 | undefined = undefined,
     ) {
         this.image = blocks ? new RegisterImage(blocks.length) : undefined;
         this.promise = new Promise<unknown>((resolve, reject) => {
@@ -282,6 +287,7 @@ export class Bus {
             values.length,
             [...values],
             undefined,
+            request.fc,
         ) as Promise<void>;
     }
 
@@ -311,6 +317,7 @@ export class Bus {
         count: number,
         values: readonly number[] | undefined,
         blocks: readonly ReadBlock[] | undefined,
+        writeFc?: 5 | 6 | 16,
     ): Promise<unknown> {
         if (!Number.isInteger(unit) || unit < 0 || unit > 255) {
             return Promise.reject(this.badRequest(device, `bad unit id ${unit}`));
@@ -353,7 +360,7 @@ export class Bus {
                 `queue of ${this.name} is full (${this.opts.maxQueue})`,
             );
         }
-        const job = new Job(kind, device, unit, fc, address, count, values, blocks);
+        const job = new Job(kind, device, unit, fc, address, count, values, blocks, writeFc);
         this.queue.push(job);
         this.pump();
         return job.promise;
@@ -467,7 +474,9 @@ export class Bus {
             if (job.kind !== 'write') {
                 if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, onReply);
                 else client.writeFC3(job.unit, job.address, job.count, onReply);
-            } else if (job.values!.length === 1) {
+            } else if (job.writeFc === 5) {
+                client.writeFC5(job.unit, job.address, job.values![0] !== 0, onReply);
+            } else if (job.values!.length === 1 && job.writeFc !== 16) {
                 client.writeFC6(job.unit, job.address, job.values![0]!, onReply);
             } else {
                 client.writeFC16(job.unit, job.address, [...job.values!], onReply);

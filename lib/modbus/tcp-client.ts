@@ -123,6 +123,12 @@ export class ModbusTcpClient extends EventEmitter {
         this.read(4, unit, address, count, callback);
     }
 
+    /** Writes one coil: ON is 0xFF00 on the wire, OFF 0x0000. */
+    writeFC5(unit: number, address: number, on: boolean, callback: ReplyCallback): void {
+        if (!this.begin(5, unit, 0, callback)) return;
+        this.send(this.header(this.frame, 6, unit, 5, address, on ? 0xff00 : 0));
+    }
+
     writeFC6(unit: number, address: number, value: number, callback: ReplyCallback): void {
         if (!this.begin(6, unit, 0, callback)) return;
         this.send(this.header(this.frame, 6, unit, 6, address, value));

@@ -1,11 +1,16 @@
-// evcm-sim: simulated cFos Power Brain wallboxes on Modbus TCP, or simulated OCPP charge points
-// (`evcm-sim ocpp`), for trying a charging manager (ours or any other) without hardware.
+// evcm-sim: simulated cFos Power Brain wallboxes on Modbus TCP, simulated OCPP charge points
+// (`evcm-sim ocpp`), or any device family's fixture served register by register (`evcm-sim
+// modbus`), for trying a charging manager (ours or any other) without hardware.
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { FIXTURES, fixtureFor } from './fixtures';
 import { OcppChargePointSim } from './ocpp-sim';
 import { DEFAULT_CAR, PowerBrainSim } from './powerbrain-sim';
+import { RegisterSim } from './register-sim';
 
 export const USAGE = `Usage: evcm-sim [options]
        evcm-sim ocpp --url <ws-url> --id <identity> [options]   (see evcm-sim ocpp --help)
+       evcm-sim modbus --device <dev_type> [options]            (see evcm-sim modbus --help)
 
 Simulated cFos Power Brain wallboxes on Modbus TCP, each with a car that follows the
 current limit it is given. Wallbox i (from 0) serves its EVSE on port + 3·i (unit 1; the
@@ -45,11 +50,14 @@ function number(
 export interface CliIo {
     out: (line: string) => void;
     err: (line: string) => void;
+    /** Lines typed while a simulator runs (`evcm-sim modbus`: a state name switches to it). */
+    input?: NodeJS.ReadableStream;
 }
 
 const stdio: CliIo = {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
+    input: process.stdin,
 };
 
 /** The options of the simulated cars, the same in both modes. */
@@ -64,6 +72,7 @@ const CAR_OPTIONS = {
 /** Runs the simulator until SIGINT/SIGTERM; returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = stdio): Promise<number> {
     if (argv[0] === 'ocpp') return mainOcpp(argv.slice(1), io);
+    if (argv[0] === 'modbus') return mainModbus(argv.slice(1), io);
     let args;
     try {
         args = parseArgs({
@@ -293,5 +302,142 @@ async function mainOcpp(argv: readonly string[], io: CliIo): Promise<number> {
     });
     if (statusTimer) clearInterval(statusTimer);
     await Promise.all(sims.map((s) => s.close()));
+    return 0;
+}
+
+export const MODBUS_USAGE = `Usage: evcm-sim modbus --device <dev_type> [options]
+       evcm-sim modbus --list
+
+A simulated Modbus device of one of the built-in families, answering register by register
+from its fixture: the words a real device gives, written from the manufacturer's register
+document. Registers the device does not have answer exception 2; writes land only in the
+registers the device lets a controller write, and each one is printed. Type a state name
+and Enter to switch the device to that state (e.g. "charging").
+
+Options:
+  --device <type>    the dev_type, e.g. evse_heidelberg (see --list)
+  --state <name>     state at start (default: the fixture's first, e.g. idle)
+  --host <addr>      address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)
+  --port <n>         Modbus TCP port (default 1502)
+  --serial <path>    serve Modbus RTU on this serial device instead of TCP (e.g. one end of
+                     a socat pty pair); answers the fixture's unit id only
+  --baud <n>         baud rate on --serial (default 9600)
+  --strict-unit      on TCP, answer only the fixture's unit id (default: any)
+  --list             list the devices and their states
+  -h, --help         show this help
+
+Example: evcm-sim modbus --device evse_heidelberg --state charging --port 1502
+  mbpoll -m tcp -a 1 -p 1502 -t 3 -0 -r 5 -c 14 127.0.0.1   (state, currents, …)
+`;
+
+/** One line per fixture: dev_type, title, unit and states. */
+export function fixtureList(): string[] {
+    return FIXTURES.map(
+        (f) =>
+            `${f.type.padEnd(22)} ${f.title} (unit ${f.unit}; states: ${Object.keys(f.states).join(', ')})`,
+    );
+}
+
+async function mainModbus(argv: readonly string[], io: CliIo): Promise<number> {
+    let args;
+    try {
+        args = parseArgs({
+            args: [...argv],
+            options: {
+                device: { type: 'string' },
+                state: { type: 'string' },
+                host: { type: 'string', default: '127.0.0.1' },
+                port: { type: 'string' },
+                serial: { type: 'string' },
+                baud: { type: 'string' },
+                'strict-unit': { type: 'boolean', default: false },
+                list: { type: 'boolean', default: false },
+                help: { type: 'boolean', short: 'h', default: false },
+            },
+            strict: true,
+        }).values;
+    } catch (e) {
+        io.err(`${(e as Error).message}\n\n${MODBUS_USAGE}`);
+        return 2;
+    }
+    if (args.help) {
+        io.out(MODBUS_USAGE);
+        return 0;
+    }
+    if (args.list) {
+        for (const line of fixtureList()) io.out(line);
+        return 0;
+    }
+    let sim: RegisterSim | undefined;
+    let watch: NodeJS.Timeout | undefined;
+    let lines: ReturnType<typeof createInterface> | undefined;
+    try {
+        if (!args.device) throw new Error('--device is required (see --list)');
+        const fixture = fixtureFor(args.device);
+        if (!fixture) throw new Error(`no simulated device "${args.device}" (see --list)`);
+        if (args.state !== undefined && !(args.state in fixture.states)) {
+            throw new Error(
+                `${fixture.type} has no state "${args.state}" (states: ${Object.keys(fixture.states).join(', ')})`,
+            );
+        }
+        const port = number(args.port, 'port', 1, 65535, 1502);
+        const baud = number(args.baud, 'baud', 300, 4_000_000, 9600);
+        sim = new RegisterSim(fixture, {
+            host: args.host,
+            port,
+            strictUnit: args['strict-unit'],
+            ...(args.state !== undefined ? { state: args.state } : {}),
+        });
+        if (args.serial) {
+            await sim.listenSerial(args.serial, baud);
+            io.out(
+                `${fixture.title} (${fixture.type}): RTU on ${args.serial} at ${baud} Bd, unit ${fixture.unit}, state ${sim.state}`,
+            );
+        } else {
+            const bound = await sim.listen();
+            io.out(
+                `${fixture.title} (${fixture.type}): Modbus TCP ${args.host}:${bound}, unit ${fixture.unit}${args['strict-unit'] ? '' : ' (any unit answers)'}, state ${sim.state}`,
+            );
+        }
+        io.out(`states: ${Object.keys(fixture.states).join(', ')}; source: ${fixture.source}`);
+        let seen = 0;
+        const running = sim;
+        watch = setInterval(() => {
+            for (; seen < running.writes.length; seen++) {
+                const w = running.writes[seen]!;
+                io.out(
+                    `write fc ${w.fc} unit ${w.unit} register ${w.address}: ${w.values.join(' ')}`,
+                );
+            }
+        }, 100);
+        if (io.input) {
+            lines = createInterface({ input: io.input, terminal: false });
+            lines.on('line', (line) => {
+                const name = line.trim().replace(/^state\s+/, '');
+                if (name === '') return;
+                if (name in fixture.states) {
+                    running.setState(name);
+                    io.out(`state ${name}`);
+                } else {
+                    io.err(
+                        `no state "${name}" (states: ${Object.keys(fixture.states).join(', ')})`,
+                    );
+                }
+            });
+        }
+    } catch (e) {
+        io.err(`evcm-sim: ${(e as Error).message}`);
+        if (watch) clearInterval(watch);
+        lines?.close();
+        await sim?.close();
+        return 1;
+    }
+    await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+    });
+    clearInterval(watch);
+    lines?.close();
+    await sim.close();
     return 0;
 }

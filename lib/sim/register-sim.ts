@@ -43,11 +43,15 @@ export interface FixtureWrite {
         | { current: number }
         | { enable: boolean }
         | { phases: 1 | 3 }
-        | { failSafe: { current: number; timeoutS: number } };
-    /** Registers and the words they must hold afterwards. */
+        | { failSafe: { current: number; timeoutS: number } }
+        /** What a controller writes once after connecting (e.g. a "controlled by Modbus" mode). */
+        | { init: true }
+        /** The register a controller must keep writing or the device falls back (life bit). */
+        | { keepAlive: true };
+    /** Registers and the words they must hold afterwards (coils: 1 = ON, 0 = OFF, with fc 5). */
     registers: Readonly<Record<number, readonly number[]>>;
-    /** Function code the device needs for it (6 or 16), where the document insists on one. */
-    fc?: 6 | 16;
+    /** Function code the device needs for it (6 or 16; 5 for a coil), where the document insists on one. */
+    fc?: 5 | 6 | 16;
 }
 
 export interface DeviceFixture {
@@ -62,6 +66,8 @@ export interface DeviceFixture {
     input?: RegisterWords;
     /** Holding registers a controller may write (others answer exception 2). */
     writable?: readonly number[];
+    /** Coils (fc 1/5) with their state, 1 = ON; all of them writable. */
+    coils?: RegisterWords;
     /** The device answers input reads from its holding registers too (one address space). */
     oneSpace?: boolean;
     /** Named states; the first is the one at start. */
@@ -82,8 +88,9 @@ export interface RegisterSimOptions {
 export interface RecordedWrite {
     unit: number;
     address: number;
+    /** Register words, or for a coil (fc 5) 1 = ON / 0 = OFF. */
     values: number[];
-    fc: 6 | 16;
+    fc: 5 | 6 | 16;
 }
 
 interface ModbusFault {
@@ -96,6 +103,7 @@ export class RegisterSim {
     readonly fixture: DeviceFixture;
     private readonly holding = new Map<number, number>();
     private readonly input = new Map<number, number>();
+    private readonly coils = new Map<number, number>();
     private readonly writable: ReadonlySet<number>;
     /** Registers written by a controller: they keep their words across state changes. */
     private readonly written = new Map<number, number>();
@@ -119,6 +127,8 @@ export class RegisterSim {
         const first = Object.keys(fixture.states)[0];
         if (first === undefined) throw new Error(`fixture ${fixture.type} has no states`);
         this.stateName = first;
+        for (const [a, v] of Object.entries(fixture.coils ?? {}))
+            this.coils.set(Number(a), v ? 1 : 0);
         this.setState(options.state ?? first);
     }
 
@@ -138,6 +148,11 @@ export class RegisterSim {
     /** The word a register holds now (undefined: the device has no such register). */
     word(fc: 3 | 4, address: number): number | undefined {
         return (fc === 3 ? this.holding : this.input).get(address);
+    }
+
+    /** A coil's state, 1 = ON (undefined: the device has no such coil). */
+    coil(address: number): number | undefined {
+        return this.coils.get(address);
     }
 
     /** Sets a register word directly (a test playing the device's own behaviour). */
@@ -186,8 +201,31 @@ export class RegisterSim {
         this.writes.push({ unit, address, values: [...values], fc });
     }
 
+    private readCoils(address: number, count: number, unit: number): boolean[] {
+        this.checkUnit(unit);
+        this.requests++;
+        const out: boolean[] = [];
+        for (let a = address; a < address + count; a++) {
+            const v = this.coils.get(a);
+            if (v === undefined) throw ILLEGAL_ADDRESS;
+            out.push(v === 1);
+        }
+        return out;
+    }
+
+    private writeCoil(address: number, on: boolean, unit: number): void {
+        this.checkUnit(unit);
+        this.requests++;
+        if (!this.coils.has(address)) throw ILLEGAL_ADDRESS;
+        this.coils.set(address, on ? 1 : 0);
+        this.writes.push({ unit, address, values: [on ? 1 : 0], fc: 5 });
+    }
+
     private vector(): object {
         return {
+            getCoil: (addr: number, unit: number): boolean => this.readCoils(addr, 1, unit)[0]!,
+            setCoil: (addr: number, value: boolean, unit: number): void =>
+                this.writeCoil(addr, value, unit),
             getHoldingRegister: (addr: number, unit: number): number =>
                 this.read(3, addr, 1, unit)[0]!,
             getMultipleHoldingRegisters: (addr: number, length: number, unit: number): number[] =>
