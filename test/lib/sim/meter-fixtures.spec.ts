@@ -43,7 +43,7 @@ describe('sim/fixtures: meters and inverters', function () {
         }
     });
 
-    it('serves each fixture on TCP with exactly the words it lists', async () => {
+    it('serves each fixture on TCP: the first register it lists answers its word', async () => {
         for (const f of meters) {
             const sim = new RegisterSim(f);
             const port = await sim.listen();
@@ -55,8 +55,8 @@ describe('sim/fixtures: meters and inverters', function () {
                         f.oneSpace || !f.input ? c.readHoldingRegisters : c.readInputRegisters;
                     const space = f.oneSpace || !f.input ? words : { ...f.input, ...state!.input };
                     const start = Math.min(...Object.keys(space).map(Number));
-                    const got = (await read.call(c, start, 2)).data;
-                    assert.deepEqual(got, [space[start], space[start + 1]], f.type);
+                    const got = (await read.call(c, start, 1)).data;
+                    assert.deepEqual(got, [space[start]], f.type);
                 });
             } finally {
                 await sim.close();
