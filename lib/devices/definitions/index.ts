@@ -1,5 +1,27 @@
 // The built-in device definitions: one entry per family, each in its own file beside this one.
 // The registry (lib/devices/registry.ts) and the README's table of supported devices read this list.
 import type { DeviceDefinition } from '../definition';
+import { ABB_B23_B24 } from './abb';
+import { CARLO_GAVAZZI_EM24, CARLO_GAVAZZI_EM340 } from './carlo-gavazzi';
+import { EASTRON_SDM120, EASTRON_SDM630, EASTRON_SDM72DM } from './eastron';
+import { HUAWEI_SUN2000 } from './huawei';
+import { JANITZA_UMG96RM } from './janitza';
+import { KOSTAL_PLENTICORE } from './kostal';
+import { SMA_INVERTER } from './sma';
+import { SUNSPEC_INVERTER, SUNSPEC_INVERTER_FLOAT, SUNSPEC_METER } from './sunspec';
 
-export const BUILT_IN_DEFINITIONS: readonly DeviceDefinition[] = [];
+export const BUILT_IN_DEFINITIONS: readonly DeviceDefinition[] = [
+    SUNSPEC_METER,
+    SUNSPEC_INVERTER,
+    SUNSPEC_INVERTER_FLOAT,
+    EASTRON_SDM630,
+    EASTRON_SDM72DM,
+    EASTRON_SDM120,
+    CARLO_GAVAZZI_EM24,
+    CARLO_GAVAZZI_EM340,
+    ABB_B23_B24,
+    JANITZA_UMG96RM,
+    SMA_INVERTER,
+    HUAWEI_SUN2000,
+    KOSTAL_PLENTICORE,
+];
