@@ -66,9 +66,16 @@ export abstract class ModbusDevice {
         return this.bus.read({ device: this.label, unit: this.where.unit, fc, address, count });
     }
 
-    protected writeWords(address: number, values: readonly number[]): Promise<void> {
+    /** `fc` 16 for a single register the device takes only as "write multiple". */
+    protected writeWords(address: number, values: readonly number[], fc?: 6 | 16): Promise<void> {
         if (this.closed) return Promise.reject(this.closedError());
-        return this.bus.write({ device: this.label, unit: this.where.unit, address, values });
+        return this.bus.write({
+            device: this.label,
+            unit: this.where.unit,
+            address,
+            values,
+            ...(fc !== undefined ? { fc } : {}),
+        });
     }
 
     /** Raw register read through the shared bus queue (the HTTP API's `cmd=modbus`). */
