@@ -13,6 +13,9 @@ export const HUAWEI_SUN2000: DeviceDefinition = {
     source: 'Huawei Solar Inverter Modbus Interface Definitions, issue 04 (2022-03-29)',
     fc: 3,
     unit: 1,
+    // 32078 (peak power of the day) sits between the currents and the power; 32095–32105 are
+    // not defined, so the yield is a request of its own.
+    maxGap: 2,
     readings: {
         voltagesV: [voltage(32069), voltage(32070), voltage(32071)],
         currentsA: [current(32072), current(32074), current(32076)],

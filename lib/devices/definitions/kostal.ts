@@ -12,6 +12,8 @@ export const KOSTAL_PLENTICORE: DeviceDefinition = {
     fc: 3,
     unit: 71,
     wordOrder: 'little',
+    // 154–173 are all defined (the phase powers sit between): one request for them.
+    maxGap: 6,
     readings: {
         currentsA: [f(154), f(160), f(166)],
         voltagesV: [f(158), f(164), f(170)],

@@ -28,6 +28,8 @@ export const SMA_INVERTER: DeviceDefinition = {
     source: 'SMA Modbus interface, Modbus parameters and measured values (STP x.0-3AV-40)',
     fc: 3,
     unit: 3,
+    // 30775–30788 are all defined (the phase powers sit between power and voltages).
+    maxGap: 6,
     readings: {
         powerW: s32(30775),
         voltagesV: [voltage(30783), voltage(30785), voltage(30787)],
