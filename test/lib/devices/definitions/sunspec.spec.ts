@@ -6,6 +6,7 @@ import {
     SUNSPEC_INVERTER_113_FIXTURE,
     SUNSPEC_METER_201_FIXTURE,
     SUNSPEC_METER_203_FIXTURE,
+    SUNSPEC_METER_204_FIXTURE,
 } from '../../../../lib/sim/fixtures/sunspec';
 import { BusPool } from '../../../../lib/modbus/pool';
 import { RegisterSim } from '../../../../lib/sim/register-sim';
@@ -14,6 +15,7 @@ import { describeMeterFixture, meterDriver } from '../../../support/meter-fixtur
 describe('definitions: SunSpec', () => {
     describeMeterFixture({ fixture: SUNSPEC_METER_203_FIXTURE, requestsPerCycle: 1 });
     describeMeterFixture({ fixture: SUNSPEC_METER_201_FIXTURE, requestsPerCycle: 1 });
+    describeMeterFixture({ fixture: SUNSPEC_METER_204_FIXTURE, requestsPerCycle: 1 });
     describeMeterFixture({ fixture: SUNSPEC_INVERTER_103_FIXTURE, requestsPerCycle: 1 });
     describeMeterFixture({ fixture: SUNSPEC_INVERTER_113_FIXTURE, requestsPerCycle: 1 });
 
@@ -22,6 +24,7 @@ describe('definitions: SunSpec', () => {
         const cases = [
             [SUNSPEC_METER_203_FIXTURE, 203],
             [SUNSPEC_METER_201_FIXTURE, 201],
+            [SUNSPEC_METER_204_FIXTURE, 204],
             [SUNSPEC_INVERTER_103_FIXTURE, 103],
             [SUNSPEC_INVERTER_113_FIXTURE, 113],
         ] as const;
