@@ -34,6 +34,7 @@ import { ModbusDevice, type ModbusDeviceOptions } from './modbus-device';
 
 /** A definition that the schema refuses; the message names the field (`readings.powerW.type: …`). */
 export class DefinitionError extends Error {
+    override readonly name = 'DefinitionError';
     readonly code = 'DEFINITION';
 }
 
@@ -117,11 +118,12 @@ function checkRunnable(d: ParsedDefinition, ctx: z.RefinementCtx): void {
     }
 }
 
-const runnableSchema = deviceDefinitionSchema.superRefine(checkRunnable);
+/** The schema with the driver's own checks: what a definition must be for this driver to run it. */
+export const runnableDefinitionSchema = deviceDefinitionSchema.superRefine(checkRunnable);
 
 /** Parses and checks a definition; throws a DefinitionError that names the field. */
 export function parseDefinition(input: unknown, prefix = ''): ParsedDefinition {
-    const r = runnableSchema.safeParse(input);
+    const r = runnableDefinitionSchema.safeParse(input);
     if (!r.success) throw new DefinitionError(definitionIssues(r.error, prefix));
     return r.data;
 }
@@ -132,7 +134,7 @@ type FieldParsed = z.output<typeof fieldSchema>;
 type WriteParsed = z.output<typeof writeSchema>;
 
 /** A field with its address resolved (SunSpec: model start + offset) and defaults filled in. */
-interface Field {
+export interface Field {
     fc: 3 | 4;
     address: number;
     type: DataType;
@@ -163,7 +165,7 @@ function resolveField(d: ParsedDefinition, f: FieldParsed, base: number): Field 
     };
 }
 
-function spansOf(fields: readonly Field[]): RegisterSpan[] {
+export function spansOf(fields: readonly Field[]): RegisterSpan[] {
     const spans: RegisterSpan[] = [];
     for (const f of fields) {
         spans.push({ fc: f.fc, address: f.address, count: f.words });
@@ -195,7 +197,7 @@ function isMissing(raw: number, f: Field): boolean {
 const SF_MISSING = -32768;
 
 /** The field's value in its unit (raw × scale × 10^sf), or undefined where the device has none. */
-function valueOf(image: RegisterImage, f: Field): number | undefined {
+export function valueOf(image: RegisterImage, f: Field): number | undefined {
     const raw = rawOf(image, f);
     if (typeof raw !== 'number') return undefined;
     if (isMissing(raw, f)) return f.missingValue;
@@ -216,7 +218,26 @@ function statusOf(image: RegisterImage, f: Field): number | undefined {
     return raw;
 }
 
-function textOf(image: RegisterImage, f: Field): string | undefined {
+export /** The vendor state: the first rule whose condition holds on the raw status values. */
+function stateOf(d: ParsedDefinition, fields: ResolvedFields, image: RegisterImage): EvseState {
+    const raw: Record<string, number | undefined> = {};
+    for (const [name, f] of fields.status) raw[name] = statusOf(image, f);
+    for (const rule of d.states) {
+        const holds = Object.entries(rule.when).every(([name, cond]) => {
+            const v = raw[name];
+            if (v === undefined) return false;
+            if (Array.isArray(cond)) return cond.includes(v);
+            return (
+                (cond.min === undefined || v >= cond.min) &&
+                (cond.max === undefined || v <= cond.max)
+            );
+        });
+        if (holds) return rule.state as EvseState;
+    }
+    return d.defaultState as EvseState;
+}
+
+export function textOf(image: RegisterImage, f: Field): string | undefined {
     const raw = rawOf(image, f);
     if (typeof raw === 'string') return raw === '' ? undefined : raw;
     const v = valueOf(image, f);
@@ -224,9 +245,9 @@ function textOf(image: RegisterImage, f: Field): string | undefined {
 }
 
 /** Per-phase fields: L2 and L3 absent for a single-phase meter (they read 0). */
-type Triple = readonly [Field, Field | undefined, Field | undefined];
+export type Triple = readonly [Field, Field | undefined, Field | undefined];
 
-interface ResolvedFields {
+export interface ResolvedFields {
     status: [string, Field][];
     currentsA?: Triple;
     powerW?: Field;
@@ -239,7 +260,7 @@ interface ResolvedFields {
     identity: { model?: Field; serial?: Field; firmware?: Field };
 }
 
-function resolveAll(d: ParsedDefinition, base: number): ResolvedFields {
+export function resolveAll(d: ParsedDefinition, base: number): ResolvedFields {
     const one = (f: FieldParsed): Field => resolveField(d, f, base);
     const three = (t: readonly FieldParsed[]): Triple => [
         one(t[0]!),
@@ -272,7 +293,7 @@ function phaseFields(t: Triple | undefined): Field[] {
 }
 
 /** Every field a poll reads (identity is read once, at start). */
-function polledFields(r: ResolvedFields): Field[] {
+export function polledFields(r: ResolvedFields): Field[] {
     return [
         ...r.status.map(([, f]) => f),
         ...phaseFields(r.currentsA),
@@ -290,7 +311,7 @@ function polledFields(r: ResolvedFields): Field[] {
  * Three phase values; a phase the device has no value for counts 0 (a single-phase meter's L2
  * and L3), and the triple is absent when no phase has one.
  */
-function tripleOf(
+export function tripleOf(
     image: RegisterImage,
     t: Triple | undefined,
 ): [number, number, number] | undefined {
@@ -301,7 +322,10 @@ function tripleOf(
 }
 
 /** Currents in mA; where the currents are unsigned, the phase powers' signs give direction. */
-function currentsOf(image: RegisterImage, r: ResolvedFields): [number, number, number] | undefined {
+export function currentsOf(
+    image: RegisterImage,
+    r: ResolvedFields,
+): [number, number, number] | undefined {
     const amps = tripleOf(image, r.currentsA);
     if (!amps) return undefined;
     const powers = tripleOf(image, r.phasePowersW);
@@ -346,6 +370,20 @@ interface PendingWrite {
     fc: 6 | 16;
 }
 
+/** The options' definition, parsed; a bad one is a bad request for this device. */
+function checkedDefinition(options: DefinedDeviceOptions): ParsedDefinition {
+    try {
+        return parseDefinition(options.definition);
+    } catch (e) {
+        throw new ModbusError(
+            'MODBUS_BAD_REQUEST',
+            options.id,
+            `bad device definition: ${(e as Error).message}`,
+            { cause: e },
+        );
+    }
+}
+
 abstract class DefinedDevice extends ModbusDevice {
     readonly definition: ParsedDefinition;
     readonly type: string;
@@ -362,7 +400,7 @@ abstract class DefinedDevice extends ModbusDevice {
     private readonly offBusState: () => void;
 
     constructor(options: DefinedDeviceOptions) {
-        const definition = parseDefinition(options.definition);
+        const definition = checkedDefinition(options);
         super({ ...options, unit: options.unit ?? definition.unit });
         this.definition = definition;
         this.type = definition.type;
@@ -638,9 +676,7 @@ export class DefinedEvse extends DefinedDevice implements EvseDriver {
         await this.keepAlive();
         if (this.failSafeDue) await this.writeFailSafe();
         const { image, fields } = await this.pollImage();
-        const raw: Record<string, number | undefined> = {};
-        for (const [name, f] of fields.status) raw[name] = statusOf(image, f);
-        const state = this.stateOf(raw);
+        const state = stateOf(this.definition, fields, image);
         const reading: EvseReading = { state };
         const currents = currentsOf(image, fields);
         if (currents) reading.currents = currents;
@@ -653,22 +689,6 @@ export class DefinedEvse extends DefinedDevice implements EvseDriver {
         if (rfid) reading.rfid = rfid;
         this.lastState = state;
         return reading;
-    }
-
-    private stateOf(raw: Record<string, number | undefined>): EvseState {
-        for (const rule of this.definition.states) {
-            const holds = Object.entries(rule.when).every(([name, cond]) => {
-                const v = raw[name];
-                if (v === undefined) return false;
-                if (Array.isArray(cond)) return cond.includes(v);
-                return (
-                    (cond.min === undefined || v >= cond.min) &&
-                    (cond.max === undefined || v <= cond.max)
-                );
-            });
-            if (holds) return rule.state as EvseState;
-        }
-        return this.definition.defaultState as EvseState;
     }
 
     /** The life-bit write, whenever it is due: checked on every read rather than by a timer. */

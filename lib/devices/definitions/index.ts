@@ -3,20 +3,24 @@
 import type { DeviceDefinition } from '../definition';
 import { ABB_B23_B24 } from './abb';
 import { CARLO_GAVAZZI_EM24, CARLO_GAVAZZI_EM340 } from './carlo-gavazzi';
-import { EASTRON_SDM120, EASTRON_SDM630, EASTRON_SDM72DM } from './eastron';
+import { EASTRON_SDM120 } from './eastron';
+import { EASTRON_SDM630, EASTRON_SDM72DM } from './eastron-sdm630';
 import { HUAWEI_SUN2000 } from './huawei';
 import { JANITZA_UMG96RM } from './janitza';
 import { KOSTAL_PLENTICORE } from './kostal';
+import { POWER_BRAIN_EVSE, POWER_BRAIN_S0 } from './powerbrain';
 import { SMA_INVERTER } from './sma';
 import { SUNSPEC_INVERTER, SUNSPEC_INVERTER_FLOAT, SUNSPEC_METER } from './sunspec';
 
 export const BUILT_IN_DEFINITIONS: readonly DeviceDefinition[] = [
-    SUNSPEC_METER,
-    SUNSPEC_INVERTER,
-    SUNSPEC_INVERTER_FLOAT,
+    POWER_BRAIN_EVSE,
+    POWER_BRAIN_S0,
     EASTRON_SDM630,
     EASTRON_SDM72DM,
     EASTRON_SDM120,
+    SUNSPEC_METER,
+    SUNSPEC_INVERTER,
+    SUNSPEC_INVERTER_FLOAT,
     CARLO_GAVAZZI_EM24,
     CARLO_GAVAZZI_EM340,
     ABB_B23_B24,
