@@ -7,7 +7,7 @@ const f = (address: number): FieldDef => ({ address, type: 'float32' });
 export const KOSTAL_PLENTICORE: DeviceDefinition = {
     type: 'inverter_kostal_plenticore',
     kind: 'meter',
-    title: 'Kostal Plenticore plus / PIKO IQ',
+    title: 'Kostal Plenticore plus / PIKO IQ (Modbus TCP port 1502)',
     source: 'KOSTAL Interface description MODBUS (TCP) & SunSpec, revision 1.9 (2020-09-17)',
     fc: 3,
     unit: 71,
