@@ -4,7 +4,6 @@
 // number of requests the spec computed by hand from the fixture's register layout.
 import assert from 'node:assert/strict';
 import { DefinedMeter } from '../../lib/devices/defined-device';
-import { BUILT_IN_DEFINITIONS } from '../../lib/devices/definitions';
 import { createModbusDriver } from '../../lib/devices/factory';
 import type { MeterDriver, MeterReading } from '../../lib/core/types';
 import { BusPool } from '../../lib/modbus/pool';
@@ -14,46 +13,19 @@ import { hasCommand, PtyPair } from './modbus';
 
 const BUS = { timeoutMs: 500, reconnectMinMs: 30, reconnectMaxMs: 60, deviceBackoffMs: 50 };
 
-/**
- * The driver for a dev_type as a device table gets it. Until the factory knows a definition's
- * type, the built-in definition of that type runs in the same driver the factory will use.
- */
+/** The driver for a dev_type as a device table gets it: from the factory, the definition driver. */
 export async function meterDriver(
     type: string,
     address: string,
     pool: BusPool,
     unit?: number,
 ): Promise<DefinedMeter> {
-    const make = (p: BusPool, at: string): unknown =>
-        createModbusDriver(
-            {
-                dev_type: type,
-                dev_id: 'M1',
-                address: at,
-                ...(unit !== undefined ? { id: unit } : {}),
-            },
-            { pool: p, bus: BUS },
-        );
-    // Which driver the factory makes, asked on a pool of its own (a serial port opens only once).
-    const probePool = new BusPool(BUS);
-    let probe: unknown;
-    try {
-        probe = make(probePool, '127.0.0.1:9');
-    } catch {
-        // not (yet) a type the factory knows
-    }
-    await (probe as { close?: () => Promise<void> } | undefined)?.close?.();
-    await probePool.close();
-    if (probe instanceof DefinedMeter) return make(pool, address) as DefinedMeter;
-    const definition = BUILT_IN_DEFINITIONS.find((d) => d.type === type);
-    assert.ok(definition, `no built-in definition "${type}"`);
-    return new DefinedMeter({
-        id: 'M1',
-        address,
-        pool,
-        definition,
-        ...(unit !== undefined ? { unit } : {}),
-    });
+    const d = createModbusDriver(
+        { dev_type: type, dev_id: 'M1', address, ...(unit !== undefined ? { id: unit } : {}) },
+        { pool, bus: BUS },
+    );
+    assert.ok(d instanceof DefinedMeter, `${type}: the factory made no definition meter`);
+    return Promise.resolve(d);
 }
 
 /** Compares a reading with a fixture state's expectation (voltages: the driver gives whole V). */
