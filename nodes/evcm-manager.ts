@@ -11,6 +11,7 @@ import {
 } from '../lib/cnf/persistence';
 import { notSaved } from '../lib/cnf/errors';
 import { MemoryUsers, parseUsersText } from '../lib/cnf/users';
+import { builtInDefinitions, parseUserDefinitions } from '../lib/devices/registry';
 import { parseManagerConfig, userTableText } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import { ManagerStore } from '../lib/store/store';
@@ -180,6 +181,32 @@ export = function (RED: NodeAPI) {
                 });
         });
     }
+
+    // The editor's device table offers every built-in definition, and checks the user's own
+    // definitions with the same schema as set_params (the message names the field).
+    const read = RED.auth.needsPermission('evcm-manager.read');
+    RED.httpAdmin.get('/evcm-manager/device-types', read, (_req, res) => {
+        res.json(
+            [...builtInDefinitions().values()].map((d) => ({
+                type: d.type,
+                kind: d.kind,
+                title: d.title,
+            })),
+        );
+    });
+    RED.httpAdmin.post('/evcm-manager/device-defs', read, (req, res) => {
+        const text = (req.body as { text?: unknown } | undefined)?.text;
+        try {
+            const input: unknown = typeof text === 'string' && text.trim() ? JSON.parse(text) : [];
+            const defs = parseUserDefinitions(input);
+            res.json({
+                error: '',
+                types: defs.map((d) => ({ type: d.type, kind: d.kind, title: d.title })),
+            });
+        } catch (err) {
+            res.json({ error: (err as Error).message, types: [] });
+        }
+    });
 
     RED.nodes.registerType('evcm-manager', EvcmManagerNode as never, {
         credentials: { adminPassword: { type: 'password' } },

@@ -144,6 +144,8 @@ export interface Field {
     byteSwap: boolean;
     sf: { fc: 3 | 4; address: number } | undefined;
     missing: readonly number[] | undefined;
+    /** What a missing raw value stands for (undefined: the value is absent). */
+    missingValue: number | undefined;
 }
 
 function resolveField(d: ParsedDefinition, f: FieldParsed, base: number): Field {
@@ -159,6 +161,7 @@ function resolveField(d: ParsedDefinition, f: FieldParsed, base: number): Field 
             ? { fc: f.scaleFactor.fc ?? f.fc ?? d.fc, address: base + f.scaleFactor.address }
             : undefined,
         missing: f.missing,
+        missingValue: f.missingValue,
     };
 }
 
@@ -196,7 +199,8 @@ const SF_MISSING = -32768;
 /** The field's value in its unit (raw × scale × 10^sf), or undefined where the device has none. */
 export function valueOf(image: RegisterImage, f: Field): number | undefined {
     const raw = rawOf(image, f);
-    if (typeof raw !== 'number' || isMissing(raw, f)) return undefined;
+    if (typeof raw !== 'number') return undefined;
+    if (isMissing(raw, f)) return f.missingValue;
     let v = raw * f.scale;
     if (f.sf) {
         const sf = image.decode(f.sf.address, 'int16', f.sf.fc) as number;
@@ -240,7 +244,8 @@ export function textOf(image: RegisterImage, f: Field): string | undefined {
     return v === undefined ? undefined : String(v);
 }
 
-export type Triple = readonly [Field, Field, Field];
+/** Per-phase fields: L2 and L3 absent for a single-phase meter (they read 0). */
+export type Triple = readonly [Field, Field | undefined, Field | undefined];
 
 export interface ResolvedFields {
     status: [string, Field][];
@@ -257,10 +262,10 @@ export interface ResolvedFields {
 
 export function resolveAll(d: ParsedDefinition, base: number): ResolvedFields {
     const one = (f: FieldParsed): Field => resolveField(d, f, base);
-    const three = (t: readonly [FieldParsed, FieldParsed, FieldParsed]): Triple => [
-        one(t[0]),
-        one(t[1]),
-        one(t[2]),
+    const three = (t: readonly FieldParsed[]): Triple => [
+        one(t[0]!),
+        t[1] && one(t[1]),
+        t[2] && one(t[2]),
     ];
     const r = d.readings;
     const out: ResolvedFields = {
@@ -281,14 +286,20 @@ export function resolveAll(d: ParsedDefinition, base: number): ResolvedFields {
     return out;
 }
 
+function phaseFields(t: Triple | undefined): Field[] {
+    const out: Field[] = [];
+    for (const f of t ?? []) if (f) out.push(f);
+    return out;
+}
+
 /** Every field a poll reads (identity is read once, at start). */
 export function polledFields(r: ResolvedFields): Field[] {
     return [
         ...r.status.map(([, f]) => f),
-        ...(r.currentsA ?? []),
+        ...phaseFields(r.currentsA),
         ...(r.powerW ? [r.powerW] : []),
-        ...(r.phasePowersW ?? []),
-        ...(r.voltagesV ?? []),
+        ...phaseFields(r.phasePowersW),
+        ...phaseFields(r.voltagesV),
         ...(r.importWh ? [r.importWh] : []),
         ...(r.exportWh ? [r.exportWh] : []),
         ...(r.energyWh ? [r.energyWh] : []),
@@ -305,7 +316,7 @@ export function tripleOf(
     t: Triple | undefined,
 ): [number, number, number] | undefined {
     if (!t) return undefined;
-    const v = [valueOf(image, t[0]), valueOf(image, t[1]), valueOf(image, t[2])];
+    const v = t.map((f) => f && valueOf(image, f));
     if (v.every((x) => x === undefined)) return undefined;
     return [v[0] ?? 0, v[1] ?? 0, v[2] ?? 0];
 }

@@ -54,11 +54,19 @@ export const fieldSchema = z
             .optional(),
         /** Raw values that mean "not available" (e.g. SunSpec 0x8000, 0xFFFF): the field is absent. */
         missing: z.array(z.number()).optional(),
+        /**
+         * The value a `missing` raw value stands for, where "not available" has a meaning: an
+         * inverter's NaN power and currents at night are 0 W and 0 A (SMA), a single-phase SunSpec
+         * meter's unimplemented phases B and C carry 0 A. Without it the field is absent.
+         */
+        missingValue: z.number().optional(),
     })
     .strict();
 export type FieldDef = z.input<typeof fieldSchema>;
 
 const triple = z.tuple([fieldSchema, fieldSchema, fieldSchema]);
+/** Per-phase values: three fields, or one for a single-phase meter (L2 and L3 then read 0). */
+const perPhase = z.union([triple, z.tuple([fieldSchema])]);
 
 /** A condition on named status fields: each named field's raw value is one of the listed ones. */
 const conditionSchema = z.record(
@@ -100,12 +108,12 @@ const fixedWriteSchema = writeSchema.extend({ value: z.number() }).strict();
 export const readingsSchema = z
     .object({
         /** Phase currents (A). */
-        currentsA: triple.optional(),
+        currentsA: perPhase.optional(),
         /** Active power (W), positive = import (or, for a wallbox, drawn by the car). */
         powerW: fieldSchema.optional(),
         /** Phase powers (W): their signs give the currents' direction where currents are unsigned. */
-        phasePowersW: triple.optional(),
-        voltagesV: triple.optional(),
+        phasePowersW: perPhase.optional(),
+        voltagesV: perPhase.optional(),
         /** Meters: energy imported / exported (Wh). Wallboxes: `energyWh`, the total charged. */
         importWh: fieldSchema.optional(),
         exportWh: fieldSchema.optional(),

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePortBlock } from '../../lib/sim/powerbrain-sim';
+import { RegisterSim } from '../../lib/sim/register-sim';
+import { ACME, ACME_BOX } from '../support/acme-box';
 import { demoFlow, type DemoNode } from '../support/demo';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 
@@ -409,6 +411,61 @@ describe('editor in a browser', function () {
             const file = join(shots, 'demo-flow.png');
             await page.screenshot({ path: file });
             assert.ok(existsSync(file));
+        });
+    });
+
+    describe('a user device definition from the editor', () => {
+        let red: NodeRedProcess | undefined;
+        let page: Page | undefined;
+        let sim: RegisterSim | undefined;
+        after(async () => {
+            await page?.context().close();
+            await red?.stop();
+            await sim?.close();
+        });
+
+        it('is checked in the dialog naming the field, offered in the device table, deployed and used', async () => {
+            sim = new RegisterSim(ACME_BOX);
+            const port = await sim.listen();
+            red = await startNodeRed((await demoFlow()).flow, {
+                credentials: { [MANAGER_ID]: { adminPassword: ADMIN_PASSWORD } },
+            });
+            ({ page } = await openEditor(browser!, red));
+            await openManagerDialog(page);
+            const defs = page.locator('#node-config-input-device_defs');
+            const bad = { ...ACME, control: { current: { address: -3 } } };
+            await defs.fill(JSON.stringify([bad]));
+            const check = page.locator('#evcm-device-defs-check');
+            await check.waitFor({ state: 'visible' });
+            assert.match(
+                (await check.textContent()) ?? '',
+                /device_defs\[0\]\.control\.current\.address/,
+            );
+            await defs.fill(JSON.stringify([ACME]));
+            await check.waitFor({ state: 'hidden' });
+            await page.click('.red-ui-editableList-addButton');
+            const added = page.locator('#node-config-input-devices-list .evcm-dev-row').last();
+            await added.locator('.evcm-dev-type').selectOption('evse_user_acme');
+            const devId = await added.locator('.evcm-dev-id').inputValue();
+            await added.locator('[data-field="address"]').fill(`127.0.0.1:${port}`);
+            assert.equal(await added.locator('.input-error').count(), 0);
+            await page.click('#node-config-dialog-ok');
+            await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
+            await deploy(page);
+            const r = red;
+            const e = await until('the new wallbox is read', async () => {
+                const found = (await wallbox(r, devId)) as Json;
+                return found.state === 3 ? found : undefined;
+            });
+            assert.equal(e.dev_type, 'evse_user_acme');
+            assert.equal(e.model, 'AB11,,,A-77');
+            assert.equal(
+                ((await cnf(r, 'cmd=get_dev_types')).body as Json).evse_user_acme,
+                'Acme Box 11',
+            );
+            await until('the wallbox is written', async () =>
+                sim!.writes.some((w) => w.address === 30) ? true : undefined,
+            );
         });
     });
 
