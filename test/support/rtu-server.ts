@@ -6,8 +6,9 @@
 // Pseudo-terminals and loopback sockets move bytes at memory speed, whatever baud rate is set.
 // With `physical: true` the server therefore holds each reply until the moment its last byte
 // would have left a real line: the request's wire time (it arrives at once here, but would
-// still be arriving) plus the reply's, 11 bits per byte at the line's baud rate. Timing
-// measured against such a server is the line's, not the pty's.
+// still be arriving), the 3.5 characters of silence after which a device knows the request has
+// ended, and the reply's wire time, 11 bits per byte at the line's baud rate. Timing measured
+// against such a server is the line's, not the pty's.
 import net from 'node:net';
 import { SerialPort } from 'serialport';
 
@@ -92,6 +93,11 @@ export class RtuServer {
     /** Wire time of `bytes` bytes at the line's baud rate (ms). */
     wireMs(bytes: number): number {
         return (bytes * 11 * 1000) / this.baudRate;
+    }
+
+    /** The silence that ends a frame: 3.5 characters, 1.75 ms above 19,200 Bd (ms). */
+    gapMs(): number {
+        return this.baudRate > 19_200 ? 1.75 : this.wireMs(3.5);
     }
 
     /** Silences between consecutive frames as the server saw them (ms). */
@@ -198,7 +204,8 @@ export class RtuServer {
             reply = withCrc(bytes);
         } else reply = withCrc([...frame.subarray(0, 6)]);
         if (behaviour === 'garbled') reply[reply.length - 1]! ^= 0x5a;
-        const due = start + (physical ? this.wireMs(frame.length + reply.length) : 0);
+        const due =
+            start + (physical ? this.wireMs(frame.length + reply.length) + this.gapMs() : 0);
         this.chain = this.chain.then(async () => {
             if (physical) await until(due);
             this.out?.write(reply);
