@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { ServerSerial, ServerTCP } from 'modbus-serial';
+import { GenericModbusMeter, SDM630_MAP } from '../../../lib/devices/generic-meter';
 import { formatBusAddress, parseBusAddress } from '../../../lib/modbus/address';
 import { Bus } from '../../../lib/modbus/bus';
 import { ModbusError, type ModbusErrorCode } from '../../../lib/modbus/errors';
@@ -266,6 +267,33 @@ describe('modbus/bus over RTU over TCP', function () {
             await bus.close();
             await new Promise<void>((resolve) => server.close(() => resolve()));
             await bridge.stop();
+        }
+    });
+
+    it('drives a meter of the device table at a host:port,rtu address', async () => {
+        // every register pair of the server holds 230.0 as float32
+        const server = new RtuServer({ units: { 7: 'ok' } });
+        const port = await server.listenTcp();
+        const pool = new BusPool();
+        try {
+            const meter = new GenericModbusMeter({
+                id: 'M1',
+                address: `127.0.0.1:${port},rtu`,
+                unit: 7,
+                pool,
+                registers: SDM630_MAP,
+            });
+            const reading = await meter.read();
+            assert.equal(reading.powerW, 230);
+            assert.deepEqual(reading.voltages, [230, 230, 230]);
+            assert.equal(reading.importWh, 230_000);
+            assert.deepEqual(
+                server.frames.map((f) => [f.unit, f.fc]),
+                meter.readPlan.map((b) => [7, b.fc]),
+            );
+        } finally {
+            await pool.close();
+            await server.close();
         }
     });
 
