@@ -8,7 +8,8 @@
 // test/support/rtu-server.ts). The client then keeps the line's inter-frame gap before its next
 // request, as on a real line. What is left above the wire time is the bus's own cost: framing,
 // the queue, timer precision and the pty's relay.
-import { GenericModbusMeter, SDM630_MAP } from '../lib/devices/generic-meter';
+import { DefinedMeter } from '../lib/devices/defined-device';
+import { EASTRON_SDM630 } from '../lib/devices/definitions/eastron-sdm630';
 import { BusPool } from '../lib/modbus/pool';
 import { frameTimeMs, interFrameGapMs, replyBytes, requestBytes } from '../lib/modbus/rtu';
 import { hasCommand, PtyPair } from '../test/support/modbus';
@@ -32,12 +33,12 @@ async function cycle(baud: number, n: number): Promise<{ ms: number; wireMs: num
         const meters = Array.from(
             { length: n },
             (_, i) =>
-                new GenericModbusMeter({
+                new DefinedMeter({
                     id: `M${i + 1}`,
                     address: `${pty.b},${baud},8,N,1`,
                     unit: i + 1,
                     pool,
-                    registers: SDM630_MAP,
+                    definition: EASTRON_SDM630,
                 }),
         );
         // The physical minimum of one cycle: every request and reply on the wire, the device's

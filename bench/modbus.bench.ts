@@ -1,40 +1,19 @@
-// Modbus poll efficiency against simulated Power Brains on loopback TCP: requests per device
-// cycle against the minimum the register blocks need (and the same for the Eastron meters),
-// poll latency for 1, 8 and 32 wallboxes polled in parallel (each on its own port), and
+// Modbus poll efficiency: requests per device cycle of every built-in device definition
+// against the minimum its registers need; against simulated Power Brains on loopback TCP, poll latency for 1, 8 and 32 wallboxes polled in parallel (each on its own port), and
 // sequential reads on one connection.
-import {
-    GenericModbusMeter,
-    type MeterMap,
-    SDM630_MAP,
-    SDM72DM_MAP,
-} from '../lib/devices/generic-meter';
-import { PowerBrainEvse, PowerBrainMeter } from '../lib/devices/powerbrain';
-import { type DataType, wordCount } from '../lib/modbus/codec';
+import type { DeviceDefinition, FieldDef } from '../lib/devices/definition';
+import { BUILT_IN_DEFINITIONS } from '../lib/devices/definitions';
+import { createModbusDriver } from '../lib/devices/factory';
+import { PowerBrainEvse } from '../lib/devices/powerbrain';
 import { Bus } from '../lib/modbus/bus';
+import { type DataType, wordCount } from '../lib/modbus/codec';
 import { BusPool } from '../lib/modbus/pool';
-import { PB } from '../lib/modbus/powerbrain-map';
 import { PowerBrainSim } from '../lib/sim/powerbrain-sim';
 import { RtuServer } from '../test/support/rtu-server';
 import { median, type Report, round } from './harness';
 
-/** Registers one poll needs, listed independently of the driver's plan. */
-const EVSE_NEEDS: [number, number][] = [
-    [PB.meterFlags, 1],
-    [PB.energy, 4],
-    [PB.power, 2],
-    [PB.currentL1, 6],
-    [PB.cpState, 1],
-    [PB.currentLimit, 1],
-    [PB.chargingEnable, 1],
-    [PB.chargingCurrent, 1],
-    [PB.lastRfid, 15],
-];
-const METER_NEEDS: [number, number][] = EVSE_NEEDS.slice(0, 4);
-
 /** Number of maximal runs of consecutive registers: the least number of read requests. */
-function contiguousBlocks(needs: [number, number][]): number {
-    const words = new Set<number>();
-    for (const [a, n] of needs) for (let i = 0; i < n; i++) words.add(a + i);
+function contiguousBlocks(words: Set<number>): number {
     const sorted = [...words].sort((x, y) => x - y);
     // a run longer than a request may carry (125 registers) takes more than one
     let blocks = 0;
@@ -49,41 +28,78 @@ function contiguousBlocks(needs: [number, number][]): number {
     return blocks;
 }
 
-/** The least requests a meter map's registers need: contiguous runs per function code. */
-function mapMinimum(map: MeterMap): number {
-    const fields = [
-        map.powerW,
-        ...(map.currentsA ?? []),
-        ...(map.phasePowersW ?? []),
-        ...(map.voltagesV ?? []),
-        ...(map.importWh ? [map.importWh] : []),
-        ...(map.exportWh ? [map.exportWh] : []),
-    ];
-    let total = 0;
-    for (const fc of [3, 4]) {
-        const needs = fields
-            .filter((f) => (f.fc ?? map.fc ?? 3) === fc)
-            .map((f): [number, number] => [f.address, wordCount((f.type ?? 'int32') as DataType)]);
-        if (needs.length) total += contiguousBlocks(needs);
+/**
+ * The least read requests one cycle of a definition needs, from its registers alone: every
+ * status field and reading (identity is read once at start, not per cycle) and the scale-factor
+ * registers they name, as contiguous runs per function code.
+ */
+function definitionMinimum(d: DeviceDefinition): number {
+    const readings = { ...(d.readings ?? {}) } as Record<string, FieldDef | FieldDef[]>;
+    delete readings.model;
+    delete readings.serial;
+    delete readings.firmware;
+    const fields: FieldDef[] = [...Object.values(d.status ?? {})];
+    for (const r of Object.values(readings)) fields.push(...(Array.isArray(r) ? r : [r]));
+    const words = new Map<number, Set<number>>();
+    const add = (fc: number, address: number, n: number): void => {
+        const set = words.get(fc) ?? new Set<number>();
+        for (let i = 0; i < n; i++) set.add(address + i);
+        words.set(fc, set);
+    };
+    for (const f of fields) {
+        const fc = f.fc ?? d.fc ?? 3;
+        const type = f.type ?? 'uint16';
+        add(fc, f.address, type === 'string' ? (f.words ?? 1) : wordCount(type as DataType));
+        if (f.scaleFactor) add(f.scaleFactor.fc ?? fc, f.scaleFactor.address, 1);
     }
+    let total = 0;
+    for (const set of words.values()) total += contiguousBlocks(set);
     return total;
 }
 
-/** Requests one read of a meter makes, counted where they arrive (an RTU-over-TCP server). */
-async function meterRequests(map: MeterMap): Promise<number> {
+/**
+ * Requests one cycle of a built-in definition makes, counted where they arrive: the Power Brain
+ * simulator for its own types, otherwise an RTU-over-TCP server that answers every register.
+ */
+async function cycleRequests(d: DeviceDefinition): Promise<number> {
+    const pool = new BusPool({ timeoutMs: 2000 });
+    if (d.type.endsWith('_powerbrain')) {
+        const sim = new PowerBrainSim({ port: 0, plugged: true });
+        await sim.start();
+        try {
+            const driver = createModbusDriver(
+                {
+                    dev_type: d.type,
+                    dev_id: d.kind === 'evse' ? 'E1' : 'M1',
+                    address: `127.0.0.1:${sim.ports.evse}`,
+                    id: d.kind === 'evse' ? 1 : 2,
+                },
+                { pool },
+            );
+            await driver.read();
+            const before = sim.state.requests;
+            await driver.read();
+            return sim.state.requests - before;
+        } finally {
+            await pool.close();
+            await sim.close();
+        }
+    }
     const server = new RtuServer({ units: { 1: 'ok' }, baudRate: 115200 });
     const port = await server.listenTcp();
-    const pool = new BusPool({ timeoutMs: 2000 });
     try {
-        const meter = new GenericModbusMeter({
-            id: 'M1',
-            address: `127.0.0.1:${port},rtu,115200`,
-            pool,
-            registers: map,
-        });
-        await meter.read();
+        const driver = createModbusDriver(
+            {
+                dev_type: d.type,
+                dev_id: d.kind === 'evse' ? 'E1' : 'M1',
+                address: `127.0.0.1:${port},rtu,115200`,
+                id: 1,
+            },
+            { pool },
+        );
+        await driver.read();
         const before = server.frames.length;
-        await meter.read();
+        await driver.read();
         return server.frames.length - before;
     } finally {
         await pool.close();
@@ -122,55 +138,37 @@ async function pollMs(n: number): Promise<number> {
 }
 
 export async function run(report: Report): Promise<void> {
+    let requests = 0;
+    let baseline = 0;
+    for (const d of BUILT_IN_DEFINITIONS) {
+        if (d.sunspec) {
+            // addresses are offsets into models found by a scan: measured by the fixture tests
+            console.warn(`${d.type}: SunSpec, not measured here`);
+            continue;
+        }
+        const n = await cycleRequests(d);
+        const min = definitionMinimum(d);
+        report(`modbus.requests_per_device_cycle.${d.type}`, {
+            value: n,
+            unit: 'requests',
+            baseline: min,
+            ratio: n / min,
+        });
+        requests += n;
+        baseline += min;
+    }
+    // every built-in definition: the sum of their requests against the sum of their minimums
+    report('modbus.requests_per_device_cycle', {
+        value: requests,
+        unit: 'requests',
+        baseline,
+        ratio: requests / baseline,
+    });
+
     const sim = new PowerBrainSim({ port: 0, plugged: true });
     await sim.start();
     const pool = new BusPool();
     try {
-        const evse = new PowerBrainEvse({ id: 'E1', address: `127.0.0.1:${sim.ports.evse}`, pool });
-        const meter = new PowerBrainMeter({
-            id: 'M1',
-            address: `127.0.0.1:${sim.ports.evse}`,
-            unit: 2,
-            pool,
-        });
-        await evse.read();
-        await meter.read();
-        const before = sim.state.requests;
-        await evse.read();
-        await meter.read();
-        const pbRequests = sim.state.requests - before;
-        const pbMinimum = contiguousBlocks(EVSE_NEEDS) + contiguousBlocks(METER_NEEDS);
-        report('modbus.requests_per_device_cycle.powerbrain', {
-            value: pbRequests,
-            unit: 'requests',
-            baseline: pbMinimum,
-            ratio: pbRequests / pbMinimum,
-        });
-        let requests = pbRequests;
-        let baseline = pbMinimum;
-        for (const [type, map] of [
-            ['meter_sdm630', SDM630_MAP],
-            ['meter_sdm72dm', SDM72DM_MAP],
-        ] as const) {
-            const n = await meterRequests(map);
-            const min = mapMinimum(map);
-            report(`modbus.requests_per_device_cycle.${type}`, {
-                value: n,
-                unit: 'requests',
-                baseline: min,
-                ratio: n / min,
-            });
-            requests += n;
-            baseline += min;
-        }
-        // every device type measured: their sum against the sum of their minimums
-        report('modbus.requests_per_device_cycle', {
-            value: requests,
-            unit: 'requests',
-            baseline,
-            ratio: requests / baseline,
-        });
-
         const bus = new Bus({ kind: 'tcp', host: '127.0.0.1', port: sim.ports.meter1 });
         try {
             for (let i = 0; i < 200; i++)

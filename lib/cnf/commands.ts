@@ -23,7 +23,7 @@ import { adminChange, conflictOf, selfChange, type User } from './users';
 import { objectBody, parseDecimal, single, type Params } from './query';
 import { planWrite, readAll, readValue, readWords, resolveTarget, writeWords } from './registers';
 import {
-    DEV_TYPE_LABELS,
+    devTypeLabels,
     devInfo,
     getParams,
     READ_ONLY_DEVICE_KEYS,
@@ -177,7 +177,7 @@ const getParamsCmd: CommandDef = {
 const getDevTypes: CommandDef = {
     auth: 'public',
     query: noParams,
-    handler: () => ({ ...DEV_TYPE_LABELS }),
+    handler: (call) => devTypeLabels(call.ctx.site.params.device_defs),
 };
 
 /** The body, or for GET forms the query parameters other than cmd. */
@@ -217,11 +217,11 @@ async function applyDevices(ctx: CnfContext, input: unknown, tmp = false): Promi
         if (at >= 0) table[at] = { ...table[at], ...c };
         else table = [...table, c];
     }
-    const parsed = parseDevices(table); // throws before anything changes
+    const parsed = parseDevices(table, ctx.site.params.device_defs); // throws before anything changes
     // Driver addresses too: a device that cannot get a driver must not leave the others changed.
     for (const c of changes) {
         const d = parsed.find((x) => x.dev_id === c.dev_id)!;
-        if (!isModbusDevType(d.dev_type)) continue;
+        if (!isModbusDevType(d.dev_type, ctx.site.params.device_defs)) continue;
         try {
             resolveDevice(d.address, d.id);
         } catch (err) {
@@ -627,7 +627,10 @@ const resetDevice: CommandDef<z.output<typeof devIdQuery>> = {
     async handler({ ctx, q }) {
         const entry = device(ctx, q.dev_id);
         // Deleting first would fail for a device others refer to; check that it can be deleted.
-        parseDevices(ctx.site.devices.filter((d) => d.dev_id !== q.dev_id));
+        parseDevices(
+            ctx.site.devices.filter((d) => d.dev_id !== q.dev_id),
+            ctx.site.params.device_defs,
+        );
         await ctx.site.deleteDevice(q.dev_id);
         await ctx.site.setDevice({ ...entry });
         forgetDevice(ctx, q.dev_id);

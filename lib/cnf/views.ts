@@ -3,10 +3,12 @@
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import type { CycleReport } from '../core/engine';
 import type { EvseReading, MeterReading, Phases3 } from '../core/types';
-import { MODBUS_DEV_TYPES } from '../devices/factory';
+import { DefinedEvse, DefinedMeter } from '../devices/defined-device';
+import type { DeviceDefinition } from '../devices/definition';
 import { PowerBrainEvse, PowerBrainMeter } from '../devices/powerbrain';
+import { modbusDevTypes } from '../devices/registry';
 import { OcppEvseDriver } from '../ocpp/driver';
-import { isEvse, isMeter, type DeviceEntry, type MeterEntry } from '../site/schema';
+import { isEvse, isGroup, isMeter, type DeviceEntry, type MeterEntry } from '../site/schema';
 import type { CnfContext } from './context';
 
 /** The API level we implement, reported as the firmware version (≥ 1.20: new field names). */
@@ -15,19 +17,23 @@ export const API_VERSION = '1.30.1';
 export const API_VERSION_PACKED = (1 << 24) | (30 << 16) | 1;
 export const PRODUCT = 'EVCM Charging Manager';
 
-export const DEV_TYPE_LABELS: Readonly<Record<string, string>> = {
-    evse_powerbrain: MODBUS_DEV_TYPES.evse_powerbrain,
+/** Device types that are not Modbus definitions. */
+const OTHER_DEV_TYPES: Readonly<Record<string, string>> = {
     evse_ajax: 'HTTP input',
     evse_sim: 'Simulation (VE)',
     evse_ocpp: 'OCPP 1.6J / 2.0.1',
     evse_group: 'EVSE group',
-    meter_powerbrain: MODBUS_DEV_TYPES.meter_powerbrain,
-    meter_sdm630: MODBUS_DEV_TYPES.meter_sdm630,
-    meter_sdm72dm: MODBUS_DEV_TYPES.meter_sdm72dm,
-    meter_modbus: MODBUS_DEV_TYPES.meter_modbus,
     meter_ajax: 'HTTP input',
     meter_sim: 'Simulation (VM)',
 };
+
+/** dev_type → display name (get_dev_types, dev_meta): every definition, the user's included. */
+export function devTypeLabels(user: readonly DeviceDefinition[] = []): Record<string, string> {
+    return { ...modbusDevTypes(user), ...OTHER_DEV_TYPES };
+}
+
+/** The built-in types' names. */
+export const DEV_TYPE_LABELS: Readonly<Record<string, string>> = devTypeLabels();
 
 const CP_STATE = ['', 'Standby', 'Vehicle detected', 'Charging', 'Charging', 'Error', 'Offline'];
 
@@ -108,8 +114,15 @@ function modelOf(ctx: CnfContext, d: DeviceEntry, l: Live<unknown>): string {
         const b = driver.boot;
         return `${b.vendor} ${b.model},${b.firmware ?? ''},,${b.serial ?? ''}`;
     }
+    if ((driver instanceof DefinedEvse || driver instanceof DefinedMeter) && driver.identity) {
+        // as the vendor's model field: "maker model,firmware,,serial"
+        const id = driver.identity;
+        const name = [id.manufacturer, id.model ?? driver.definition.title].filter(Boolean);
+        return `${name.join(' ')},${id.firmware ?? ''},,${id.serial ?? ''}`;
+    }
     if (d.dev_type.endsWith('_sim')) return `EVCM Simulation,1.0,${API_VERSION},${d.dev_id}`;
-    return `${DEV_TYPE_LABELS[d.dev_type] ?? d.dev_type},1.0,,`;
+    const title = devTypeLabels(ctx.site.params.device_defs)[d.dev_type];
+    return `${title ?? d.dev_type},1.0,,`;
 }
 
 export interface ViewInputs {
@@ -162,12 +175,7 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
         paused && mem?.pausedSince !== null && mem?.pausedSince !== undefined
             ? Math.floor((v.now - mem.pausedSince) / 1000)
             : minPause;
-    const maxCur =
-        d.dev_type === 'evse_group'
-            ? d.max_charging_cur
-            : e
-              ? ctx.site.maxChargingCurrentNow(e)
-              : 0;
+    const maxCur = isGroup(d) ? d.max_charging_cur : e ? ctx.site.maxChargingCurrentNow(e) : 0;
     const out: Record<string, unknown> = {
         ...common(ctx, d, l),
         is_evse: true,
@@ -365,7 +373,11 @@ export function devInfo(ctx: CnfContext): Record<string, unknown> {
 export function getParams(ctx: CnfContext): Record<string, unknown> {
     const v = viewInputs(ctx);
     const devices = ctx.site.devices.map((d) => deviceInfo(ctx, d, v));
-    return { ...paramsInfo(ctx, v, devices, true), dev_meta: { ...DEV_TYPE_LABELS } };
+    return {
+        ...paramsInfo(ctx, v, devices, true),
+        device_defs: structuredClone(ctx.site.params.device_defs),
+        dev_meta: devTypeLabels(ctx.site.params.device_defs),
+    };
 }
 
 /**

@@ -1,25 +1,22 @@
 // Drivers from device-table entries as the vendor writes them: `{dev_type, address, id, dev_id}`.
+// Every Modbus type is a device definition (built in or the user's) run by the definition driver,
+// except the Power Brain's, whose drivers add what a definition cannot say, and `meter_modbus`,
+// whose register map comes with the entry.
 import { z } from 'zod';
 import type { DeviceDriver, DeviceFailSafe } from '../core/types';
 import type { BusOptions } from '../modbus/bus';
 import { ModbusError } from '../modbus/errors';
 import type { BusPool } from '../modbus/pool';
-import { GenericModbusMeter, type MeterMap, SDM630_MAP, SDM72DM_MAP } from './generic-meter';
+import { DefinedEvse, DefinedMeter } from './defined-device';
+import type { DeviceDefinition } from './definition';
+import { GenericModbusMeter, type MeterMap } from './generic-meter';
 import { PowerBrainEvse, PowerBrainMeter } from './powerbrain';
+import { findDefinition, isModbusDevType, MAP_METER_TYPE, modbusDevTypes } from './registry';
 
-/** Modbus device types this package drives, with the vendor's display names. */
-export const MODBUS_DEV_TYPES = {
-    evse_powerbrain: 'cFos Power Brain',
-    meter_powerbrain: 'cFos Power Brain S0',
-    meter_sdm630: 'Eastron SDM630, SDM630MCT, SDM72DM-V2',
-    meter_sdm72dm: 'Eastron SDM72DM V1',
-    meter_modbus: 'Modbus meter (register map)',
-} as const;
-export type ModbusDevType = keyof typeof MODBUS_DEV_TYPES;
+/** Built-in Modbus device types with their display names (dev_meta). */
+export const MODBUS_DEV_TYPES: Readonly<Record<string, string>> = modbusDevTypes();
 
-export function isModbusDevType(devType: string): devType is ModbusDevType {
-    return Object.prototype.hasOwnProperty.call(MODBUS_DEV_TYPES, devType);
-}
+export { isModbusDevType };
 
 const deviceConfigSchema = z.object({
     dev_type: z.string(),
@@ -43,6 +40,8 @@ export interface ModbusDeviceConfig {
 
 export interface DriverContext {
     pool: BusPool;
+    /** The user's definitions (the `device_defs` parameter). */
+    definitions?: readonly DeviceDefinition[];
     powerBrainHost?: string;
     bus?: BusOptions;
 }
@@ -69,29 +68,27 @@ export function createModbusDriver(
         ...(context.powerBrainHost !== undefined ? { powerBrainHost: context.powerBrainHost } : {}),
         ...(context.bus !== undefined ? { bus: context.bus } : {}),
     };
-    switch (dev_type) {
-        case 'evse_powerbrain':
-            return new PowerBrainEvse({ ...base, failSafe: config.failSafe ?? null });
-        case 'meter_powerbrain':
-            return new PowerBrainMeter(base);
-        case 'meter_sdm630':
-            return new GenericModbusMeter({ ...base, registers: SDM630_MAP });
-        case 'meter_sdm72dm':
-            return new GenericModbusMeter({ ...base, registers: SDM72DM_MAP });
-        case 'meter_modbus':
-            if (!config.registers) {
-                throw new ModbusError(
-                    'MODBUS_BAD_REQUEST',
-                    dev_id,
-                    'meter_modbus needs a register map',
-                );
-            }
-            return new GenericModbusMeter({ ...base, registers: config.registers });
-        default:
+    if (dev_type === MAP_METER_TYPE) {
+        if (!config.registers) {
             throw new ModbusError(
                 'MODBUS_BAD_REQUEST',
                 dev_id,
-                `unknown Modbus device type "${dev_type}"`,
+                'meter_modbus needs a register map',
             );
+        }
+        return new GenericModbusMeter({ ...base, registers: config.registers });
     }
+    const definition = findDefinition(dev_type, context.definitions);
+    if (!definition) {
+        throw new ModbusError(
+            'MODBUS_BAD_REQUEST',
+            dev_id,
+            `unknown Modbus device type "${dev_type}"`,
+        );
+    }
+    const failSafe = config.failSafe ?? null;
+    if (dev_type === 'evse_powerbrain') return new PowerBrainEvse({ ...base, failSafe });
+    if (dev_type === 'meter_powerbrain') return new PowerBrainMeter(base);
+    if (definition.kind === 'evse') return new DefinedEvse({ ...base, definition, failSafe });
+    return new DefinedMeter({ ...base, definition });
 }

@@ -86,7 +86,8 @@ export abstract class ModbusDevice {
         });
     }
 
-    protected writeWords(address: number, values: readonly number[]): Promise<void> {
+    /** `fc` 16 for a single register the device takes only as "write multiple". */
+    protected writeWords(address: number, values: readonly number[], fc?: 6 | 16): Promise<void> {
         if (this.closed) return Promise.reject(this.closedError());
         return this.bus.write({
             device: this.label,
@@ -95,6 +96,7 @@ export abstract class ModbusDevice {
             values,
             timeoutMs: this.timeoutMs,
             backoffMs: this.backoffMs,
+            ...(fc !== undefined ? { fc } : {}),
         });
     }
 

@@ -1,5 +1,9 @@
 // cFos Power Brain drivers: the wallbox (`evse_powerbrain`, unit 1) and its S0 meter inputs
-// (`meter_powerbrain`, units 2 and 3). Registers per the vendor's map (lib/modbus/powerbrain-map).
+// (`meter_powerbrain`, units 2 and 3). What they read and write, and how it is decoded, comes from
+// the Power Brain's definitions (lib/devices/definitions/powerbrain.ts); what a definition cannot
+// say is here: the vendor-id check, the attached meter read only where the wallbox has one, the
+// card count, the fail-safe compared before it is written (it lives in flash), limit and enable in
+// one write, and phase switching only where the wallbox permits it.
 import { z } from 'zod';
 import type {
     DeviceFailSafe,
@@ -11,21 +15,31 @@ import type {
     MeterReading,
 } from '../core/types';
 import type { PollRequest } from '../modbus/bus';
-import { decode } from '../modbus/codec';
+import { decode, encode } from '../modbus/codec';
 import { ModbusError } from '../modbus/errors';
 import { planReads, type ReadBlock, type RegisterImage } from '../modbus/planner';
 import { PB, PHASE_SWITCH_WHILE_PLUGGED, POWER_BRAIN_VENDOR_ID } from '../modbus/powerbrain-map';
+import {
+    currentsOf,
+    type Field,
+    parseDefinition,
+    polledFields,
+    type ResolvedFields,
+    resolveAll,
+    spansOf,
+    stateOf,
+    textOf,
+    tripleOf,
+    valueOf,
+} from './defined-device';
+import { POWER_BRAIN_EVSE, POWER_BRAIN_S0 } from './definitions/powerbrain';
 import { ModbusDevice, type ModbusDeviceOptions } from './modbus-device';
 
-/** Charge-pilot state (8092) → IEC 61851 state as the vendor numbers it (A=1 … error=5). */
-export function cpToState(cp: number): EvseState {
-    return cp >= 0 && cp <= 3 ? ((cp + 1) as EvseState) : 5;
-}
-
-/** mA → the Power Brain's 0.1 A, rounded down so the car never gets more than decided. */
-export function toDeciAmps(mA: number): number {
-    return Math.floor(mA / 100);
-}
+const EVSE_DEF = parseDefinition(POWER_BRAIN_EVSE);
+const S0_DEF = parseDefinition(POWER_BRAIN_S0);
+const EVSE_FIELDS = resolveAll(EVSE_DEF, 0);
+const S0_FIELDS = resolveAll(S0_DEF, 0);
+const CONTROL = EVSE_DEF.control!;
 
 const int = z.number().int();
 const phases = z.tuple([int, int, int]);
@@ -80,27 +94,51 @@ function plausibleMeter(r: MeterReading): boolean {
     );
 }
 
-/** Attached-meter / S0-meter block 8057..8069: flags, energy, power, three currents. */
-const METER_BLOCK = { address: PB.meterFlags, count: 13 } as const;
-/** Wallbox block 8092..8110: state, limit, enable, current, RFID. */
-const EVSE_BLOCK = { address: PB.cpState, count: PB.lastRfid + 15 - PB.cpState } as const;
+/** The attached meter's fields (currents, power, energy): read only where the wallbox has one. */
+const METER_PART: ResolvedFields = {
+    status: [],
+    identity: {},
+    ...pick(EVSE_FIELDS, 'currentsA', 'powerW', 'energyWh'),
+};
+/** The wallbox's own fields: state and card. */
+const EVSE_PART: ResolvedFields = {
+    status: EVSE_FIELDS.status,
+    identity: {},
+    ...pick(EVSE_FIELDS, 'rfid'),
+};
+const S0_PART: ResolvedFields = {
+    status: [],
+    identity: {},
+    ...pick(S0_FIELDS, 'currentsA', 'powerW', 'importWh'),
+};
 
-/** The attached meter's currents (mA) from 8064..8069 (0.1 A each, int32). */
-function meterCurrents(image: RegisterImage): [number, number, number] {
-    return [
-        (image.decode(PB.currentL1, 'int32') as number) * 100,
-        (image.decode(PB.currentL1 + 2, 'int32') as number) * 100,
-        (image.decode(PB.currentL1 + 4, 'int32') as number) * 100,
-    ];
+function pick<K extends keyof ResolvedFields>(
+    from: ResolvedFields,
+    ...keys: K[]
+): Pick<ResolvedFields, K> {
+    const out = {} as Pick<ResolvedFields, K>;
+    for (const k of keys) if (from[k] !== undefined) out[k] = from[k];
+    return out;
 }
 
-/** The attached meter's power (W); −1 means "no value yet" on the device. */
-function meterPowerW(image: RegisterImage): number {
-    return Math.max(0, image.decode(PB.power, 'int32') as number);
+const plan = (part: ResolvedFields, maxGap: number): ReadBlock[] =>
+    planReads(spansOf(polledFields(part)), { maxGap });
+const METER_BLOCKS = plan(METER_PART, 0);
+const EVSE_BLOCKS = plan(EVSE_PART, EVSE_DEF.maxGap);
+const S0_BLOCKS = plan(S0_PART, 0);
+
+/** The meter's currents (mA). */
+function meterCurrents(image: RegisterImage, part: ResolvedFields): [number, number, number] {
+    return currentsOf(image, part) ?? [0, 0, 0];
 }
 
-function meterEnergyWh(image: RegisterImage): number {
-    return image.decode(PB.energy, 'int64') as number;
+/** The meter's power (W); "no value yet" (−1 on the device) reads as 0. */
+function meterPowerW(image: RegisterImage, part: ResolvedFields): number {
+    return Math.max(0, Math.round(valueOf(image, part.powerW!) ?? 0));
+}
+
+function meterEnergyWh(image: RegisterImage, field: Field): number {
+    return Math.round(valueOf(image, field) ?? 0);
 }
 
 export interface PowerBrainIdentity {
@@ -140,13 +178,26 @@ export interface PowerBrainEvseOptions extends ModbusDeviceOptions {
     failSafe?: DeviceFailSafe | null;
 }
 
-/** 8083 (seconds, 32 bits) and 8085 (0.1 A) as one write; the device clamps to 63 A. */
+const FAIL_SAFE_TIMEOUT = CONTROL.failSafe!.timeout!;
+const FAIL_SAFE_CURRENT = CONTROL.failSafe!.current!;
+// The fail-safe's time and current are one write, the limit and enable another: each pair must be
+// adjacent registers (they are: 8083/8085 and 8093/8094).
+if (
+    FAIL_SAFE_CURRENT.address !== FAIL_SAFE_TIMEOUT.address + 2 ||
+    CONTROL.enable!.address !== CONTROL.current.address + 1
+) {
+    throw new Error('Power Brain definition: fail-safe or limit/enable registers are not adjacent');
+}
+
+/** Fail-safe time (seconds, 32 bits) and current (0.1 A) as one write; the device clamps to 63 A. */
 function failSafeWords(failSafe: DeviceFailSafe): number[] {
-    const seconds = Math.floor(failSafe.timeoutMs / 1000);
+    const seconds = Math.floor(failSafe.timeoutMs / 1000 / FAIL_SAFE_TIMEOUT.scale);
     return [
-        (seconds >>> 16) & 0xffff,
-        seconds & 0xffff,
-        Math.min(630, toDeciAmps(failSafe.current)),
+        ...encode(seconds, 'uint32'),
+        Math.min(
+            Math.round(CONTROL.current.max / FAIL_SAFE_CURRENT.scale),
+            Math.floor(failSafe.current / 1000 / FAIL_SAFE_CURRENT.scale + 1e-9),
+        ),
     ];
 }
 
@@ -162,6 +213,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     private pollPlan: PollRequest | undefined;
     private identityValue: PowerBrainIdentity | undefined;
     private s0Inputs = 0;
+    private hasMeter = false;
     private lastState: EvseState | undefined;
 
     constructor(options: PowerBrainEvseOptions) {
@@ -242,8 +294,9 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         const caps = await this.readWords(PB.hasMeter, 2); // 8112 has_meter, 8113 s0_inputs
         const hasMeter = caps[0] === 1;
         this.s0Inputs = caps[1]!;
+        this.hasMeter = hasMeter;
         this.pollPlan = this.pollRequest(
-            planReads(hasMeter ? [METER_BLOCK, EVSE_BLOCK] : [EVSE_BLOCK]),
+            hasMeter ? [...METER_BLOCKS, ...EVSE_BLOCKS] : EVSE_BLOCKS,
         );
         this.identityValue = identity;
     }
@@ -281,9 +334,9 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         if (!failSafe) return;
         try {
             const wanted = failSafeWords(failSafe);
-            const present = await this.readWords(PB.failSafeDuration, 3);
+            const present = await this.readWords(FAIL_SAFE_TIMEOUT.address, wanted.length);
             if (present.some((w, i) => w !== wanted[i])) {
-                await this.writeWords(PB.failSafeDuration, wanted);
+                await this.writeWords(FAIL_SAFE_TIMEOUT.address, wanted);
             }
         } catch (e) {
             this.failSafeDue = true;
@@ -292,18 +345,18 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     }
 
     private readonly toReading = (image: RegisterImage): EvseReading | Promise<EvseReading> => {
-        const state = cpToState(image.decode(PB.cpState, 'uint16') as number);
+        const state = stateOf(EVSE_DEF, EVSE_PART, image);
         // One literal with every field the poll fills: adding them one by one would grow the
         // object's property store on every poll.
-        const reading: EvseReading = image.has(METER_BLOCK.address, METER_BLOCK.count)
+        const reading: EvseReading = this.hasMeter
             ? {
                   state,
-                  currents: meterCurrents(image),
-                  powerW: meterPowerW(image),
-                  totalEnergyWh: meterEnergyWh(image),
+                  currents: meterCurrents(image, METER_PART),
+                  powerW: meterPowerW(image, METER_PART),
+                  totalEnergyWh: meterEnergyWh(image, METER_PART.energyWh!),
               }
             : { state };
-        const rfid = image.decode(PB.lastRfid, 'string', 3, 'big', 15) as string;
+        const rfid = textOf(image, EVSE_PART.rfid!);
         if (!rfid) return this.checked(reading);
         reading.rfid = rfid;
         // The reader's count tells a new presentation of the same card from the card that stays
@@ -332,21 +385,24 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     apply(command: EvseCommand): Promise<void> {
         // Chained, not awaited, as read() is: with changing setpoints this runs every cycle.
         if (!this.pollPlan) return this.start().then(() => this.apply(command));
+        const c = CONTROL.current;
+        const enableDef = CONTROL.enable!;
+        const raw = (mA: number): number => Math.floor(mA / 1000 / c.scale + 1e-9);
         let limit: number;
         let enable: number;
         if (command.released) {
             // Released (disable_policy −1): the current the allocator counts the wallbox at.
-            limit = toDeciAmps(command.current);
-            enable = 1;
-        } else if (!command.chargingEnabled || command.current < 6000) {
-            limit = toDeciAmps(Math.max(6000, command.current));
-            enable = 0;
+            limit = raw(command.current);
+            enable = enableDef.on;
+        } else if (!command.chargingEnabled || command.current < c.min * 1000) {
+            limit = raw(Math.max(c.min * 1000, command.current));
+            enable = enableDef.off;
         } else {
-            limit = toDeciAmps(command.current);
-            enable = 1;
+            limit = raw(command.current);
+            enable = enableDef.on;
         }
-        limit = Math.min(630, Math.max(60, limit));
-        return this.writeWords(PB.currentLimit, [limit, enable]);
+        limit = Math.min(raw(c.max * 1000), Math.max(raw(c.min * 1000), limit));
+        return this.writeWords(c.address, [limit, enable]);
     }
 
     override close(): Promise<void> {
@@ -368,7 +424,8 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
                 'phase switching while a car is plugged in is not permitted',
             );
         }
-        await this.writeWords(PB.relaySelect, [phases === 1 ? 1 : 0]);
+        const p = CONTROL.phases!;
+        await this.writeWords(p.address, [phases === 1 ? p.one : p.three]);
     }
 }
 
@@ -377,7 +434,7 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
     private starting: Promise<void> | undefined;
     private voltages: [number, number, number] | undefined;
     private identityValue: PowerBrainIdentity | undefined;
-    private readonly pollPlan = this.pollRequest(planReads([METER_BLOCK]));
+    private readonly pollPlan = this.pollRequest(S0_BLOCKS);
 
     /** Identity read at start (undefined before the first successful read). */
     get identity(): PowerBrainIdentity | undefined {
@@ -387,8 +444,12 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
     start(): Promise<void> {
         this.starting ??= (async () => {
             this.identityValue = await readIdentity((a, n) => this.readWords(a, n), this.label);
-            const v = await this.readWords(PB.voltageL1, 3);
-            this.voltages = [v[0]!, v[1]!, v[2]!];
+            // configured on the device, not measured: read once
+            const voltages = S0_FIELDS.voltagesV!;
+            const image = await this.poll(
+                this.pollRequest(plan({ status: [], identity: {}, voltagesV: voltages }, 0)),
+            );
+            this.voltages = tripleOf(image, voltages)!.map(Math.round) as [number, number, number];
         })().catch((e: unknown) => {
             this.starting = undefined;
             throw e;
@@ -400,9 +461,9 @@ export class PowerBrainMeter extends ModbusDevice implements MeterDriver {
         if (!this.voltages) await this.start();
         const image = await this.poll(this.pollPlan);
         const reading: MeterReading = {
-            powerW: meterPowerW(image),
-            importWh: meterEnergyWh(image),
-            currents: meterCurrents(image),
+            powerW: meterPowerW(image, S0_PART),
+            importWh: meterEnergyWh(image, S0_PART.importWh!),
+            currents: meterCurrents(image, S0_PART),
         };
         if (this.voltages) reading.voltages = this.voltages;
         if (!plausibleMeter(reading)) {

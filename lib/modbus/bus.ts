@@ -85,6 +85,9 @@ export interface WriteRequest extends DeviceTiming {
     unit: number;
     address: number;
     values: readonly number[];
+    /** 16 writes a single register with "write multiple" (devices that accept nothing else);
+     *  default: 6 for one register, 16 for more. */
+    fc?: 6 | 16;
 }
 
 export interface BusStats {
@@ -137,6 +140,8 @@ class Job {
         public count: number,
         readonly values: readonly number[] | undefined,
         readonly blocks: readonly ReadBlock[] | undefined,
+        /** A write of one register sent as function 16. */
+        readonly multiple = false,
     ) {
         this.image = blocks ? new RegisterImage(blocks.length) : undefined;
         this.promise = new Promise<unknown>((resolve, reject) => {
@@ -337,6 +342,7 @@ export class Bus {
             [...values],
             undefined,
             request,
+            request.fc === 16,
         ) as Promise<void>;
     }
 
@@ -368,6 +374,7 @@ export class Bus {
         values: readonly number[] | undefined,
         blocks: readonly ReadBlock[] | undefined,
         timing: DeviceTiming,
+        multiple = false,
     ): Promise<unknown> {
         if (!Number.isInteger(unit) || unit < 0 || unit > 255) {
             return Promise.reject(this.badRequest(device, `bad unit id ${unit}`));
@@ -414,7 +421,7 @@ export class Bus {
                 `queue of ${this.name} is full (${this.opts.maxQueue})`,
             );
         }
-        const job = new Job(kind, device, unit, fc, address, count, values, blocks);
+        const job = new Job(kind, device, unit, fc, address, count, values, blocks, multiple);
         job.timeoutMs = timeoutMs;
         job.backoffMs = backoffMs;
         this.queue.push(job);
@@ -562,7 +569,7 @@ export class Bus {
             if (job.kind !== 'write') {
                 if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, onReply);
                 else client.writeFC3(job.unit, job.address, job.count, onReply);
-            } else if (job.values!.length === 1) {
+            } else if (job.values!.length === 1 && !job.multiple) {
                 client.writeFC6(job.unit, job.address, job.values![0]!, onReply);
             } else {
                 client.writeFC16(job.unit, job.address, [...job.values!], onReply);

@@ -16,6 +16,7 @@ export const EDITOR_PARAM_FIELDS = [
     'lb_enabled',
     'disable_policy',
     'cycle_ms',
+    'device_defs',
 ] as const satisfies readonly (keyof Params)[];
 
 const DevicesText = z.string().max(1_000_000);
@@ -53,5 +54,5 @@ export function parseManagerConfig(def: Record<string, unknown>): ManagerSetup {
     } catch (err) {
         throw new SiteConfigError(`devices: not valid JSON (${(err as Error).message})`);
     }
-    return { params, devices: parseDevices(table) };
+    return { params, devices: parseDevices(table, params.device_defs) };
 }

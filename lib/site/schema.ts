@@ -2,9 +2,21 @@
 // the vendor's field names. Validated with zod at every boundary (editor, /cnf, store); numbers
 // are coerced because the Node-RED editor and query strings deliver strings.
 import { z } from 'zod';
+import type { DeviceDefinition } from '../devices/definition';
+import { isModbusDevType, userDefinitionProblems } from '../devices/registry';
 import { hashPassword, isPasswordHash } from '../ocpp/credentials';
 import { ChargingRuleSchema } from '../rules/rules';
 import { numberOrFormula } from './formula-scope';
+
+/** JSON text → its value (arrays and objects only); anything else is left for the schema. */
+function jsonText(v: unknown): unknown {
+    if (typeof v !== 'string' || !/^\s*[[{]/.test(v)) return v;
+    try {
+        return JSON.parse(v) as unknown;
+    } catch {
+        return v;
+    }
+}
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 /** A current (mA): a fraction is rounded to whole mA, as the vendor's parser takes it. */
@@ -48,22 +60,49 @@ export const ParamsSchema = z
         voltage: int(100, 400).default(230),
         /** Control period (ms). */
         cycle_ms: int(200, 60_000).default(1000),
+        /**
+         * The user's own Modbus device definitions (lib/devices/definition.ts), kept as written;
+         * a device whose dev_type is one of theirs runs on it. JSON text is taken too (query
+         * strings, the editor's field).
+         */
+        device_defs: z
+            .preprocess(jsonText, z.array(z.unknown()))
+            .superRefine((defs, ctx) => {
+                for (const p of userDefinitionProblems(defs)) {
+                    ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+                }
+            })
+            .transform((defs) => defs as DeviceDefinition[])
+            .default([]),
     })
     .strict();
 export type Params = z.output<typeof ParamsSchema>;
 
-export const EVSE_TYPES = ['evse_sim', 'evse_ajax', 'evse_powerbrain', 'evse_ocpp'] as const;
-export const METER_TYPES = [
+/** Device types with drivers of their own; every other type is a Modbus definition (registry). */
+const OWN_TYPES: readonly string[] = [
+    'evse_sim',
+    'evse_ajax',
+    'evse_ocpp',
+    'evse_group',
     'meter_sim',
     'meter_ajax',
-    'meter_powerbrain',
-    'meter_sdm630',
-    'meter_sdm72dm',
-    'meter_modbus',
-] as const;
-export const GROUP_TYPES = ['evse_group'] as const;
-export const DEV_TYPES = [...EVSE_TYPES, ...METER_TYPES, ...GROUP_TYPES] as const;
-export type DevType = (typeof DEV_TYPES)[number];
+];
+const EVSE_TYPE = /^evse_[a-z0-9_]+$/;
+const METER_TYPE = /^(meter|inverter)_[a-z0-9_]+$/;
+
+/** A wallbox type (`evse_…`, not the group). */
+export function isEvseType(type: unknown): boolean {
+    return typeof type === 'string' && EVSE_TYPE.test(type) && type !== 'evse_group';
+}
+/** A meter type (`meter_…` or `inverter_…`: an inverter is read as a meter). */
+export function isMeterType(type: unknown): boolean {
+    return typeof type === 'string' && METER_TYPE.test(type);
+}
+
+/** Whether a device of this type can be driven: one of ours, a built-in or a user definition. */
+export function knownDevType(type: unknown, user: readonly DeviceDefinition[] = []): boolean {
+    return typeof type === 'string' && (OWN_TYPES.includes(type) || isModbusDevType(type, user));
+}
 
 /**
  * A user id: digits, kept as text. A number is taken only while it is exact (older configs wrote
@@ -83,7 +122,7 @@ const userId = z.union([z.string(), z.number()]).transform((id, ctx) => {
 });
 
 const common = {
-    dev_type: z.enum(DEV_TYPES),
+    dev_type: z.string(),
     dev_id: z.string().regex(/^[EM][1-9][0-9]{0,4}$/, 'dev_id must be E<n> or M<n>'),
     name: z.string().max(100).default(''),
     desc: z.string().max(500).default(''),
@@ -113,7 +152,7 @@ const common = {
 export const EvseEntrySchema = z
     .object({
         ...common,
-        dev_type: z.enum(EVSE_TYPES),
+        dev_type: z.string().refine(isEvseType, 'a wallbox type starts with evse_'),
         dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'an EVSE dev_id starts with E'),
         label: z.string().max(100).default(''),
         min_charging_cur: milliamps(6000, 80_000).default(6000),
@@ -195,7 +234,7 @@ export function staticMaxCurrent(maxChargingCur: number | string): number {
 export const MeterEntrySchema = z
     .object({
         ...common,
-        dev_type: z.enum(METER_TYPES),
+        dev_type: z.string().refine(isMeterType, 'a meter type starts with meter_ or inverter_'),
         dev_id: common.dev_id.refine((id) => id.startsWith('M'), 'a meter dev_id starts with M'),
         /** 0 display, 1 consumption, 2 production, 3 grid demand, 4 EV, 5 storage home, 6 storage all. */
         role: int(0, 6).default(0),
@@ -221,7 +260,7 @@ export type MeterEntry = z.output<typeof MeterEntrySchema>;
 export const GroupEntrySchema = z
     .object({
         ...common,
-        dev_type: z.enum(GROUP_TYPES),
+        dev_type: z.literal('evse_group'),
         dev_id: common.dev_id.refine((id) => id.startsWith('E'), 'a group dev_id starts with E'),
         /** The group's limit per phase (mA). */
         max_charging_cur: milliamps(0, 2_000_000).default(32_000),
@@ -231,38 +270,45 @@ export type GroupEntry = z.output<typeof GroupEntrySchema>;
 
 export type DeviceEntry = EvseEntry | MeterEntry | GroupEntry;
 
-/** Parses one device-table entry; the schema is chosen by dev_type. */
-export function parseDevice(input: unknown): z.ZodSafeParseResult<DeviceEntry> {
+/**
+ * Parses one device-table entry; the schema is chosen by dev_type, which must be known (`user`:
+ * the user's definitions).
+ */
+export function parseDevice(
+    input: unknown,
+    user: readonly DeviceDefinition[] = [],
+): z.ZodSafeParseResult<DeviceEntry> {
     const type = (input as { dev_type?: unknown } | null)?.dev_type;
-    if ((EVSE_TYPES as readonly unknown[]).includes(type)) return EvseEntrySchema.safeParse(input);
-    if ((METER_TYPES as readonly unknown[]).includes(type))
-        return MeterEntrySchema.safeParse(input);
-    if ((GROUP_TYPES as readonly unknown[]).includes(type))
-        return GroupEntrySchema.safeParse(input);
+    if (knownDevType(type, user)) {
+        if (type === 'evse_group') return GroupEntrySchema.safeParse(input);
+        if (isEvseType(type)) return EvseEntrySchema.safeParse(input);
+        if (isMeterType(type)) return MeterEntrySchema.safeParse(input);
+    }
     return z
         .object({
-            dev_type: z.enum(DEV_TYPES, { message: `unknown dev_type ${JSON.stringify(type)}` }),
+            dev_type: z.string().refine(() => false, `unknown dev_type ${JSON.stringify(type)}`),
         })
-        .safeParse(input) as z.ZodSafeParseResult<DeviceEntry>;
+        .safeParse({ dev_type: String(type) }) as z.ZodSafeParseResult<DeviceEntry>;
 }
 
 /** The settings a device of this type has (empty for an unknown type). */
 export function deviceFieldNames(devType: unknown): ReadonlySet<string> {
-    const schema = (EVSE_TYPES as readonly unknown[]).includes(devType)
-        ? EvseEntrySchema
-        : (METER_TYPES as readonly unknown[]).includes(devType)
-          ? MeterEntrySchema
-          : (GROUP_TYPES as readonly unknown[]).includes(devType)
+    const schema =
+        devType === 'evse_group'
             ? GroupEntrySchema
-            : undefined;
+            : isEvseType(devType)
+              ? EvseEntrySchema
+              : isMeterType(devType)
+                ? MeterEntrySchema
+                : undefined;
     return new Set(schema ? Object.keys(schema.shape) : []);
 }
 
 export function isEvse(d: DeviceEntry): d is EvseEntry {
-    return (EVSE_TYPES as readonly string[]).includes(d.dev_type);
+    return isEvseType(d.dev_type);
 }
 export function isMeter(d: DeviceEntry): d is MeterEntry {
-    return (METER_TYPES as readonly string[]).includes(d.dev_type);
+    return isMeterType(d.dev_type);
 }
 export function isGroup(d: DeviceEntry): d is GroupEntry {
     return d.dev_type === 'evse_group';

@@ -15,6 +15,7 @@ import type {
     SiteConfig,
     SiteParams,
 } from '../core/types';
+import type { DeviceDefinition } from '../devices/definition';
 import { createModbusDriver, isModbusDevType, type DriverContext } from '../devices/factory';
 import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
@@ -48,12 +49,18 @@ export function parseParams(input: unknown): Params {
     return r.data;
 }
 
-/** Validates a whole device table: every entry, unique ids, references that exist. */
-export function parseDevices(input: unknown): DeviceEntry[] {
+/**
+ * Validates a whole device table: every entry, unique ids, references that exist. `user`: the
+ * user's device definitions (params.device_defs), whose types the table may use.
+ */
+export function parseDevices(
+    input: unknown,
+    user: readonly DeviceDefinition[] = [],
+): DeviceEntry[] {
     if (!Array.isArray(input)) throw new SiteConfigError('devices must be an array');
     const devices: DeviceEntry[] = [];
     input.forEach((raw, i) => {
-        const r = parseDevice(raw);
+        const r = parseDevice(raw, user);
         if (!r.success) throw new SiteConfigError(describeIssues(r.error, `devices[${i}]`));
         devices.push(r.data);
     });
@@ -205,7 +212,7 @@ export class Site {
 
     constructor(opts: SiteOptions = {}) {
         this.paramsValue = parseParams(opts.params);
-        this.devicesValue = parseDevices(opts.devices ?? []);
+        this.devicesValue = parseDevices(opts.devices ?? [], this.paramsValue.device_defs);
         checkFailSafeTimes(this.paramsValue, this.devicesValue);
         const clock = opts.clock ?? systemClock;
         this.clock = clock;
@@ -290,7 +297,17 @@ export class Site {
     setParams(patch: Record<string, unknown>): Params {
         const next = parseParams({ ...this.paramsValue, ...patch });
         checkFailSafeTimes(next, this.devicesValue);
+        // The table must still hold with the new definitions; devices of a definition that
+        // changed get a new driver (made before anything changes: all or nothing).
+        parseDevices(this.devicesValue, next.device_defs);
+        const redrive = this.devicesValue.filter(
+            (d) =>
+                definitionText(d.dev_type, this.paramsValue.device_defs) !==
+                definitionText(d.dev_type, next.device_defs),
+        );
+        const drivers = redrive.map((d) => this.createDriver(d, next));
         this.paramsValue = next;
+        for (const driver of drivers) if (driver) void this.manager.setDriver(driver);
         this.limits.configChanged();
         this.manager.updateConfig(toSiteConfig(next, this.devicesValue));
         this.updateFailSafes();
@@ -305,6 +322,7 @@ export class Site {
             existing
                 ? this.devicesValue.map((d) => (d === existing ? merged : d))
                 : [...this.devicesValue, merged],
+            this.paramsValue.device_defs,
         );
         checkFailSafeTimes(this.paramsValue, devices);
         const entry = devices.find((d) => d.dev_id === input.dev_id)!;
@@ -339,7 +357,10 @@ export class Site {
 
     async deleteDevice(devId: string): Promise<void> {
         if (!this.device(devId)) throw new SiteConfigError(`unknown device ${devId}`);
-        const devices = parseDevices(this.devicesValue.filter((d) => d.dev_id !== devId));
+        const devices = parseDevices(
+            this.devicesValue.filter((d) => d.dev_id !== devId),
+            this.paramsValue.device_defs,
+        );
         this.devicesValue = devices;
         this.limits.deviceRemoved(devId);
         this.manager.updateConfig(toSiteConfig(this.paramsValue, devices));
@@ -373,7 +394,10 @@ export class Site {
         this.manager.pushReading(devId, reading);
     }
 
-    private createDriver(d: DeviceEntry): DeviceDriver | undefined {
+    private createDriver(
+        d: DeviceEntry,
+        params: Params = this.paramsValue,
+    ): DeviceDriver | undefined {
         if (d.dev_type === 'evse_sim' && isEvse(d)) {
             return new SimEvse(this.world, {
                 id: d.dev_id,
@@ -420,7 +444,7 @@ export class Site {
                         : this.authorisation.accepts(devId, token),
             });
         }
-        if (isModbusDevType(d.dev_type)) {
+        if (isModbusDevType(d.dev_type, params.device_defs)) {
             return createModbusDriver(
                 {
                     dev_type: d.dev_type,
@@ -430,13 +454,19 @@ export class Site {
                     ...(isMeter(d) && d.registers !== undefined
                         ? { registers: d.registers as never }
                         : {}),
-                    ...(isEvse(d) ? { failSafe: deviceFailSafe(d, this.paramsValue) } : {}),
+                    ...(isEvse(d) ? { failSafe: deviceFailSafe(d, params) } : {}),
                 },
-                this.driverContext,
+                { ...this.driverContext, definitions: params.device_defs },
             );
         }
         return undefined; // HTTP input devices and groups have no driver
     }
+}
+
+/** A user definition of this type as text (undefined: none), to tell whether it changed. */
+function definitionText(type: string, defs: readonly DeviceDefinition[]): string | undefined {
+    const d = defs.find((x) => x.type === type);
+    return d === undefined ? undefined : JSON.stringify(d);
 }
 
 /** max_total_current without its formula: a formula is evaluated every cycle (limits stage), and

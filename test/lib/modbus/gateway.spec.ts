@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { ServerSerial, ServerTCP } from 'modbus-serial';
-import { GenericModbusMeter, SDM630_MAP } from '../../../lib/devices/generic-meter';
+import { DefinedMeter } from '../../../lib/devices/defined-device';
+import { EASTRON_SDM630 } from '../../../lib/devices/definitions/eastron-sdm630';
 import { formatBusAddress, parseBusAddress } from '../../../lib/modbus/address';
 import { Bus } from '../../../lib/modbus/bus';
 import { ModbusError, type ModbusErrorCode } from '../../../lib/modbus/errors';
@@ -276,12 +277,12 @@ describe('modbus/bus over RTU over TCP', function () {
         const port = await server.listenTcp();
         const pool = new BusPool();
         try {
-            const meter = new GenericModbusMeter({
+            const meter = new DefinedMeter({
                 id: 'M1',
                 address: `127.0.0.1:${port},rtu`,
                 unit: 7,
                 pool,
-                registers: SDM630_MAP,
+                definition: EASTRON_SDM630,
             });
             const reading = await meter.read();
             assert.equal(reading.powerW, 230);
