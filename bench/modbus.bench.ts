@@ -12,32 +12,40 @@ import { PowerBrainSim } from '../lib/sim/powerbrain-sim';
 import { RtuServer } from '../test/support/rtu-server';
 import { median, type Report, round } from './harness';
 
-/** Number of maximal runs of consecutive registers: the least number of read requests. */
-function contiguousBlocks(words: Set<number>): number {
+/**
+ * The least read requests that cover a set of registers: runs of registers no further apart than
+ * `maxGap` unrequested ones (registers the device is known to answer), at most `maxCount` per
+ * request. Taking each request as far as it may reach is optimal on a line of addresses.
+ */
+function leastRequests(words: Set<number>, maxGap: number, maxCount: number): number {
     const sorted = [...words].sort((x, y) => x - y);
-    // a run longer than a request may carry (125 registers) takes more than one
-    let blocks = 0;
-    let run = 0;
-    sorted.forEach((a, i) => {
-        if (i > 0 && sorted[i - 1] === a - 1 && run < 125) run++;
-        else {
-            blocks++;
-            run = 1;
+    let requests = 0;
+    let first = -Infinity;
+    let last = -Infinity;
+    for (const a of sorted) {
+        if (a - last - 1 > maxGap || a - first + 1 > maxCount) {
+            requests++;
+            first = a;
         }
-    });
-    return blocks;
+        last = a;
+    }
+    return requests;
 }
+
+/** Readings a driver reads once, not per cycle, beside the identity: the Power Brain's S0
+ *  voltages are configured nominal values, not measurements (see its definition). */
+const READ_ONCE: Record<string, string[]> = { meter_powerbrain: ['voltagesV'] };
 
 /**
  * The least read requests one cycle of a definition needs, from its registers alone: every
  * status field and reading (identity is read once at start, not per cycle) and the scale-factor
- * registers they name, as contiguous runs per function code.
+ * registers they name, per function code, bridging no more than the definition's `maxGap`.
  */
 function definitionMinimum(d: DeviceDefinition): number {
     const readings = { ...(d.readings ?? {}) } as Record<string, FieldDef | FieldDef[]>;
-    delete readings.model;
-    delete readings.serial;
-    delete readings.firmware;
+    for (const once of ['model', 'serial', 'firmware', ...(READ_ONCE[d.type] ?? [])]) {
+        delete readings[once];
+    }
     const fields: FieldDef[] = [...Object.values(d.status ?? {})];
     for (const r of Object.values(readings)) fields.push(...(Array.isArray(r) ? r : [r]));
     const words = new Map<number, Set<number>>();
@@ -53,7 +61,9 @@ function definitionMinimum(d: DeviceDefinition): number {
         if (f.scaleFactor) add(f.scaleFactor.fc ?? fc, f.scaleFactor.address, 1);
     }
     let total = 0;
-    for (const set of words.values()) total += contiguousBlocks(set);
+    for (const set of words.values()) {
+        total += leastRequests(set, d.maxGap ?? 0, d.maxCount ?? 125);
+    }
     return total;
 }
 
