@@ -1,7 +1,7 @@
 // What every Modbus driver shares: its place on a pooled bus, a name for errors, and reading a
 // planned set of register blocks.
 import { type DeviceAddress, formatBusAddress, resolveDevice } from '../modbus/address';
-import type { Bus, BusOptions, PollRequest } from '../modbus/bus';
+import type { Bus, BusOptions, DeviceTiming, PollRequest } from '../modbus/bus';
 import { ModbusError } from '../modbus/errors';
 import type { ReadBlock, RegisterImage } from '../modbus/planner';
 import type { BusPool } from '../modbus/pool';
@@ -18,6 +18,8 @@ export interface ModbusDeviceOptions {
     powerBrainHost?: string;
     /** Options for the bus if this device is the first to open it. */
     bus?: BusOptions;
+    /** This device's own timeout and back-off on a shared line (default: the bus's). */
+    timing?: DeviceTiming;
 }
 
 let leases = 0;
@@ -32,6 +34,8 @@ export abstract class ModbusDevice {
     /** Each driver instance holds its own share of the bus, even when ids repeat. */
     private readonly lease: string;
     private closed = false;
+    private readonly timeoutMs: number | undefined;
+    private readonly backoffMs: number | undefined;
 
     constructor(options: ModbusDeviceOptions) {
         this.id = options.id;
@@ -40,6 +44,8 @@ export abstract class ModbusDevice {
         this.pool = options.pool;
         this.lease = `${options.id}#${++leases}`;
         this.bus = this.pool.acquire(this.where.bus, this.lease, options.bus);
+        this.timeoutMs = options.timing?.timeoutMs;
+        this.backoffMs = options.timing?.backoffMs;
     }
 
     get unit(): number {
@@ -52,7 +58,13 @@ export abstract class ModbusDevice {
 
     /** A poll of a read plan, made once with the plan rather than on every poll. */
     protected pollRequest(blocks: readonly ReadBlock[]): PollRequest {
-        return { device: this.label, unit: this.where.unit, blocks };
+        return {
+            device: this.label,
+            unit: this.where.unit,
+            blocks,
+            timeoutMs: this.timeoutMs,
+            backoffMs: this.backoffMs,
+        };
     }
 
     /** Reads every block of a plan (one request each) into a register image. */
@@ -63,7 +75,15 @@ export abstract class ModbusDevice {
 
     protected readWords(address: number, count: number, fc: 3 | 4 = 3): Promise<number[]> {
         if (this.closed) return Promise.reject(this.closedError());
-        return this.bus.read({ device: this.label, unit: this.where.unit, fc, address, count });
+        return this.bus.read({
+            device: this.label,
+            unit: this.where.unit,
+            fc,
+            address,
+            count,
+            timeoutMs: this.timeoutMs,
+            backoffMs: this.backoffMs,
+        });
     }
 
     /** `fc` 16 for a single register the device takes only as "write multiple". */
@@ -78,6 +98,8 @@ export abstract class ModbusDevice {
             unit: this.where.unit,
             address,
             values,
+            timeoutMs: this.timeoutMs,
+            backoffMs: this.backoffMs,
             ...(fc !== undefined ? { fc } : {}),
         });
     }

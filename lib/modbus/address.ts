@@ -1,11 +1,19 @@
 // Bus addresses as the vendor writes them: `host:port`, `COM1,9600,8,N,1`,
-// `/dev/ttyUSB0,19200,8,E,1`, and the Power Brain's own names `evse`, `meter1`, `meter2`.
+// `/dev/ttyUSB0,19200,8,E,1`, and the Power Brain's own names `evse`, `meter1`, `meter2`; and for
+// serial gateways that pass RTU frames over a socket unchanged ("RTU over TCP", transparent
+// mode), `host:port,rtu` or `host:port,rtu,19200` (the baud rate of the gateway's RS-485 side,
+// which sets the pause between frames): the vendor's comma style, with the protocol where a
+// serial port has its line settings.
 import { ModbusError } from './errors';
 
 export interface TcpAddress {
     kind: 'tcp';
     host: string;
     port: number;
+    /** `rtu`: RTU frames (with CRC) over the socket instead of Modbus TCP (MBAP). */
+    framing?: 'rtu';
+    /** RTU over TCP: baud rate of the gateway's serial side, for the pause between frames. */
+    baudRate?: number;
 }
 
 export type Parity = 'none' | 'even' | 'odd' | 'mark' | 'space';
@@ -54,20 +62,33 @@ function parsePort(text: string, address: string): number {
     return port;
 }
 
+function parseBaud(text: string, address: string): number {
+    const baudRate = Number(text);
+    if (!/^\d+$/.test(text) || baudRate < 50 || baudRate > 4_000_000) {
+        throw bad(address, 'bad baud rate');
+    }
+    return baudRate;
+}
+
 /** Parses a bus address; throws a ModbusError (MODBUS_BAD_REQUEST) when it cannot be used. */
 export function parseBusAddress(address: string): BusAddress {
     const text = address.trim();
     if (!text) throw bad(address, 'empty');
+    const rtu = /^(.*?),\s*rtu\s*(?:,\s*([^,]*))?$/i.exec(text);
+    if (rtu) {
+        const host = parseBusAddress(rtu[1]!);
+        if (host.kind !== 'tcp') throw bad(address, 'RTU over TCP needs host:port before ",rtu"');
+        const tcp: TcpAddress = { ...host, framing: 'rtu' };
+        if (rtu[2] !== undefined) tcp.baudRate = parseBaud(rtu[2].trim(), address);
+        return tcp;
+    }
     if (text.includes(',') || /^(COM\d+|\/dev\/)/i.test(text)) {
         const [path = '', baud = '9600', bits = '8', parity = 'N', stop = '1', ...rest] = text
             .split(',')
             .map((s) => s.trim());
         if (rest.length) throw bad(address, 'too many fields');
         if (!path) throw bad(address, 'no serial port');
-        const baudRate = Number(baud);
-        if (!/^\d+$/.test(baud) || baudRate < 50 || baudRate > 4_000_000) {
-            throw bad(address, 'bad baud rate');
-        }
+        const baudRate = parseBaud(baud, address);
         if (!['5', '6', '7', '8'].includes(bits)) throw bad(address, 'data bits must be 5..8');
         const p = PARITY[parity.toLowerCase()];
         if (!p) throw bad(address, 'parity must be N, E, O, M or S');
@@ -135,8 +156,13 @@ export function busKey(bus: BusAddress): string {
 }
 
 export function formatBusAddress(bus: BusAddress): string {
-    if (bus.kind === 'tcp')
-        return bus.host.includes(':') ? `[${bus.host}]:${bus.port}` : `${bus.host}:${bus.port}`;
+    if (bus.kind === 'tcp') {
+        const hostPort = bus.host.includes(':')
+            ? `[${bus.host}]:${bus.port}`
+            : `${bus.host}:${bus.port}`;
+        if (bus.framing !== 'rtu') return hostPort;
+        return bus.baudRate ? `${hostPort},rtu,${bus.baudRate}` : `${hostPort},rtu`;
+    }
     const parity = bus.parity[0]!.toUpperCase();
     return `${bus.path},${bus.baudRate},${bus.dataBits},${parity},${bus.stopBits}`;
 }

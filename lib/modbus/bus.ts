@@ -6,17 +6,36 @@
 //
 // with one stored timer handle (connect guard or reconnect delay), cleared on every transition.
 // Every attempt uses a fresh client: reusing one after a failure is unreliable in modbus-serial.
-// Serial lines use modbus-serial; TCP uses the lean client of tcp-client.ts, which reports
-// failures in modbus-serial's shapes, so both are driven and mapped the same way.
+// Serial lines use modbus-serial; TCP uses the lean client of tcp-client.ts, RTU over TCP the one
+// of rtu-tcp-client.ts; both report failures in modbus-serial's shapes, so all are driven and
+// mapped the same way.
+//
+// An RS-485 line (a serial port, or the line behind an RTU-over-TCP gateway) keeps the line's
+// timing: after every frame on the wire the line stays silent for the inter-frame gap (3.5
+// characters, 1.75 ms above 19,200 Bd) before the next request goes out, or the devices would
+// read two frames as one. Each device has its own timeout and back-off, so a dead device costs
+// one timeout per back-off period and the others keep their cycle.
 import type { EventEmitter } from 'node:events';
 import ModbusRTU from 'modbus-serial';
 import { type BusAddress, busKey, formatBusAddress } from './address';
 import { ModbusError, normalise } from './errors';
 import { type ReadBlock, type ReadFunction, RegisterImage } from './planner';
+import { interFrameGapMs } from './rtu';
+import { ModbusRtuTcpClient } from './rtu-tcp-client';
 import { ModbusTcpClient, type ReplyCallback } from './tcp-client';
 
 /** The client of one connection: modbus-serial's for a serial line, ours for TCP. */
-type Client = ModbusRTU | ModbusTcpClient;
+type Client = ModbusRTU | ModbusTcpClient | ModbusRtuTcpClient;
+type OwnClient = ModbusTcpClient | ModbusRtuTcpClient;
+
+/** Our socket clients: their own timer settles every request, and they answer once. */
+function isOwn(client: Client): client is OwnClient {
+    return client instanceof ModbusTcpClient || client instanceof ModbusRtuTcpClient;
+}
+
+/** Gap when a gateway's serial side has no baud rate given: the one of 9,600 Bd, the slowest
+ *  common rate, so that no line is too fast for it. */
+const GATEWAY_BAUD = 9600;
 
 export type BusState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
 
@@ -33,12 +52,26 @@ export interface BusOptions {
     /** A device that does not answer is skipped for this long, doubled per failure up to the cap. */
     deviceBackoffMs?: number;
     deviceBackoffMaxMs?: number;
+    /**
+     * Silence kept between frames on an RS-485 line (ms). Default: 3.5 characters at the line's
+     * baud rate (1.75 ms above 19,200 Bd); for RTU over TCP that of the gateway's baud rate
+     * (`host:port,rtu,19200`), else of 9,600 Bd; none for Modbus TCP.
+     */
+    interFrameGapMs?: number;
     /** Injected for tests. */
     random?: () => number;
     now?: () => number;
 }
 
-export interface ReadRequest {
+/** A device's own timing on a shared line; the bus's options where absent. */
+export interface DeviceTiming {
+    /** Time this device has to answer one request (ms). */
+    timeoutMs?: number;
+    /** First back-off after this device failed to answer (ms), doubled per failure. */
+    backoffMs?: number;
+}
+
+export interface ReadRequest extends DeviceTiming {
     /** Name of the device for errors, e.g. `E1` or `SDM630 grid`. */
     device: string;
     unit: number;
@@ -47,7 +80,7 @@ export interface ReadRequest {
     count: number;
 }
 
-export interface WriteRequest {
+export interface WriteRequest extends DeviceTiming {
     device: string;
     unit: number;
     address: number;
@@ -67,7 +100,7 @@ export interface BusStats {
     reconnects: number;
 }
 
-export interface PollRequest {
+export interface PollRequest extends DeviceTiming {
     device: string;
     unit: number;
     /** A read plan (planReads): one request per block. */
@@ -94,6 +127,9 @@ class Job {
     /** A poll's block on the wire (its fc, address and count are the job's), and its image. */
     step = 0;
     readonly image: RegisterImage | undefined;
+    /** The device's own timeout and back-off (0: the bus's). */
+    timeoutMs = 0;
+    backoffMs = 0;
 
     constructor(
         readonly kind: 'read' | 'write' | 'poll',
@@ -171,6 +207,12 @@ export class Bus {
     private readonly listeners = new Set<(state: BusState, error?: string) => void>();
     private closing: Promise<void> | undefined;
     private readonly opts: Required<BusOptions>;
+    /** Silence kept between frames (ms; 0 on Modbus TCP) and when the line is free again
+     *  (performance.now() clock). */
+    private readonly gapMs: number;
+    private lineFreeAt = 0;
+    private gapTimer: NodeJS.Timeout | undefined;
+    private gapImmediate: NodeJS.Immediate | undefined;
 
     constructor(
         readonly address: BusAddress,
@@ -186,9 +228,19 @@ export class Bus {
             reconnectMaxMs: options.reconnectMaxMs ?? 30_000,
             deviceBackoffMs: options.deviceBackoffMs ?? 2000,
             deviceBackoffMaxMs: options.deviceBackoffMaxMs ?? 60_000,
+            interFrameGapMs: options.interFrameGapMs ?? -1,
             random: options.random ?? Math.random,
             now: options.now ?? Date.now,
         };
+        this.gapMs =
+            options.interFrameGapMs !== undefined
+                ? Math.max(0, options.interFrameGapMs)
+                : lineGapMs(address);
+    }
+
+    /** Silence kept between two frames on this bus (ms). */
+    get interFrameGapMs(): number {
+        return this.gapMs;
     }
 
     get state(): BusState {
@@ -229,6 +281,7 @@ export class Bus {
             request.count,
             undefined,
             undefined,
+            request,
         ) as Promise<number[]>;
     }
 
@@ -260,6 +313,7 @@ export class Bus {
             first.count,
             undefined,
             blocks,
+            request,
         ) as Promise<RegisterImage>;
     }
 
@@ -287,6 +341,7 @@ export class Bus {
             values.length,
             [...values],
             undefined,
+            request,
             request.fc,
         ) as Promise<void>;
     }
@@ -295,6 +350,7 @@ export class Bus {
     close(): Promise<void> {
         if (this.closing) return this.closing;
         this.setState('closed');
+        this.clearGapTimer();
         this.failAll('MODBUS_CLOSED', 'bus closed');
         const client = this.client;
         this.client = undefined;
@@ -317,10 +373,15 @@ export class Bus {
         count: number,
         values: readonly number[] | undefined,
         blocks: readonly ReadBlock[] | undefined,
+        timing: DeviceTiming,
         writeFc?: 5 | 6 | 16,
     ): Promise<unknown> {
         if (!Number.isInteger(unit) || unit < 0 || unit > 255) {
             return Promise.reject(this.badRequest(device, `bad unit id ${unit}`));
+        }
+        const { timeoutMs = 0, backoffMs = 0 } = timing;
+        if (!(timeoutMs >= 0 && timeoutMs <= 600_000 && backoffMs >= 0 && backoffMs <= 3_600_000)) {
+            return Promise.reject(this.badRequest(device, 'bad timeout or back-off'));
         }
         if (this.current === 'closed') return this.refuse(device, 'MODBUS_CLOSED', 'bus closed');
         if (this.current === 'idle') this.connect();
@@ -361,6 +422,8 @@ export class Bus {
             );
         }
         const job = new Job(kind, device, unit, fc, address, count, values, blocks, writeFc);
+        job.timeoutMs = timeoutMs;
+        job.backoffMs = backoffMs;
         this.queue.push(job);
         this.pump();
         return job.promise;
@@ -381,12 +444,12 @@ export class Bus {
         return h ? Math.max(0, h.skipUntil - this.opts.now()) : 0;
     }
 
-    private deviceFailed(unit: number): void {
+    private deviceFailed(unit: number, backoffMs = 0): void {
         const h = this.health.get(unit) ?? { failures: 0, skipUntil: 0 };
         h.failures++;
         const wait = Math.min(
             this.opts.deviceBackoffMaxMs,
-            this.opts.deviceBackoffMs * 2 ** (h.failures - 1),
+            (backoffMs || this.opts.deviceBackoffMs) * 2 ** (h.failures - 1),
         );
         h.skipUntil = this.opts.now() + wait;
         this.health.set(unit, h);
@@ -430,16 +493,49 @@ export class Bus {
                 continue;
             }
             this.active = job;
-            this.send(job, this.client!);
+            this.dispatch(job, this.client!);
         }
     }
 
+    /** Sends the active job once the line has been silent for the inter-frame gap. */
+    private dispatch(job: Job, client: Client): void {
+        const wait = this.gapMs > 0 ? this.lineFreeAt - performance.now() : 0;
+        if (wait <= 0) {
+            this.send(job, client);
+            return;
+        }
+        // setTimeout truncates to whole ms and may fire up to 1 ms early against the clock
+        // (libuv's loop time is cached in ms), so the rest of a gap is waited out in immediates:
+        // never early, and at most a fraction of a millisecond late.
+        const resume = (): void => {
+            this.gapTimer = undefined;
+            this.gapImmediate = undefined;
+            if (job.settled || this.active !== job || this.client !== client) return;
+            this.dispatch(job, client);
+        };
+        const ms = Math.floor(wait);
+        if (ms >= 1) this.gapTimer = setTimeout(resume, ms);
+        else this.gapImmediate = setImmediate(resume);
+    }
+
+    /** A frame ended on the wire (a reply, or the silence of a timeout): the gap starts now. */
+    private frameEnded(): void {
+        if (this.gapMs > 0) this.lineFreeAt = performance.now() + this.gapMs;
+    }
+
+    private clearGapTimer(): void {
+        if (this.gapTimer) clearTimeout(this.gapTimer);
+        if (this.gapImmediate) clearImmediate(this.gapImmediate);
+        this.gapTimer = undefined;
+        this.gapImmediate = undefined;
+    }
+
     private send(job: Job, client: Client): void {
-        const timeoutMs = this.opts.timeoutMs;
+        const timeoutMs = job.timeoutMs || this.opts.timeoutMs;
         this.stats.requests++;
         // The critical section: nothing else uses the client until this job settles.
         client.setTimeout(timeoutMs);
-        if (!(client instanceof ModbusTcpClient)) {
+        if (!isOwn(client)) {
             // modbus-serial enforces the timeout itself; this guard only catches a request it
             // never settles, which means the connection is unusable. Our TCP client's own timer
             // always settles the request, so it needs no timer per request.
@@ -447,7 +543,7 @@ export class Bus {
             job.guard = setTimeout(() => {
                 if (job.settled || this.client !== client) return;
                 this.stats.timeouts++;
-                this.deviceFailed(job.unit);
+                this.deviceFailed(job.unit, job.backoffMs);
                 this.settle(
                     job,
                     new ModbusError(
@@ -466,10 +562,9 @@ export class Bus {
         // taken for a later job's answer, run in a microtask as its promise API would: never
         // inside its receive handler (which would take an exception of ours for a parse error)
         // nor while the request is still being sent.
-        const onReply: ReplyCallback =
-            client instanceof ModbusTcpClient
-                ? this.onTcpReply!
-                : (err, reply) => queueMicrotask(() => this.replied(client, err, reply, job));
+        const onReply: ReplyCallback = isOwn(client)
+            ? this.onTcpReply!
+            : (err, reply) => queueMicrotask(() => this.replied(client, err, reply, job));
         try {
             if (job.kind !== 'write') {
                 if (job.fc === 4) client.writeFC4(job.unit, job.address, job.count, onReply);
@@ -493,11 +588,12 @@ export class Bus {
         // a job already settled, is stale.
         if (!job || job !== this.active || this.client !== client) return;
         forgetTransaction(client, job);
+        this.frameEnded();
         if (err) {
-            const error = normalise(err, job.device, this.opts.timeoutMs);
+            const error = normalise(err, job.device, job.timeoutMs || this.opts.timeoutMs);
             if (error.code === 'MODBUS_TIMEOUT') {
                 this.stats.timeouts++;
-                this.deviceFailed(job.unit);
+                this.deviceFailed(job.unit, job.backoffMs);
             } else if (error.code === 'MODBUS_EXCEPTION') {
                 this.health.delete(job.unit); // it answered: alive
             }
@@ -530,7 +626,7 @@ export class Bus {
         } else {
             job.image!.set(job.fc, job.address, words);
             if (job.nextBlock()) {
-                this.send(job, client); // the poll keeps the bus
+                this.dispatch(job, client); // the poll keeps the bus
                 return;
             }
             this.settle(job, undefined, job.image);
@@ -557,12 +653,16 @@ export class Bus {
     private connect(): void {
         this.setState('connecting');
         const address = this.address;
-        const client = address.kind === 'tcp' ? new ModbusTcpClient() : new ModbusRTU();
+        const client =
+            address.kind === 'rtu'
+                ? new ModbusRTU()
+                : address.framing === 'rtu'
+                  ? new ModbusRtuTcpClient()
+                  : new ModbusTcpClient();
         this.client = client;
-        this.onTcpReply =
-            client instanceof ModbusTcpClient
-                ? (err, reply) => this.replied(client, err, reply)
-                : undefined;
+        this.onTcpReply = isOwn(client)
+            ? (err, reply) => this.replied(client, err, reply)
+            : undefined;
         // Both clients emit 'error' for port errors; without a listener that would throw.
         client.on('error', (e: unknown) => this.lost(client, normalise(e, '').message));
         this.timer = setTimeout(
@@ -580,7 +680,7 @@ export class Bus {
         };
         const opening =
             address.kind === 'tcp'
-                ? (client as ModbusTcpClient).connectTCP(address.host, { port: address.port })
+                ? (client as OwnClient).connectTCP(address.host, { port: address.port })
                 : (client as ModbusRTU).connectRTUBuffered(address.path, {
                       baudRate: address.baudRate,
                       dataBits: address.dataBits,
@@ -610,7 +710,8 @@ export class Bus {
         if (this.client !== client || this.current === 'closed') return;
         this.client = undefined;
         void closeClient(client, this.address.kind);
-        if (this.active) this.deviceFailed(this.active.unit);
+        this.clearGapTimer();
+        if (this.active) this.deviceFailed(this.active.unit, this.active.backoffMs);
         this.lastError = reason;
         this.failAll('MODBUS_DISCONNECTED', `connection to ${this.name} lost: ${reason}`);
         this.scheduleReconnect(reason);
@@ -629,6 +730,13 @@ export class Bus {
             if (this.current === 'backoff') this.connect();
         }, delay);
     }
+}
+
+/** The inter-frame gap a bus address needs by default (ms). */
+function lineGapMs(address: BusAddress): number {
+    if (address.kind === 'rtu') return interFrameGapMs(address.baudRate);
+    if (address.framing === 'rtu') return interFrameGapMs(address.baudRate ?? GATEWAY_BAUD);
+    return 0;
 }
 
 /** The parts of modbus-serial's client that its public API does not expose. */

@@ -83,6 +83,10 @@ export function normalise(e: unknown, device: string, timeoutMs?: number): Modbu
         const within = timeoutMs !== undefined ? ` within ${timeoutMs} ms` : '';
         return new ModbusError('MODBUS_TIMEOUT', device, `no answer${within}`, { cause: e });
     }
+    if (field(e, 'name') === 'ModbusBadReply') {
+        // A garbled frame on a serial line (RTU over TCP): the device answered, the line lives.
+        return new ModbusError('MODBUS_BAD_REPLY', device, text, { cause: e });
+    }
     if (field(e, 'name') === 'PortNotOpenError') {
         return new ModbusError('MODBUS_NOT_CONNECTED', device, 'not connected', { cause: e });
     }

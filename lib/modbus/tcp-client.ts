@@ -21,7 +21,7 @@ const MBAP = 7;
 const MAX_FRAME = 260;
 const READ_CHUNK = 1024;
 
-class TimedOutError extends Error {
+export class TimedOutError extends Error {
     override readonly name = 'TransactionTimedOutError';
     readonly errno = 'ETIMEDOUT';
     constructor() {
@@ -29,7 +29,7 @@ class TimedOutError extends Error {
     }
 }
 
-class NotOpenError extends Error {
+export class NotOpenError extends Error {
     override readonly name = 'PortNotOpenError';
     readonly errno = 'ECONNREFUSED';
     constructor() {

@@ -189,3 +189,60 @@ export class PtyPair {
         if (this.dir) rmSync(this.dir, { recursive: true, force: true });
     }
 }
+
+/**
+ * A serial gateway in transparent mode, played by socat: a pseudo-terminal (where an RTU server
+ * answers) bridged to a TCP port on loopback, bytes passed unchanged. It serves one connection;
+ * stop() kills exactly that socat by its PID.
+ */
+export class PtyTcpBridge {
+    private proc: ChildProcess | undefined;
+    private dir = '';
+    path = '';
+    port = 0;
+
+    async start(): Promise<void> {
+        this.dir = mkdtempSync(join(tmpdir(), 'evcm-gw-'));
+        this.path = join(this.dir, 'tty');
+        this.port = await freePort();
+        // socat opens its first address (the pty) before it listens on the second.
+        const proc = spawn(
+            'socat',
+            [
+                '-d',
+                '-d',
+                `pty,raw,echo=0,link=${this.path}`,
+                `tcp-listen:${this.port},bind=127.0.0.1,reuseaddr`,
+            ],
+            { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        this.proc = proc;
+        await new Promise<void>((resolve, reject) => {
+            let text = '';
+            const timer = setTimeout(() => reject(new Error(`socat did not start: ${text}`)), 5000);
+            proc.stderr!.on('data', (chunk: Buffer) => {
+                text += chunk.toString();
+                if (text.includes('listening on')) {
+                    clearTimeout(timer);
+                    resolve();
+                }
+            });
+            proc.once('exit', (code) => {
+                clearTimeout(timer);
+                reject(new Error(`socat exited with ${code}: ${text}`));
+            });
+        });
+        proc.stderr!.resume();
+    }
+
+    async stop(): Promise<void> {
+        const proc = this.proc;
+        this.proc = undefined;
+        if (proc && proc.exitCode === null && proc.signalCode === null) {
+            const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+            proc.kill('SIGTERM');
+            await exited;
+        }
+        if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    }
+}
