@@ -258,6 +258,8 @@ export function wallboxPhases(
 ): number {
     const inFlight = switching !== null && switching.stage !== 'settling';
     if (cfg.phaseSwitch && contactor === 1 && !inFlight) return 0b001 | learned;
+    // The phases learned on one phase say nothing about the car on three.
+    if (inFlight) return cfg.usedPhases || 0b111;
     return cfg.usedPhases || learned || 0b111;
 }
 
