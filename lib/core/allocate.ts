@@ -597,8 +597,15 @@ export function allocate(
                     ),
                     v.cfg.phaseRotation,
                 );
-            sp.phaseCount = phase.switching?.to ?? (phase.phaseCount === 1 ? 1 : 3);
-            if (phase.switching) sp.switching = phase.switchingOut ?? phase.switching.stage;
+            const stage = phase.switching ? (phase.switchingOut ?? phase.switching.stage) : null;
+            // Where the contactor is to be now: the old phases until the car has stopped.
+            sp.phaseCount =
+                stage && stage !== 'stopping'
+                    ? phase.switching!.to
+                    : phase.phaseCount === 1
+                      ? 1
+                      : 3;
+            if (stage) sp.switching = stage;
         }
         setpoints.set(id, sp);
         evses.set(

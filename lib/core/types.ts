@@ -307,7 +307,8 @@ export interface EvseSetpoint extends EvseCommand {
     phases: number;
     /** Whether the manager sends this command (false in observe mode and for unreachable wallboxes). */
     write: boolean;
-    /** Wallboxes that switch phases: the phase count decided (during a switch, its target). */
+    /** Wallboxes that switch phases: the phase count decided — where the contactor is to be
+     *  now (during a switch: the old one until the car has stopped, then the new one). */
     phaseCount?: 1 | 3;
     /** The stage of a phase switch in progress; at `switch` the car has stopped drawing and the
      *  engine switches the contactor once the stop is confirmed. */
