@@ -118,7 +118,8 @@ export function advanceSwitch(
                     state.resetLearned = true;
                 }
             } else if (now - sw.since >= PHASE_SWITCH_TIMEOUT_MS) failed();
-            else if (v.measured && drawing(v)) state.switchingOut = 'stopping';
+            // A car that draws again (measured, or charging by its state) holds the switch back.
+            else if (drawing(v)) state.switchingOut = 'stopping';
             break;
         }
         case 'settling':
