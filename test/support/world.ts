@@ -634,7 +634,9 @@ export class World {
         const box = this.boxes[i]!;
         const cfg = this.site.config.evses[i]!;
         if (box.limit !== 0) return; // the stop is not confirmed yet: the engine waits
-        if (box.draw.some((d) => d > 0)) {
+        // Under load: 1 A or more on a phase (less is taken as a car that has stopped; meters
+        // show a few mA of standby).
+        if (box.draw.some((d) => d >= 1000)) {
             throw new Error(`${cfg.id}: phase switch under load (${box.draw.join('/')} mA)`);
         }
         if (box.answer === 'refuse') {
