@@ -94,7 +94,20 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
                 metering: fc.constantFrom<Metering>('own', 'own', 'attached', 'none'),
                 startCar: fc.option(fc.nat(), { freq: 3 }),
                 /** Phase switching: mostly none, else automatic or fixed. */
-                switching: fc.constantFrom('none', 'none', 'none', 'auto', 'auto', 'one', 'three'),
+                switching: fc.constantFrom(
+                    ...([
+                        'none',
+                        'none',
+                        'none',
+                        'none',
+                        'none',
+                        'none',
+                        'auto',
+                        'auto',
+                        'one',
+                        'three',
+                    ] as const),
+                ),
                 contactor: fc.constantFrom(1 as const, 3 as const),
                 /** Battery save: off mostly, else a threshold cars pass in both directions. */
                 saveThreshold: fc.oneof(
