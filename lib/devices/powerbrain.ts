@@ -215,6 +215,8 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     private s0Inputs = 0;
     private hasMeter = false;
     private lastState: EvseState | undefined;
+    /** The contactor (8087) as read at start and last written. */
+    private contactor: 1 | 3 | undefined;
 
     constructor(options: PowerBrainEvseOptions) {
         super(options);
@@ -295,6 +297,9 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         const hasMeter = caps[0] === 1;
         this.s0Inputs = caps[1]!;
         this.hasMeter = hasMeter;
+        // 8087 is volatile and only the manager writes it: read once, then known from the writes.
+        const relay = await this.readWords(PB.relaySelect, 1).catch(() => undefined);
+        if (relay?.[0] !== undefined) this.contactor = relay[0] === 1 ? 1 : 3;
         this.pollPlan = this.pollRequest(
             hasMeter ? [...METER_BLOCKS, ...EVSE_BLOCKS] : EVSE_BLOCKS,
         );
@@ -378,6 +383,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
                 throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
         }
         this.lastState = reading.state;
+        if (this.contactor !== undefined) reading.phases = this.contactor;
         return reading;
     }
 
@@ -426,6 +432,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         }
         const p = CONTROL.phases!;
         await this.writeWords(p.address, [phases === 1 ? p.one : p.three]);
+        this.contactor = phases;
     }
 }
 

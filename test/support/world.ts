@@ -14,6 +14,7 @@ import {
     type GroupConfig,
     type MeterConfig,
     type MeterReading,
+    type PhaseSwitchReport,
     type Phases3,
     type SiteConfig,
     type Snapshot,
@@ -56,6 +57,8 @@ export interface TestSite {
     startCar: readonly (number | null)[];
     /** Meters that report power only, no phase currents. */
     powerOnly: ReadonlySet<string>;
+    /** Where each wallbox's contactor starts (wallboxes that switch phases). */
+    startContactor: readonly (1 | 3)[];
 }
 
 const rotation = fc.constantFrom(0 as const, 120 as const, 240 as const);
@@ -90,6 +93,22 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
                 enabled: mostly(9),
                 metering: fc.constantFrom<Metering>('own', 'own', 'attached', 'none'),
                 startCar: fc.option(fc.nat(), { freq: 3 }),
+                /** Phase switching: mostly none, else automatic or fixed. */
+                switching: fc.constantFrom(
+                    ...([
+                        'none',
+                        'none',
+                        'none',
+                        'none',
+                        'none',
+                        'none',
+                        'auto',
+                        'auto',
+                        'one',
+                        'three',
+                    ] as const),
+                ),
+                contactor: fc.constantFrom(1 as const, 3 as const),
                 /** Battery save: off mostly, else a threshold cars pass in both directions. */
                 saveThreshold: fc.oneof(
                     { arbitrary: fc.constant(0), weight: 3 },
@@ -125,6 +144,15 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
             ),
             underdrawAfterMs: fc.integer({ min: 0, max: 120_000 }),
             underdrawMargin: fc.integer({ min: 0, max: 4000 }),
+            phaseUpDelayMs: fc.integer({ min: 0, max: 60_000 }),
+            phaseDownDelayMs: fc.integer({ min: 0, max: 60_000 }),
+            phaseSwitchIntervalMs: fc.integer({ min: 0, max: 120_000 }),
+            phaseSwitchMaxPerSession: fc.integer({ min: 0, max: 4 }),
+            phaseUpThreshold: fc.integer({ min: 0, max: 3000 }),
+            // At least the longest time a car here takes to follow a stop (5 s): the bounded
+            // wait of a wallbox without a meter relies on it.
+            phaseStopWaitMs: fc.integer({ min: 5000, max: 20_000 }),
+            phaseSettleMs: fc.integer({ min: 0, max: 30_000 }),
         }),
     })
     .map((g): TestSite => {
@@ -183,6 +211,14 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
                 staleAfterMs: 5000,
                 ...(attach ? { attach } : {}),
                 ...(e.saveThreshold ? { batterySaveThreshold: e.saveThreshold } : {}),
+                ...(e.switching === 'none'
+                    ? {}
+                    : {
+                          phaseSwitch:
+                              e.switching === 'auto'
+                                  ? {}
+                                  : { fixed: e.switching === 'one' ? (1 as const) : (3 as const) },
+                      }),
             };
         });
         return {
@@ -191,6 +227,7 @@ export const arbSite: fc.Arbitrary<TestSite> = fc
             metering: g.evses.map((e) => e.metering),
             startCar: g.evses.map((e) => e.startCar),
             powerOnly,
+            startContactor: g.evses.map((e) => e.contactor),
         };
     });
 
@@ -237,6 +274,17 @@ const arbWallboxEvent = fc.record({
     stateD: fc.oneof(
         { arbitrary: fc.constant(false), weight: 8 },
         { arbitrary: fc.constant(true), weight: 1 },
+    ),
+    /** Phase switching: the wallbox refuses the switch, or its answer is lost. */
+    switchAnswer: fc.oneof(
+        { arbitrary: fc.constant('ok' as const), weight: 8 },
+        { arbitrary: fc.constant('refuse' as const), weight: 1 },
+        { arbitrary: fc.constant('lost' as const), weight: 1 },
+    ),
+    /** A PV cap per phase count (rules that turn power into current), for switching wallboxes. */
+    pvW: fc.oneof(
+        { arbitrary: fc.constant(undefined), weight: 2 },
+        { arbitrary: fc.integer({ min: 0, max: 15_000 }), weight: 3 },
     ),
     /** A cap from rules, overrides or budgets. */
     limit: fc.oneof(
@@ -288,7 +336,8 @@ export interface Car {
 /** What one wallbox and its car did this cycle, and what the manager could see of it. */
 export interface WallboxTruth {
     car: Car | undefined;
-    /** Building phases the car really charges on (0 without a car). */
+    /** Building phases the car really charges on (0 without a car): its own phases that the
+     *  wallbox's contactor connects. */
     carMask: number;
     /** What the car draws now, building phases. */
     draw: Phases3;
@@ -324,6 +373,17 @@ interface Wallbox {
     previousLimit: number;
     reducedAt: number;
     sample: DeviceSample<EvseReading> | undefined;
+    /** The contactor: 1 connects the wallbox's L1 only. */
+    contactor: 1 | 3;
+    /** The last switch's answer, as the engine would hand it to the next decision. */
+    report: PhaseSwitchReport | undefined;
+    /** How the wallbox answers a switch in this cycle. */
+    answer: 'ok' | 'refuse' | 'lost';
+    /** What its car drew in the last step (building phases). */
+    draw: Phases3;
+    /** Automatic switches carried out in the session the manager can see, and the last one. */
+    autoSwitches: number;
+    lastAutoSwitchAt: number;
 }
 
 interface MeterState {
@@ -359,6 +419,12 @@ export class World {
                 previousLimit: 0,
                 reducedAt: -Infinity,
                 sample: undefined,
+                contactor: site.startContactor[i] ?? 3,
+                report: undefined,
+                answer: 'ok' as const,
+                draw: ZERO,
+                autoSwitches: 0,
+                lastAutoSwitchAt: -Infinity,
             };
         });
     }
@@ -380,6 +446,8 @@ export class World {
         const meterSamples = new Map<string, DeviceSample<MeterReading>>();
         const meterTruth = new Map<string, MeterTruth>();
         const limits = new Map<string, number>();
+        const phaseLimits = new Map<string, { one: number; three: number }>();
+        const phaseSwitches = new Map<string, PhaseSwitchReport>();
         const sample = <R>(
             kind: string,
             reading: R,
@@ -417,20 +485,32 @@ export class World {
                 car && now - box.reducedAt < car.followMs
                     ? Math.max(box.limit, box.previousLimit)
                     : box.limit;
+            // The contactor connects the wallbox's L1 alone, or all three.
+            const phases = car ? car.phases & (box.contactor === 1 ? 0b001 : 0b111) : 0;
             let state: EvseState = 1;
             let amps = 0;
             if (car) {
                 if (ev.fault) state = 5;
-                else if (allowed > 0 && (ev.wants > 0 || ev.idleInC)) {
+                else if (phases && allowed > 0 && (ev.wants > 0 || ev.idleInC)) {
                     state = ev.stateD ? 4 : 3;
                     amps = Math.min(allowed, ev.wants);
                 } else state = 2;
             }
-            const own = onMask(car ? car.phases : 0, amps);
+            const own = onMask(phases, amps);
             if (ev.limit !== undefined) limits.set(e.id, ev.limit);
+            box.answer = ev.switchAnswer;
+            if (e.phaseSwitch && ev.pvW !== undefined) {
+                phaseLimits.set(e.id, {
+                    one: Math.floor((ev.pvW / 230) * 1000),
+                    three: Math.floor((ev.pvW / 230 / 3) * 1000),
+                });
+            }
+            if (e.phaseSwitch && box.report) phaseSwitches.set(e.id, box.report);
             const reading: EvseReading = {
                 state,
                 ...(metering[i] === 'own' ? { currents: own } : {}),
+                // Some wallboxes report their contactor.
+                ...(e.phaseSwitch && ev.car % 2 ? { phases: box.contactor } : {}),
             };
             box.sample = sample(ev.kind, reading, ev.ageMs, box.sample);
             if (box.sample) evseSamples.set(e.id, box.sample);
@@ -443,7 +523,10 @@ export class World {
                 if (s) meterSamples.set(e.attach, s);
                 if (isFresh(s)) measured = own;
             }
-            const carMask = car ? buildingMask(car.phases, e.phaseRotation) : 0;
+            const carMask = car ? buildingMask(phases, e.phaseRotation) : 0;
+            box.draw = onMask(carMask, amps);
+            // A session as the manager sees it ends when the wallbox shows no car.
+            if (readable && (state < 2 || state > 4)) box.autoSwitches = 0;
             return {
                 car,
                 carMask,
@@ -526,6 +609,8 @@ export class World {
             evses: evseSamples,
             meters: meterSamples,
             limits,
+            ...(phaseLimits.size ? { phaseLimits } : {}),
+            ...(phaseSwitches.size ? { phaseSwitches } : {}),
             ...(cycle.maxTotalCurrent !== undefined
                 ? { maxTotalCurrent: cycle.maxTotalCurrent }
                 : {}),
@@ -540,6 +625,7 @@ export class World {
             const sp = result.setpoints.get(evses[i]!.id)!;
             if (!sp.write) continue;
             const box = this.boxes[i]!;
+            if (sp.switching === 'switch' && sp.phaseCount) this.switchPhases(i, sp.phaseCount);
             const limit = sp.released ? evses[i]!.maxCurrent : sp.chargingEnabled ? sp.current : 0;
             if (limit < box.limit) {
                 // A second reduction before the car followed the first: it may still draw the higher.
@@ -551,6 +637,40 @@ export class World {
             }
             box.limit = limit;
         }
+    }
+
+    /**
+     * The engine's step of a switch: the contactor moves only while the command in force is no
+     * charging and the car draws nothing — never under load. The answer reaches the next cycle.
+     */
+    private switchPhases(i: number, to: 1 | 3): void {
+        const box = this.boxes[i]!;
+        const cfg = this.site.config.evses[i]!;
+        if (box.limit !== 0) return; // the stop is not confirmed yet: the engine waits
+        // Under load: 1 A or more on a phase (less is taken as a car that has stopped; meters
+        // show a few mA of standby).
+        if (box.draw.some((d) => d >= 1000)) {
+            throw new Error(`${cfg.id}: phase switch under load (${box.draw.join('/')} mA)`);
+        }
+        if (box.answer === 'refuse') {
+            box.report = { phases: to, at: this.now, error: 'refused' };
+            return;
+        }
+        const automatic = cfg.phaseSwitch?.fixed === undefined;
+        if (box.contactor !== to && automatic && box.answer === 'ok') {
+            const p = this.site.config.params;
+            if (box.autoSwitches >= p.phaseSwitchMaxPerSession)
+                throw new Error(`${cfg.id}: more than ${p.phaseSwitchMaxPerSession} switches`);
+            if (this.now - box.lastAutoSwitchAt < p.phaseSwitchIntervalMs)
+                throw new Error(
+                    `${cfg.id}: switched ${this.now - box.lastAutoSwitchAt} ms after the last`,
+                );
+            box.autoSwitches++;
+            box.lastAutoSwitchAt = this.now;
+        }
+        box.contactor = to;
+        // A lost answer: the contactor moved, the manager never hears of it.
+        box.report = box.answer === 'lost' ? box.report : { phases: to, at: this.now };
     }
 
     /** Limits in force once every car has followed (mA per wallbox). */

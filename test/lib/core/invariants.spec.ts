@@ -50,6 +50,8 @@ const coverage = {
     failSafe: 0,
     paused: 0,
     unreachable: 0,
+    phaseSwitching: 0,
+    switchedToOne: 0,
 };
 
 /** The household as the manager can know it at one node, from the newest reading it has. */
@@ -296,6 +298,18 @@ class Oracle {
         if (states.some((x) => x.current > 0 && x.state === 'charging')) coverage.charging++;
         if (states.some((x) => x.state === 'failsafe')) coverage.failSafe++;
         if (states.some((x) => x.state === 'paused')) coverage.paused++;
+        if (states.some((x) => x.state === 'switching')) coverage.phaseSwitching++;
+        if (
+            truth.wallboxes.some(
+                (w, i) =>
+                    controlled[i] &&
+                    w.car &&
+                    evses[i]!.phaseSwitch &&
+                    sp(i).phases === buildingMask(1, evses[i]!.phaseRotation) &&
+                    sp(i).current > 0,
+            )
+        )
+            coverage.switchedToOne++;
         if (
             truth.wallboxes.some(
                 (w, i) => evses[i]!.enabled && !w.readable && limits[i]! > 0 && w.car,
@@ -329,7 +343,14 @@ class Oracle {
             const e = evses[i]!;
             const w = truth.wallboxes[i]!;
             const cap = truth.snapshot.limits?.get(e.id) ?? Infinity;
-            return w.state >= 2 && w.state <= 4 && Math.min(e.maxCurrent, cap) >= e.minCurrent;
+            // A wallbox that switches phases has a cap per phase count: wanted under both.
+            const pl = e.phaseSwitch ? truth.snapshot.phaseLimits?.get(e.id) : undefined;
+            const byPhases = pl ? Math.min(pl.one, pl.three) : Infinity;
+            return (
+                w.state >= 2 &&
+                w.state <= 4 &&
+                Math.min(e.maxCurrent, cap, byPhases) >= e.minCurrent
+            );
         };
         let reduced = false;
         let raised = false;
@@ -358,6 +379,11 @@ class Oracle {
                 `minimum: ${e.id} ${s.current}`,
             );
             assert.ok(s.current === 0 || s.current >= 6000, 'IEC 61851 minimum');
+            // 8. A phase switch stops the car throughout, and only where the wallbox switches.
+            if (s.state === 'switching') {
+                assert.ok(e.phaseSwitch, `${e.id} switches phases without switch_phases`);
+                assert.equal(s.current, 0, `${e.id} charges during a phase switch`);
+            }
             // 3. A stale or failing meter on its chain: fail-safe current, never rising.
             if (this.chains[i]!.some((n) => stale.has(n))) {
                 assert.ok(
@@ -386,13 +412,21 @@ class Oracle {
             // A limit from rules, overrides or budgets is never exceeded.
             const cap = truth.snapshot.limits?.get(e.id);
             if (cap !== undefined) assert.ok(s.current <= cap, `limit: ${e.id}`);
+            const pl = e.phaseSwitch ? truth.snapshot.phaseLimits?.get(e.id) : undefined;
+            if (pl) assert.ok(s.current <= Math.max(pl.one, pl.three), `phase limit: ${e.id}`);
         }
         // 4b. Capacity freed by a reduction is not handed on in the same cycle.
         assert.ok(!(reduced && raised), 'a reduction and a raise in the same cycle');
 
         // 6. Imbalance over the phases the manager knows (configured, or seen in use; all three
         // until then), with the uncontrolled wallboxes at what they may draw.
-        if (params.maxImbalance > 0 && truth.wallboxes.every((w) => w.readable)) {
+        // (Not checked while a wallbox that switches phases charges: which phases the manager
+        // can know for it after a switch whose answer was lost is not modelled here.)
+        if (
+            params.maxImbalance > 0 &&
+            truth.wallboxes.every((w) => w.readable) &&
+            !evses.some((e, i) => e.phaseSwitch && sp(i).current > 0)
+        ) {
             const site = householdOf('');
             if (!params.imbalanceAdd || site.exact) {
                 const known = evses.map((e, i) =>
@@ -431,7 +465,9 @@ class Oracle {
             if (controlled[i]) {
                 const plugged = w.state >= 2 && w.state <= 4;
                 if (!plugged || s > 0) this.pausedSince[i] = null;
-                else if (this.setpoint[i]! > 0 && wanted(i)) this.pausedSince[i] = now;
+                // A stop for a phase switch is not a pause (no pause time follows it).
+                else if (this.setpoint[i]! > 0 && wanted(i) && sp(i).state !== 'switching')
+                    this.pausedSince[i] = now;
             }
             this.setpoint[i] = s;
         }
