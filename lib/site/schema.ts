@@ -48,6 +48,10 @@ export const ParamsSchema = z
         voltage: int(100, 400).default(230),
         /** Control period (ms). */
         cycle_ms: int(200, 60_000).default(1000),
+        /** Home battery: below this SoC (%) it charges before the car gets surplus; 0 = off. */
+        battery_priority_soc: int(0, 100).default(0),
+        /** A "storage all" battery's discharge is surplus only from this SoC (%); 0 = always. */
+        battery_buffer_soc: int(0, 100).default(0),
     })
     .strict();
 export type Params = z.output<typeof ParamsSchema>;
