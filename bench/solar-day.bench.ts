@@ -32,11 +32,11 @@ const EVSE_MAX_MA = 16_000;
 const WANTED_WH = 30_000;
 const VOLTAGE = 230;
 /**
- * The wallbox's phase-switching flag, as the device table names it. Until the manager knows the
- * flag, the device table refuses it: the "switching" run then runs without it and the bench
- * reports `solar_day.switching_configured` 0.
+ * Automatic 1p/3p switching as the device table says it (the vendor's per-wallbox
+ * `switch_phases`, −1 = automatic). A device table that does not know the setting refuses it:
+ * the "switching" run then runs without it and `solar_day.switching_configured` is 0.
  */
-const SWITCHING_FLAG = 'phase_switching';
+const SWITCHING = { switch_phases: -1 };
 
 interface DayResult {
     carWh: number;
@@ -67,7 +67,7 @@ function wallbox(switching: boolean): { entry: Record<string, unknown>; configur
         ],
     };
     if (!switching) return { entry, configured: false };
-    const withFlag = { ...entry, [SWITCHING_FLAG]: true };
+    const withFlag = { ...entry, ...SWITCHING };
     return parseDevice(withFlag).success
         ? { entry: withFlag, configured: true }
         : { entry, configured: false };
