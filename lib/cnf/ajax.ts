@@ -74,6 +74,9 @@ export interface EvseControl {
     paused: boolean;
     /** mA per phase the car may draw; 0 = no charging. */
     charging_current: number;
+    /** Wallboxes that switch phases: the phases to connect (1 or 3). Changes only while
+     *  charging is disabled and the car has stopped drawing. */
+    phases?: 1 | 3;
 }
 
 export function controlOf(sp: EvseSetpoint | undefined, enabled = true): EvseControl {
@@ -90,6 +93,7 @@ export function controlOf(sp: EvseSetpoint | undefined, enabled = true): EvseCon
         charging_enabled: sp.chargingEnabled && sp.current > 0,
         paused: sp.state === 'paused',
         charging_current: sp.current,
+        ...(sp.phaseCount ? { phases: sp.phaseCount } : {}),
     };
 }
 

@@ -376,6 +376,11 @@ const overrideQuery = query({
         .regex(/^[CcEeUu]{0,12}$/, 'flags may only hold C c E e U u')
         .optional(),
     mamps: rounded(-1, 80_000).optional(),
+    /** Phases for this session (1 or 3; 0 or −1 = automatic again): the vendor's dialog offers
+     *  this choice, its HTTP flag is not published. */
+    phases: rounded(-1, 3)
+        .refine((v) => v !== 2, 'phases must be 1 or 3 (0 or -1: automatic)')
+        .optional(),
     rfid: rfidText.optional(),
 });
 const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
@@ -384,8 +389,8 @@ const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
     query: overrideQuery,
     async handler({ ctx, q, authorization, remoteAddress }) {
         const flags = q.flags ?? '';
-        if (!flags && q.mamps === undefined)
-            throw badRequest('override_device needs flags or mamps');
+        if (!flags && q.mamps === undefined && q.phases === undefined)
+            throw badRequest('override_device needs flags, mamps or phases');
         const d = evseDevice(ctx, q.dev_id);
         if (q.mamps !== undefined && q.mamps > 0 && isEvse(d) && q.mamps < d.min_charging_cur) {
             throw badRequest(`mamps must be 0 (no limit) or at least ${d.min_charging_cur}`);
@@ -413,7 +418,9 @@ const overrideDevice: CommandDef<z.output<typeof overrideQuery>> = {
             o.flags = f === f.toUpperCase() ? o.flags | bit : o.flags & ~bit;
         }
         if (q.mamps !== undefined) o.current = q.mamps > 0 ? q.mamps : null;
-        if (o.flags === 0 && o.current === null) ctx.overrides.delete(d.dev_id);
+        if (q.phases === 1 || q.phases === 3) o.phases = q.phases;
+        else if (q.phases !== undefined) delete o.phases;
+        if (o.flags === 0 && o.current === null && !o.phases) ctx.overrides.delete(d.dev_id);
         else ctx.overrides.set(d.dev_id, o);
         ctx.touch();
         // A wallbox that runs sessions of its own (OCPP): C ends the session, c starts one again

@@ -208,6 +208,14 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
         out.fixed_rfid = e.fixed_rfid ?? '';
         out.ocpp_gateway_client_id = e.ocpp_gateway_client_id ?? '';
         if (e.soft_meter !== undefined) out.soft_meter = e.soft_meter;
+        if (e.switch_phases) {
+            // `phases` above is what the car draws on; the vendor's formula names switch_phases
+            // (the setting) and pphases (the phases charging is planned on). A switch under way
+            // shows its stage (stopping, switch, settling); the car is then not paused.
+            out.switch_phases = e.switch_phases;
+            out.pphases = sp?.phaseCount ?? 3;
+            out.phase_switch = sp?.switching ?? '';
+        }
     }
     out.evse = {
         dc_sensor_faults: 0,
@@ -457,4 +465,7 @@ export const READ_ONLY_DEVICE_KEYS: ReadonlySet<string> = new Set([
     'enable_wakeup',
     'fixed_rfid',
     'ocpp_gateway_client_id',
+    'switch_phases',
+    'pphases',
+    'phase_switch',
 ]);

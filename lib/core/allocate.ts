@@ -9,6 +9,7 @@ import {
     NEW_EVSE_MEMORY,
     PHASE_LEARN_THRESHOLD,
 } from './defaults';
+import { advanceSwitch, carriedPhaseState, phaseWishes, type PhaseState } from './switching';
 import {
     admit,
     ancestry,
@@ -149,9 +150,9 @@ function houseContribution(role: number, phases: Phases3): Phases3 {
 
 // ---- per-wallbox view of this cycle ----
 
-type EvseKind = 'control' | 'disabled' | 'unreachable';
+export type EvseKind = 'control' | 'disabled' | 'unreachable';
 
-interface EvseView {
+export interface EvseView {
     cfg: EvseConfig;
     mem: EvseMemory;
     kind: EvseKind;
@@ -160,6 +161,8 @@ interface EvseView {
     /** Wallbox-side currents measured this cycle, if any. */
     measured: Phases3 | undefined;
     learned: number;
+    /** Wallboxes that switch phases: the contactor's position as known (0 = not known). */
+    contactor: 0 | 1 | 3;
     /** Building phases it is counted on. */
     mask: number;
     /** Building-phase draw used to separate wallboxes from other loads on a meter. */
@@ -192,9 +195,13 @@ function viewEvse(
     if (cfg.usedPhases === 0 && charging && measured) {
         for (let p = 0; p < 3; p++) if (measured[p]! >= PHASE_LEARN_THRESHOLD) learned |= 1 << p;
     }
-    // Until its meter shows the phases a car uses, it is counted on every phase of its wallbox: a
-    // three-phase car taken for a single-phase one would overload the other two phases.
-    const mask = rotateMask(cfg.usedPhases || learned || 0b111, cfg.phaseRotation);
+    // A wallbox that reports its contactor is taken at its word while no switch is under way.
+    const contactor =
+        cfg.phaseSwitch && reading?.phases && !mem.switching ? reading.phases : mem.phaseCount;
+    const mask = rotateMask(
+        wallboxPhases(cfg, learned, contactor, mem.switching),
+        cfg.phaseRotation,
+    );
     // Rotation 0: the wallbox's phases are the building's; no copy, the reading is never changed.
     const measuredDraw =
         measured && cfg.phaseRotation !== 0 ? rotatePhases(measured, cfg.phaseRotation) : measured;
@@ -221,7 +228,39 @@ function viewEvse(
         fixed = onPhases(mask, Math.max(mem.setpoint, last));
         draw = ZERO3; // what it draws now is unknown: it stays in the other load
     }
-    return { cfg, mem, kind, plugged, charging, measured, learned, mask, draw, fixed, command };
+    return {
+        cfg,
+        mem,
+        kind,
+        plugged,
+        charging,
+        measured,
+        learned,
+        contactor,
+        mask,
+        draw,
+        fixed,
+        command,
+    };
+}
+
+/**
+ * Wallbox-side phases a wallbox is counted on. Until its meter shows the phases a car uses, every
+ * phase of the wallbox: a three-phase car taken for a single-phase one would overload the other
+ * two. A wallbox switched to one phase uses its L1 (and any phase its meter still shows); while a
+ * switch is under way and not confirmed, the larger of the two phase counts.
+ */
+export function wallboxPhases(
+    cfg: EvseConfig,
+    learned: number,
+    contactor: 0 | 1 | 3,
+    switching: EvseMemory['switching'],
+): number {
+    const inFlight = switching !== null && switching.stage !== 'settling';
+    if (cfg.phaseSwitch && contactor === 1 && !inFlight) return 0b001 | learned;
+    // The phases learned on one phase say nothing about the car on three.
+    if (inFlight) return cfg.usedPhases || 0b111;
+    return cfg.usedPhases || learned || 0b111;
 }
 
 // ---- the decision ----
@@ -400,6 +439,7 @@ export function allocate(
                     now,
                     v.mem.underdrawSince,
                     batterySave(v, now),
+                    carriedPhaseState(v, false),
                 ),
             );
         });
@@ -418,11 +458,23 @@ export function allocate(
     const wanted = new Uint8Array(views.length);
     const underdrawSince: (number | null)[] = new Array<number | null>(views.length);
     const saves: BatterySave[] = new Array<BatterySave>(views.length);
+    // Phase switching: a switch under way moves on (stop, switch, settle) and keeps the car at 0.
+    const phaseStates: (PhaseState | undefined)[] = new Array<PhaseState | undefined>(views.length);
+    let switchable = false;
+    for (let i = 0; i < views.length; i++) {
+        const v = views[i]!;
+        if (!v.cfg.phaseSwitch) continue;
+        switchable = true;
+        phaseStates[i] =
+            v.kind === 'control'
+                ? advanceSwitch(v, snapshot.phaseSwitches?.get(v.cfg.id), now, params)
+                : carriedPhaseState(v, v.kind === 'disabled');
+    }
     for (let i = 0; i < views.length; i++) {
         const v = views[i]!;
         const save = batterySave(v, now);
         saves[i] = save;
-        const asked = save.full ? 0 : askedCurrent(v, snapshot.limits);
+        const asked = save.full ? 0 : askedCurrent(v, snapshot);
         const since = underdrawSinceOf(v, now, params);
         wanted[i] = asked > 0 ? 1 : 0;
         underdrawSince[i] = since;
@@ -431,7 +483,7 @@ export function allocate(
         candidates.prio[i] = v.cfg.prio;
         candidates.min[i] = v.cfg.minCurrent;
         candidates.demand[i] =
-            v.kind === 'control'
+            v.kind === 'control' && !phaseStates[i]?.switching
                 ? demandOf(v, asked, since, now, params, failSafe[i] === 1, increasesAllowed)
                 : 0;
     }
@@ -447,6 +499,26 @@ export function allocate(
         return s;
     };
     let s = decide(candidates);
+    // Phases: where one or three phases would serve a car better, for long enough, a switch
+    // starts (its car goes to 0) and the others are decided again without it.
+    if (switchable && params.lbEnabled) {
+        const starting = phaseWishes(
+            views,
+            phaseStates,
+            s,
+            candidates,
+            fillNodes,
+            topo.chains,
+            snapshot,
+            params,
+            failSafe,
+        );
+        if (starting) {
+            const demand = new Float64Array(candidates.demand);
+            for (let i = 0; i < views.length; i++) if (phaseStates[i]?.switching) demand[i] = 0;
+            s = decide(withDemand(candidates, demand));
+        }
+    }
     // Capacity freed by a reduction is not handed on in the same cycle: the reduced car may take
     // seconds to follow. Keep this cycle's pauses and reductions, hold everyone else where they are.
     let reduced = false;
@@ -476,7 +548,7 @@ export function allocate(
                 phases: v.mask,
                 write: true,
             });
-            evses.set(id, nextMemory(v, 0, false, now, null, saves[i]!));
+            evses.set(id, nextMemory(v, 0, false, now, null, saves[i]!, phaseStates[i]));
             return;
         }
         if (v.kind === 'unreachable') {
@@ -492,34 +564,62 @@ export function allocate(
             return;
         }
         const current = s[i]!;
-        const state =
-            current > 0
+        const phase = phaseStates[i];
+        const state = phase?.switching
+            ? 'switching'
+            : current > 0
+              ? failSafe[i]
+                  ? 'failsafe'
+                  : 'charging'
+              : wanted[i] === 1
                 ? failSafe[i]
                     ? 'failsafe'
-                    : 'charging'
-                : wanted[i] === 1
-                  ? failSafe[i]
-                      ? 'failsafe'
-                      : 'paused'
-                  : 'idle';
-        setpoints.set(id, {
+                    : 'paused'
+                : 'idle';
+        const sp: EvseSetpoint = {
             current,
             chargingEnabled: current > 0,
             released: false,
             state,
             phases: v.mask,
             write: true,
-        });
+        };
+        if (phase) {
+            // Counted as the switch now stands (a switch that started or ended in this cycle).
+            sp.phases =
+                v.mask |
+                rotateMask(
+                    wallboxPhases(
+                        v.cfg,
+                        phase.resetLearned ? 0 : v.learned,
+                        phase.phaseCount,
+                        phase.switching,
+                    ),
+                    v.cfg.phaseRotation,
+                );
+            const stage = phase.switching ? (phase.switchingOut ?? phase.switching.stage) : null;
+            // Where the contactor is to be now: the old phases until the car has stopped.
+            sp.phaseCount =
+                stage && stage !== 'stopping'
+                    ? phase.switching!.to
+                    : phase.phaseCount === 1
+                      ? 1
+                      : 3;
+            if (stage) sp.switching = stage;
+        }
+        setpoints.set(id, sp);
         evses.set(
             id,
             nextMemory(
                 v,
                 current,
-                // A decision between cycles starts no pause (see Snapshot.betweenCycles).
-                wanted[i] === 1 && !snapshot.betweenCycles,
+                // A decision between cycles starts no pause (see Snapshot.betweenCycles), nor
+                // does a stop for a phase switch.
+                wanted[i] === 1 && !snapshot.betweenCycles && !phase?.switching,
                 now,
                 underdrawSince[i] ?? null,
                 saves[i]!,
+                phase,
             ),
         );
     });
@@ -540,9 +640,14 @@ export function allocate(
  * (unplugged, or capped below its minimum by rules). Above 0 the car wants current, and a 0
  * setpoint is then a pause.
  */
-function askedCurrent(v: EvseView, limits: Snapshot['limits']): number {
+function askedCurrent(v: EvseView, snapshot: Snapshot): number {
     const { cfg } = v;
-    const asked = v.plugged ? Math.min(cfg.maxCurrent, limits?.get(cfg.id) ?? Infinity) : 0;
+    let asked = v.plugged ? Math.min(cfg.maxCurrent, snapshot.limits?.get(cfg.id) ?? Infinity) : 0;
+    // A wallbox that switches phases: the cap for the phase count it is counted on.
+    const byPhases = cfg.phaseSwitch ? snapshot.phaseLimits?.get(cfg.id) : undefined;
+    if (byPhases) {
+        asked = Math.min(asked, v.contactor === 1 ? byPhases.one : byPhases.three);
+    }
     return asked < cfg.minCurrent ? 0 : asked;
 }
 
@@ -744,8 +849,10 @@ function nextMemory(
     now: number,
     underdrawSince: number | null,
     save: BatterySave,
+    phase?: PhaseState,
 ): EvseMemory {
     const { mem, plugged } = v;
+    const learned = plugged && !phase?.resetLearned ? v.learned : 0;
     let pausedSince: number | null = null;
     if (plugged && setpoint === 0) {
         pausedSince = mem.setpoint > 0 && wanted ? now : mem.pausedSince;
@@ -760,11 +867,18 @@ function nextMemory(
                     : now
                 : null,
         pluggedAt: plugged ? (mem.pluggedAt ?? now) : null,
-        learnedPhases: plugged ? v.learned : 0,
+        learnedPhases: learned,
         underdrawSince: plugged ? underdrawSince : null,
         lastDraw: v.measured ?? mem.lastDraw,
         lastDrawAt: v.measured ? now : mem.lastDrawAt,
         ...(plugged ? save : NO_SAVE),
+        phaseCount: phase ? phase.phaseCount : mem.phaseCount,
+        switching: phase ? phase.switching : mem.switching,
+        wishPhases: phase ? phase.wishPhases : mem.wishPhases,
+        wishSince: phase ? phase.wishSince : mem.wishSince,
+        lastSwitchAt: phase ? phase.lastSwitchAt : mem.lastSwitchAt,
+        switches: phase ? phase.switches : mem.switches,
+        switchRefused: phase ? phase.switchRefused : mem.switchRefused,
     };
 }
 

@@ -18,6 +18,7 @@ import type {
     EvseReading,
     EvseSetpoint,
     MeterReading,
+    PhaseSwitchReport,
     SiteConfig,
     Snapshot,
 } from './types';
@@ -38,6 +39,10 @@ export interface DeviceState {
     /** Last command written successfully, and when. */
     lastCommand: EvseCommand | null;
     lastWriteAt: number | null;
+    /** Wallboxes that switch phases: the newest switch carried out or failed, and whether one
+     *  is on its way to the device. */
+    phaseSwitch?: PhaseSwitchReport;
+    phaseSwitchBusy?: boolean;
 }
 
 /**
@@ -117,7 +122,10 @@ interface DeviceLink {
 }
 
 /** Per-cycle caps from rules, formulas, overrides, budgets and authorisation. */
-export type CycleLimits = Pick<Snapshot, 'limits' | 'maxTotalCurrent'>;
+export type CycleLimits = Pick<
+    Snapshot,
+    'limits' | 'maxTotalCurrent' | 'phaseLimits' | 'phaseChoice'
+>;
 /** The limits stage: called once per decision, after sensing and before the allocator. */
 export interface LimitsStage {
     limits(now: number): CycleLimits;
@@ -456,6 +464,8 @@ export class ChargingManager {
             ...this.limitsStage?.limits(now),
             ...(betweenCycles ? { betweenCycles } : {}),
         };
+        const switches = this.phaseSwitches(config);
+        if (switches) snapshot.phaseSwitches = switches;
 
         // decide
         const previous = this.last?.result.setpoints;
@@ -535,6 +545,60 @@ export class ChargingManager {
             });
         }
         return out;
+    }
+
+    /** The newest phase switch of each wallbox that switches phases, if any has run. */
+    private phaseSwitches(config: SiteConfig): Map<string, PhaseSwitchReport> | undefined {
+        let out: Map<string, PhaseSwitchReport> | undefined;
+        for (const e of config.evses) {
+            if (!e.phaseSwitch) continue;
+            const report = this.states.get(e.id)?.phaseSwitch;
+            if (report) (out ??= new Map()).set(e.id, report);
+        }
+        return out;
+    }
+
+    /**
+     * Switches a wallbox's phases (the allocator's `switch` stage): only once the stop that
+     * preceded it is confirmed and no write is on its way, so the contactor never moves under a
+     * command that lets the car draw. A wallbox without a driver (HTTP input) is switched by its
+     * flow from the control object, which carries the phases: done as it goes out. The answer
+     * reaches the allocator in the next decision's snapshot.
+     */
+    private switchPhases(id: string, phases: 1 | 3, now: number): void {
+        const state = this.deviceState(id);
+        if (state.phaseSwitchBusy) return;
+        const driver = this.drivers.get(id);
+        if (!driver) {
+            state.phaseSwitch = { phases, at: now };
+            return;
+        }
+        if (driver.kind !== 'evse') return;
+        if (!driver.setPhases) {
+            state.phaseSwitch = { phases, at: now, error: 'the wallbox cannot switch phases' };
+            return;
+        }
+        const link = this.links.get(id);
+        if (!state.lastCommand || effectiveCurrent(state.lastCommand) !== 0) return;
+        if (link && link.write !== 0) return;
+        state.phaseSwitchBusy = true;
+        let request: Promise<void>;
+        try {
+            request = driver.setPhases(phases);
+        } catch (err) {
+            request = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        }
+        this.withTimeout(request, `switch phases ${id}`).then(
+            () => {
+                state.phaseSwitchBusy = false;
+                state.phaseSwitch = { phases, at: this.clock.now() };
+            },
+            (err: unknown) => {
+                state.phaseSwitchBusy = false;
+                const error = err instanceof Error ? err.message : String(err);
+                state.phaseSwitch = { phases, at: this.clock.now(), error };
+            },
+        );
     }
 
     /** This decision's samples of the configured devices that have one (the snapshot keeps them). */
@@ -636,9 +700,14 @@ export class ChargingManager {
             !previous ||
             previous.current !== sp.current ||
             previous.state !== sp.state ||
-            previous.chargingEnabled !== sp.chargingEnabled
+            previous.chargingEnabled !== sp.chargingEnabled ||
+            previous.phaseCount !== sp.phaseCount ||
+            previous.switching !== sp.switching
         ) {
             this.events.emit('setpoint', { id, setpoint: sp, previous });
+        }
+        if (sp.write && sp.switching === 'switch' && sp.phaseCount) {
+            this.switchPhases(id, sp.phaseCount, now);
         }
         const driver = this.drivers.get(id);
         if (!sp.write || !driver || driver.kind !== 'evse') return;

@@ -52,6 +52,29 @@ export interface SiteParams {
     underdrawMargin: number;
     /** Nominal phase voltage (V), for converting power to current. */
     voltage: number;
+    /** Phase switching (wallboxes with `phaseSwitch`): how long one → three phases must stay
+     *  possible before the switch (ms)… */
+    phaseUpDelayMs: number;
+    /** …and how long three → one phase must stay better (ms). */
+    phaseDownDelayMs: number;
+    /** Shortest time from one switch of a wallbox to its next automatic one (ms). */
+    phaseSwitchIntervalMs: number;
+    /** Most automatic switches per charging session. */
+    phaseSwitchMaxPerSession: number;
+    /** Up to three phases only with this much more than the minimum per phase (mA). */
+    phaseUpThreshold: number;
+    /** Longest wait for the car to stop drawing before a switch; still drawing then: none (ms). */
+    phaseStopWaitMs: number;
+    /** The car stays stopped this long after the switch, before charging resumes (ms). */
+    phaseSettleMs: number;
+}
+
+/**
+ * A wallbox that can switch between one and three phases (its contactor: wallbox L1 alone, or
+ * its phases in use). `fixed` holds it at one choice; absent, the allocator chooses.
+ */
+export interface PhaseSwitchConfig {
+    fixed?: 1 | 3;
 }
 
 export interface EvseConfig {
@@ -79,6 +102,8 @@ export interface EvseConfig {
      * drawing less while it is given at least this much counts as full until it is unplugged.
      */
     batterySaveThreshold?: number;
+    /** Present when the wallbox switches phases (vendor: `switch_phases`). */
+    phaseSwitch?: PhaseSwitchConfig;
 }
 
 export interface GroupConfig {
@@ -137,6 +162,8 @@ export interface EvseReading {
     rfid?: string;
     /** How many cards the wallbox's reader has seen (tells a new presentation of the same card). */
     rfidCount?: number;
+    /** Wallboxes that switch phases: the contactor's position as the wallbox reports it. */
+    phases?: 1 | 3;
     takenAt?: number;
 }
 
@@ -164,6 +191,40 @@ export interface Snapshot {
      * to 0 starts no pause, and it raises nobody unless `mayRaise`. The next cycle decides in full.
      */
     betweenCycles?: { mayRaise: boolean };
+    /**
+     * Wallboxes that switch phases: their cap (mA per phase) on one and on three phases. Rules
+     * that turn PV power into current give more per phase on one. Absent: `limits` for both.
+     */
+    phaseLimits?: ReadonlyMap<string, PhaseLimits>;
+    /** A phase count chosen for the session (override, card): the wallbox is switched to it. */
+    phaseChoice?: ReadonlyMap<string, 1 | 3>;
+    /** The newest phase switch each wallbox's driver carried out, or failed (engine). */
+    phaseSwitches?: ReadonlyMap<string, PhaseSwitchReport>;
+}
+
+export interface PhaseLimits {
+    one: number;
+    three: number;
+}
+
+/** A phase switch as the driver reported it: done (`phases`) or failed (`error`), and when. */
+export interface PhaseSwitchReport {
+    phases: 1 | 3;
+    at: number;
+    error?: string;
+}
+
+/** Stages of a phase switch (IEC 61851 practice): stop, switch, let the car settle, resume. */
+export type PhaseSwitchStage = 'stopping' | 'switch' | 'settling';
+
+/** A switch in progress. */
+export interface PhaseSwitching {
+    to: 1 | 3;
+    stage: PhaseSwitchStage;
+    /** Start of the stage (ms). */
+    since: number;
+    /** Chosen by hand (configuration, override, card), not by the allocator. */
+    manual: boolean;
 }
 
 // ---- allocator memory and results ----
@@ -192,6 +253,18 @@ export interface EvseMemory {
     saveBelowSince: number | null;
     /** Battery save stopped it: the car counts as full and gets nothing until it is unplugged. */
     full: boolean;
+    /** Wallboxes that switch phases: the contactor's position as known; 0 = not known. */
+    phaseCount: 0 | 1 | 3;
+    switching: PhaseSwitching | null;
+    /** The phase count the allocator would rather have, and since when (hold times). */
+    wishPhases: 0 | 1 | 3;
+    wishSince: number | null;
+    /** End of the last switch (ms), for the interval between switches. */
+    lastSwitchAt: number | null;
+    /** Automatic switches in this session. */
+    switches: number;
+    /** A switch failed in this session (the wallbox refused): no more until the car leaves. */
+    switchRefused: boolean;
 }
 
 export interface AllocatorMemory {
@@ -217,7 +290,9 @@ export type SetpointState =
     | 'disabled'
     | 'released'
     | 'observe'
-    | 'unreachable';
+    | 'unreachable'
+    /** Stopped for a phase switch (not a pause: no pause time follows). */
+    | 'switching';
 
 export interface EvseCommand {
     /** mA the car may draw per phase; 0 = no charging. */
@@ -229,10 +304,17 @@ export interface EvseCommand {
 
 export interface EvseSetpoint extends EvseCommand {
     state: SetpointState;
-    /** Building phases this wallbox is counted on (bit0 L1 …). */
+    /** Building phases this wallbox is counted on (bit0 L1 …): during a phase switch, those of
+     *  both phase counts until the switch is confirmed. */
     phases: number;
     /** Whether the manager sends this command (false in observe mode and for unreachable wallboxes). */
     write: boolean;
+    /** Wallboxes that switch phases: the phase count decided — where the contactor is to be
+     *  now (during a switch: the old one until the car has stopped, then the new one). */
+    phaseCount?: 1 | 3;
+    /** The stage of a phase switch in progress; at `switch` the car has stopped drawing and the
+     *  engine switches the contactor once the stop is confirmed. */
+    switching?: PhaseSwitchStage;
 }
 
 export interface SiteSummary {
@@ -293,6 +375,11 @@ export interface EvseDriver extends DriverBase {
      */
     startSession?(token: string): Promise<boolean>;
     stopSession?(): Promise<boolean>;
+    /**
+     * Wallboxes that switch between one and three phases: switches (the engine calls it only
+     * while the car is stopped and the stop is confirmed). Rejects when the wallbox refuses.
+     */
+    setPhases?(phases: 1 | 3): Promise<void>;
 }
 
 /** A wallbox's own communication fail-safe. */

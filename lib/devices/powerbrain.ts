@@ -163,6 +163,8 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
     private identityValue: PowerBrainIdentity | undefined;
     private s0Inputs = 0;
     private lastState: EvseState | undefined;
+    /** The contactor (8087) as read at start and last written. */
+    private contactor: 1 | 3 | undefined;
 
     constructor(options: PowerBrainEvseOptions) {
         super(options);
@@ -242,6 +244,9 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
         const caps = await this.readWords(PB.hasMeter, 2); // 8112 has_meter, 8113 s0_inputs
         const hasMeter = caps[0] === 1;
         this.s0Inputs = caps[1]!;
+        // 8087 is volatile and only the manager writes it: read once, then known from the writes.
+        const relay = await this.readWords(PB.relaySelect, 1).catch(() => undefined);
+        if (relay?.[0] !== undefined) this.contactor = relay[0] === 1 ? 1 : 3;
         this.pollPlan = this.pollRequest(
             planReads(hasMeter ? [METER_BLOCK, EVSE_BLOCK] : [EVSE_BLOCK]),
         );
@@ -325,6 +330,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
                 throw this.badReply(`implausible values: ${parsed.error.message}`, parsed.error);
         }
         this.lastState = reading.state;
+        if (this.contactor !== undefined) reading.phases = this.contactor;
         return reading;
     }
 
@@ -369,6 +375,7 @@ export class PowerBrainEvse extends ModbusDevice implements EvseDriver {
             );
         }
         await this.writeWords(PB.relaySelect, [phases === 1 ? 1 : 0]);
+        this.contactor = phases;
     }
 }
 

@@ -267,6 +267,8 @@ export class SimEvse implements EvseDriver {
     private command: EvseCommand = { current: 0, chargingEnabled: false, released: false };
     private readonly rotation: PhaseRotation;
     private energyWh = 0;
+    /** The contactor: 1 connects the wallbox's L1 only. */
+    private contactor: 1 | 3 = 3;
     /** While true the wallbox does not answer (for trying out fail-safe behaviour). */
     silent = false;
 
@@ -314,7 +316,7 @@ export class SimEvse implements EvseDriver {
     stepCar(dt: number): void {
         if (!this.car) return;
         const before = this.car.energyWh;
-        this.car.step(dt, this.offered());
+        this.car.step(dt, this.offered(), this.contactor);
         this.energyWh += this.car.energyWh - before;
     }
 
@@ -334,7 +336,18 @@ export class SimEvse implements EvseDriver {
             currents,
             powerW: Math.round(car?.powerW ?? 0),
             totalEnergyWh: Math.round(this.energyWh),
+            phases: this.contactor,
         });
+    }
+
+    /** Switches the contactor; refused while the car draws (never under load). */
+    setPhases(phases: 1 | 3): Promise<void> {
+        this.world.advance();
+        if (this.car && this.car.currents.some((c) => c > 0)) {
+            return Promise.reject(new Error(`wallbox ${this.id}: phase switch under load refused`));
+        }
+        this.contactor = phases;
+        return Promise.resolve();
     }
 
     apply(command: EvseCommand): Promise<void> {

@@ -55,6 +55,13 @@ export function deviceRing(site: Site, devId: string, now: number): Ring {
             };
         case 'paused':
             return { fill: 'yellow', shape: 'dot', key: 'paused' };
+        case 'switching':
+            return {
+                fill: 'blue',
+                shape: 'dot',
+                key: 'switching',
+                params: { n: sp.phaseCount ?? 3 },
+            };
         case 'failsafe':
             return { fill: 'red', shape: 'dot', key: 'failsafe', params: { a: amps(sp.current) } };
         case 'disabled':

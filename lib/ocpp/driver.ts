@@ -41,6 +41,9 @@ export class OcppEvseDriver implements EvseDriver {
     private readonly detach: () => void;
     private readonly now: () => number;
     private closed = false;
+    /** Phases the manager decided for this wallbox (numberPhases in its profiles); undefined
+     *  until it decides them, leaving the charge point its own. */
+    private phases: 1 | 3 | undefined;
 
     constructor(
         central: OcppCentralSystem,
@@ -94,6 +97,27 @@ export class OcppEvseDriver implements EvseDriver {
                 CONTROL_PROFILE_ID,
                 CONTROL_STACK_LEVEL,
                 current,
+                now,
+                now + this.keepAliveMs,
+            ),
+            ['Accepted'],
+            'SetChargingProfile',
+        );
+    }
+
+    /**
+     * Phase switching: numberPhases in the control profile from now on. Sent at once with the
+     * charging stopped (the engine switches only then), so that the charge point switches while
+     * no current flows.
+     */
+    async setPhases(phases: 1 | 3): Promise<void> {
+        this.phases = phases;
+        const now = this.now();
+        await this.expect(
+            this.setProfile(
+                CONTROL_PROFILE_ID,
+                CONTROL_STACK_LEVEL,
+                0,
                 now,
                 now + this.keepAliveMs,
             ),
@@ -178,7 +202,16 @@ export class OcppEvseDriver implements EvseDriver {
         const schedule = {
             startSchedule: start,
             chargingRateUnit: 'A',
-            chargingSchedulePeriod: [{ startPeriod: 0, limit }],
+            chargingSchedulePeriod: [
+                {
+                    startPeriod: 0,
+                    limit,
+                    // The control profile carries the phases once the manager decides them.
+                    ...(this.phases && stackLevel === CONTROL_STACK_LEVEL
+                        ? { numberPhases: this.phases }
+                        : {}),
+                },
+            ],
         };
         if (this.session.protocol === 'ocpp2.0.1') {
             return this.session.call('SetChargingProfile', {

@@ -198,6 +198,9 @@ export class PowerBrainSim {
     private fixedCurrent = 0;
     private relaySelect = 0;
     private relay2 = 0;
+    /** Changes of 8087, and those made while the car drew current. */
+    relaySwitches = 0;
+    relaySwitchesUnderLoad = 0;
     private failSafeDuration = 300; // s
     private failSafeCurrent = 60; // 0.1 A
     private defaults = { fixed: 0, limit: 160, enable: 1 };
@@ -653,6 +656,11 @@ export class PowerBrainSim {
                     return;
                 case 8087:
                     if (u16 > 1) throw illegalValue;
+                    // A contactor that moves while the car draws: counted (a real one wears).
+                    if (u16 !== this.relaySelect) {
+                        this.relaySwitches++;
+                        if (this.car?.currents.some((c) => c > 0)) this.relaySwitchesUnderLoad++;
+                    }
                     this.relaySelect = u16;
                     return;
                 case 8088:

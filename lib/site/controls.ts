@@ -13,6 +13,8 @@ export interface Override {
     flags: number;
     /** Current limit (mA) set with mamps, or null. */
     current: number | null;
+    /** Phases chosen for the session (wallboxes that switch), or absent. */
+    phases?: 1 | 3;
 }
 
 /** One entry of a charging plan (set_cplan): from st for dr minutes of the day, limit lm mA. */

@@ -6,7 +6,7 @@
 // → budgets are charged with what was used → formula and rule caps → authorisation caps →
 // overrides and plans → one map, the lowest cap of each wallbox winning.
 import type { CycleLimits, LimitsStage } from '../core/engine';
-import type { EvseReading, MeterReading } from '../core/types';
+import type { EvseReading, MeterReading, PhaseLimits } from '../core/types';
 import type { Formula, Resolver } from '../rules/formula';
 import {
     combineRuleResults,
@@ -102,6 +102,7 @@ export class SiteLimits implements LimitsStage {
 
         const own = this.formulaAndRuleCaps(now);
         const limits = own.limits;
+        const phaseLimits = own.phaseLimits;
         const cap = (id: string, mA: number): void => {
             limits.set(id, Math.min(mA, limits.get(id) ?? Infinity));
         };
@@ -139,7 +140,36 @@ export class SiteLimits implements LimitsStage {
             outside.limits?.forEach((mA, id) => cap(id, mA));
             maxTotal = Math.min(maxTotal, outside.maxTotalCurrent ?? Infinity);
         }
-        return maxTotal < Infinity ? { limits, maxTotalCurrent: maxTotal } : { limits };
+        const out: CycleLimits =
+            maxTotal < Infinity ? { limits, maxTotalCurrent: maxTotal } : { limits };
+        if (phaseLimits.size) out.phaseLimits = phaseLimits;
+        const choice = this.phaseChoice();
+        if (choice.size) out.phaseChoice = choice;
+        return out;
+    }
+
+    /**
+     * Phases chosen for a session at wallboxes that switch: override_device `phases`, else the
+     * card entered there (its `used_phases`, 0 = no choice: one phase bit is one phase, more are
+     * three).
+     */
+    private phaseChoice(): Map<string, 1 | 3> {
+        const out = new Map<string, 1 | 3>();
+        for (const e of this.site.evses) {
+            if (!e.switch_phases) continue;
+            const chosen = this.overrides.get(e.dev_id)?.phases;
+            if (chosen) {
+                out.set(e.dev_id, chosen);
+                continue;
+            }
+            const entered = this.authorisation.rfids.get(e.dev_id)?.rfid;
+            const card = entered
+                ? this.authorisation.userAt(e.dev_id)?.rfids.find((r) => r.id === entered)
+                : undefined;
+            const bits = card?.used_phases ?? 0;
+            if (bits) out.set(e.dev_id, (bits & (bits - 1)) === 0 ? 1 : 3);
+        }
+        return out;
     }
 
     /**
@@ -188,9 +218,12 @@ export class SiteLimits implements LimitsStage {
      */
     private formulaAndRuleCaps(now: number): {
         limits: Map<string, number>;
+        phaseLimits: Map<string, PhaseLimits>;
         maxTotalCurrent?: number;
     } {
         const limits = new Map<string, number>();
+        // Wallboxes that switch phases: their rules' caps on one and on three phases.
+        const phaseLimits = new Map<string, PhaseLimits>();
         const site = this.site;
         const p = site.params;
         const devices = site.devices;
@@ -212,7 +245,7 @@ export class SiteLimits implements LimitsStage {
         const formulaTotal = typeof p.max_total_current === 'string';
         if (!withRules.length && !formulaMax.length && !formulaTotal && !site.variables.size) {
             this.formulaErrors = [];
-            return { limits };
+            return { limits, phaseLimits };
         }
 
         const errors: string[] = [];
@@ -304,14 +337,25 @@ export class SiteLimits implements LimitsStage {
                 batteryDrainW: surplus.drainW,
                 resolve,
             };
+            // Rules that turn power into current give three times as much per phase on one phase:
+            // both are asked (with the undercut state as it stands), the allocator chooses.
+            const atPhases = (phases: number): number =>
+                combineRuleResults(
+                    this.peekRuleSet(e.dev_id, own, { ...env, phases }, now),
+                    this.peekRuleSet(`${e.dev_id}/user`, user, { ...env, phases }, now),
+                ) ?? Infinity;
+            const byPhases = e.switch_phases ? { one: atPhases(1), three: atPhases(3) } : undefined;
             const evseResult = this.evaluateRuleSet(e.dev_id, own, env, now, errors);
             const userResult = this.evaluateRuleSet(`${e.dev_id}/user`, user, env, now, errors);
             const current = combineRuleResults(evseResult, userResult);
-            if (current !== null)
+            if (byPhases) phaseLimits.set(e.dev_id, byPhases);
+            else if (current !== null)
                 limits.set(e.dev_id, Math.min(current, limits.get(e.dev_id) ?? Infinity));
         }
         this.formulaErrors = errors;
-        return maxTotalCurrent === undefined ? { limits } : { limits, maxTotalCurrent };
+        return maxTotalCurrent === undefined
+            ? { limits, phaseLimits }
+            : { limits, phaseLimits, maxTotalCurrent };
     }
 
     /** One rule list's result (mA), null without enabled rules; keeps its undercut state. */
@@ -330,6 +374,17 @@ export class SiteLimits implements LimitsStage {
         this.ruleStates.set(key, result.state);
         for (const message of result.errors) errors.push(`${key} rule: ${message}`);
         return result.current;
+    }
+
+    /** A rule list's result for another environment, leaving its state alone; null without rules. */
+    private peekRuleSet(
+        key: string,
+        rules: readonly ChargingRule[] | undefined,
+        env: RuleEnvironment,
+        now: number,
+    ): number | null {
+        if (!rules?.length) return null;
+        return evaluateRules(rules, env, now, this.ruleStates.get(key) ?? NEW_RULE_STATE).current;
     }
 
     private formula(text: string): Formula {

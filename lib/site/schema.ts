@@ -46,6 +46,22 @@ export const ParamsSchema = z
         underdraw_time: int(0, 86_400).default(60),
         underdraw_margin: milliamps(0, 32_000).default(2000),
         voltage: int(100, 400).default(230),
+        // Phase switching (wallboxes with switch_phases): delays and the interval in s.
+        /** One → three phases once three have been possible this long (the vendor's "delay for
+         *  switching to 3-phase"). */
+        phase_up_delay: int(0, 86_400).default(300),
+        /** Three → one phase once one has been better this long. */
+        phase_down_delay: int(0, 86_400).default(60),
+        /** Shortest time between two automatic switches of a wallbox. */
+        phase_switch_interval: int(0, 86_400).default(600),
+        /** Most automatic switches per charging session. */
+        phase_switch_max: int(0, 1000).default(10),
+        /** Three phases only with this much more than the minimum per phase (mA). */
+        phase_up_threshold: milliamps(0, 32_000).default(1000),
+        /** Longest wait for the car to stop drawing before a switch (s). */
+        phase_stop_wait: int(1, 600).default(20),
+        /** The car stays stopped this long after a switch (s; the vendor waits 120). */
+        phase_settle_time: int(0, 600).default(30),
         /** Control period (ms). */
         cycle_ms: int(200, 60_000).default(1000),
         /** Home battery: below this SoC (%) it charges before the car gets surplus; 0 = off. */
@@ -125,6 +141,18 @@ export const EvseEntrySchema = z
         max_charging_cur: numberOrFormula(6000, MAX_EVSE_CURRENT).default(16_000),
         prio: int(0, 100).default(1),
         used_phases: int(0, 7).default(0),
+        /**
+         * 1p/3p switching (the vendor's per-wallbox `switch_phases`: −1 automatic, 1 or 3 fixed);
+         * 0 or absent: the wallbox is never switched. The driver must be able to switch (Power
+         * Brain relay 8087, OCPP numberPhases, evse_ajax through its control object).
+         */
+        switch_phases: z.coerce
+            .number()
+            .refine(
+                (v) => v === -1 || v === 0 || v === 1 || v === 3,
+                'switch_phases must be -1, 0, 1 or 3',
+            )
+            .optional(),
         /**
          * Current while site measurements are stale: 0 = pause; else within [min, max]. A
          * wallbox with a fail-safe of its own (Power Brain) also falls back to it when the

@@ -127,6 +127,13 @@ export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): S
         underdrawAfterMs: params.underdraw_time * 1000,
         underdrawMargin: params.underdraw_margin,
         voltage: params.voltage,
+        phaseUpDelayMs: params.phase_up_delay * 1000,
+        phaseDownDelayMs: params.phase_down_delay * 1000,
+        phaseSwitchIntervalMs: params.phase_switch_interval * 1000,
+        phaseSwitchMaxPerSession: params.phase_switch_max,
+        phaseUpThreshold: params.phase_up_threshold,
+        phaseStopWaitMs: params.phase_stop_wait * 1000,
+        phaseSettleMs: params.phase_settle_time * 1000,
     };
     const staleMs = (d: DeviceEntry) => (d.stale_after ?? DEFAULT_STALE_S[d.dev_type] ?? 10) * 1000;
     const evses: EvseConfig[] = devices.filter(isEvse).map((e) => ({
@@ -142,6 +149,11 @@ export function toSiteConfig(params: Params, devices: readonly DeviceEntry[]): S
         staleAfterMs: staleMs(e),
         ...(e.attach ? { attach: e.attach } : {}),
         ...(e.battery_save_threshold ? { batterySaveThreshold: e.battery_save_threshold } : {}),
+        ...(e.switch_phases
+            ? {
+                  phaseSwitch: e.switch_phases === -1 ? {} : { fixed: e.switch_phases as 1 | 3 },
+              }
+            : {}),
     }));
     const meters: MeterConfig[] = devices.filter(isMeter).map((m) => ({
         id: m.dev_id,

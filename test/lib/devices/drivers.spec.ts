@@ -105,8 +105,10 @@ describe('devices (Modbus drivers)', function () {
         const again = await evse.read();
         assert.equal(again.rfid, 'CAFE01');
         assert.equal(again.rfidCount, card.rfidCount! + 1, 'the same card presented again');
+        assert.equal(again.phases, 3, 'the contactor as read at start');
         await evse.setPhases(1);
         assert.equal(sim.state.phases, 1);
+        assert.equal((await evse.read()).phases, 1);
         await evse.close();
         await evse.close();
         await assert.rejects(
@@ -129,8 +131,9 @@ describe('devices (Modbus drivers)', function () {
         const writesBefore = sim.state.requests;
         const b = make();
         await b.read();
-        // identity (1) + capabilities (1) + fail-safe check (1) + poll (2): no write
-        assert.equal(sim.state.requests - writesBefore, 5);
+        // identity (1) + capabilities (1) + contactor 8087 (1) + fail-safe check (1) + poll (2):
+        // no write
+        assert.equal(sim.state.requests - writesBefore, 6);
         await b.close();
     });
 
