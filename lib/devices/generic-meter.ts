@@ -51,6 +51,8 @@ export const meterMapSchema = z.object({
     voltagesV: triple.optional(),
     importWh: registerSpecSchema.optional(),
     exportWh: registerSpecSchema.optional(),
+    /** State of charge (%) of a storage meter (roles 5/6), where the device reports one. */
+    soc: registerSpecSchema.optional(),
 });
 export type MeterMap = z.input<typeof meterMapSchema>;
 type ParsedMap = z.output<typeof meterMapSchema>;
@@ -69,6 +71,7 @@ function specsOf(map: ParsedMap): ParsedSpec[] {
         ...(map.voltagesV ?? []),
         ...(map.importWh ? [map.importWh] : []),
         ...(map.exportWh ? [map.exportWh] : []),
+        ...(map.soc ? [map.soc] : []),
     ];
 }
 
@@ -137,6 +140,7 @@ export class GenericModbusMeter extends ModbusDevice implements MeterDriver {
         if (this.map.voltagesV) reading.voltages = three(this.map.voltagesV, (v) => Math.round(v));
         if (this.map.importWh) reading.importWh = Math.round(this.value(image, this.map.importWh));
         if (this.map.exportWh) reading.exportWh = Math.round(this.value(image, this.map.exportWh));
+        if (this.map.soc) reading.soc = this.value(image, this.map.soc);
         return reading;
     }
 }
