@@ -136,6 +136,7 @@ export function pushAjaxMeter(ctx: CnfContext, d: DeviceEntry, input: unknown): 
     const reading: MeterReading = { powerW: Math.round(powerW) };
     if (b.current) reading.currents = b.current;
     if (voltages) reading.voltages = voltages;
+    if (b.soc !== undefined) reading.soc = b.soc;
     const before = ctx.ajax.get(d.dev_id);
     const imported = continueCounter(round(b.import_wh ?? b.import_vah), before?.importCounter);
     const exported = continueCounter(round(b.export_wh ?? b.export_vah), before?.exportCounter);

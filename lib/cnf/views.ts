@@ -267,6 +267,8 @@ export function meterInfo(ctx: CnfContext, d: MeterEntry, v: ViewInputs): Record
         voltage_l3: voltages[2],
         role: d.role,
         model: modelOf(ctx, d, l),
+        // Storage meters that report their state of charge (%).
+        ...(r?.soc !== undefined ? { soc: r.soc } : {}),
     };
 }
 
@@ -321,6 +323,8 @@ export function paramsInfo(
         max_imbalance: p.max_imbalance,
         imbalance_add: p.imbalance_add,
         min_pause_time: p.min_pause_time,
+        battery_priority_soc: p.battery_priority_soc,
+        battery_buffer_soc: p.battery_buffer_soc,
         ocpp_srv_tls_mode: 'off',
         ocpp_srv_port: 0,
         ocpp_srv_use_ext_cert: false,

@@ -143,6 +143,8 @@ export interface MeterReading {
     exportWh?: number;
     /** Phase voltages (V). */
     voltages?: Phases3;
+    /** State of charge (%) of a storage meter (roles 5/6), where the meter reports one. */
+    soc?: number;
     /** Time the value was measured, when the device says so (pushed values); else the read time. */
     takenAt?: number;
 }

@@ -257,6 +257,7 @@ export interface ResolvedFields {
     exportWh?: Field;
     energyWh?: Field;
     rfid?: Field;
+    soc?: Field;
     identity: { model?: Field; serial?: Field; firmware?: Field };
 }
 
@@ -280,6 +281,7 @@ export function resolveAll(d: ParsedDefinition, base: number): ResolvedFields {
     if (r.exportWh) out.exportWh = one(r.exportWh);
     if (r.energyWh) out.energyWh = one(r.energyWh);
     if (r.rfid) out.rfid = one(r.rfid);
+    if (r.soc) out.soc = one(r.soc);
     if (r.model) out.identity.model = one(r.model);
     if (r.serial) out.identity.serial = one(r.serial);
     if (r.firmware) out.identity.firmware = one(r.firmware);
@@ -304,6 +306,7 @@ export function polledFields(r: ResolvedFields): Field[] {
         ...(r.exportWh ? [r.exportWh] : []),
         ...(r.energyWh ? [r.energyWh] : []),
         ...(r.rfid ? [r.rfid] : []),
+        ...(r.soc ? [r.soc] : []),
     ];
 }
 
@@ -830,6 +833,8 @@ export class DefinedMeter extends DefinedDevice implements MeterDriver {
         if (imported !== undefined && imported >= 0) reading.importWh = imported;
         const exported = roundOpt(fields.exportWh && valueOf(image, fields.exportWh));
         if (exported !== undefined && exported >= 0) reading.exportWh = exported;
+        const soc = fields.soc && valueOf(image, fields.soc);
+        if (soc !== undefined && soc >= 0 && soc <= 100) reading.soc = soc;
         return reading;
     }
 }

@@ -124,6 +124,8 @@ export const readingsSchema = z
         firmware: fieldSchema.optional(),
         /** A card presented at the wallbox's reader. */
         rfid: fieldSchema.optional(),
+        /** Storage meters: the battery's state of charge (%). */
+        soc: fieldSchema.optional(),
     })
     .strict();
 

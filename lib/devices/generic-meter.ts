@@ -45,6 +45,8 @@ export const meterMapSchema = z.object({
     voltagesV: triple.optional(),
     importWh: registerSpecSchema.optional(),
     exportWh: registerSpecSchema.optional(),
+    /** State of charge (%) of a storage meter (roles 5/6), where the device reports one. */
+    soc: registerSpecSchema.optional(),
 });
 export type MeterMap = z.input<typeof meterMapSchema>;
 type ParsedMap = z.output<typeof meterMapSchema>;
@@ -81,6 +83,7 @@ export function meterMapToDefinition(map: ParsedMap): DeviceDefinition {
             ...(map.voltagesV ? { voltagesV: three(map.voltagesV) } : {}),
             ...(map.importWh ? { importWh: field(map.importWh) } : {}),
             ...(map.exportWh ? { exportWh: field(map.exportWh) } : {}),
+            ...(map.soc ? { soc: field(map.soc) } : {}),
         },
     };
 }

@@ -47,6 +47,18 @@ export interface HouseholdProfile {
 export interface PvProfile {
     /** Peak power at noon (W), spread over three phases; 0 = no PV. */
     peakW: number;
+    /** Passing clouds, deterministic for a seed; none when absent. */
+    clouds?: CloudPattern;
+}
+
+export interface CloudPattern {
+    seed: number;
+    /** How long one stretch of sky lasts (ms); default 5 minutes. */
+    slotMs?: number;
+    /** Share of the stretches with a cloud (0..1); default 0.3. */
+    cover?: number;
+    /** Least share of the sun a cloud lets through (0..1); default 0.2. */
+    darkest?: number;
 }
 
 export const DEFAULT_HOUSEHOLD: HouseholdProfile = {
@@ -80,12 +92,76 @@ export function householdAt(p: HouseholdProfile, t: number): Phases3 {
     return out;
 }
 
+/** Share of the sun that reaches the panels at time `t` (0..1): 1 in clear sky. */
+export function sunAt(c: CloudPattern | undefined, t: number): number {
+    if (!c) return 1;
+    const slot = Math.floor(t / (c.slotMs ?? 300_000));
+    const r = seededRandom(c.seed * 104_729 + slot);
+    const cover = c.cover ?? 0.3;
+    if (r >= cover) return 1;
+    // A cloud: from the darkest share up to 70 % of the sun, depending on how thick it is.
+    const darkest = c.darkest ?? 0.2;
+    return darkest + (0.7 - darkest) * (r / cover);
+}
+
 /** PV feed-in per phase at time `t` (mA, positive = production): a bell over the day (UTC). */
 export function pvAt(p: PvProfile, t: number, voltage = 230): Phases3 {
     const hour = (t / 3_600_000) % 24;
     const shape = Math.max(0, Math.cos(((hour - 12.5) / 7) * (Math.PI / 2)));
-    const perPhase = Math.round(((p.peakW * shape * shape) / 3 / voltage) * 1000);
+    const perPhase = Math.round(
+        ((p.peakW * shape * shape * sunAt(p.clouds, t)) / 3 / voltage) * 1000,
+    );
     return [perPhase, perPhase, perPhase];
+}
+
+export interface HomeBatteryOptions {
+    capacityWh: number;
+    /** Largest charge and discharge power (W). */
+    maxChargeW: number;
+    maxDischargeW: number;
+    /** State of charge at the start (%). */
+    soc: number;
+    /** It stops discharging at this state of charge (%); default 5. */
+    minSoc?: number;
+}
+
+/**
+ * A home battery behind a hybrid inverter, as most are run: it keeps the grid at zero — it takes
+ * what would be fed in and covers what would be imported, within its power and charge. The
+ * manager cannot command it; it only sees it through a storage meter (roles 5/6).
+ */
+export class SimBattery {
+    private socValue: number;
+    readonly capacityWh: number;
+    readonly maxChargeW: number;
+    readonly maxDischargeW: number;
+    readonly minSoc: number;
+
+    constructor(opts: HomeBatteryOptions) {
+        this.capacityWh = opts.capacityWh;
+        this.maxChargeW = opts.maxChargeW;
+        this.maxDischargeW = opts.maxDischargeW;
+        this.socValue = opts.soc;
+        this.minSoc = opts.minSoc ?? 5;
+    }
+
+    /** State of charge (%). */
+    get soc(): number {
+        return this.socValue;
+    }
+
+    /** Its power (W, positive = charging) when the rest of the house would exchange `excessW`
+     *  with the grid (positive = feed-in). */
+    powerFor(excessW: number): number {
+        if (excessW > 0) return this.socValue >= 100 ? 0 : Math.min(excessW, this.maxChargeW);
+        return this.socValue <= this.minSoc ? 0 : -Math.min(-excessW, this.maxDischargeW);
+    }
+
+    /** Stores or takes out what `powerW` delivers over `dtMs`. */
+    step(powerW: number, dtMs: number): void {
+        const wh = (powerW * dtMs) / 3_600_000;
+        this.socValue = Math.min(100, Math.max(0, this.socValue + (wh / this.capacityWh) * 100));
+    }
 }
 
 export interface SimEvseOptions {
@@ -104,6 +180,8 @@ export class SimWorld {
     private readonly attached = new Set<{ currents: AttachedLoad }>();
     /** Load switched on by hand or by a test, on top of the household profile (mA per phase). */
     extraLoad: Phases3 = ZERO3;
+    /** A home battery that storage meters measure, or none. */
+    battery: SimBattery | null = null;
     private lastT: number;
 
     constructor(
@@ -119,8 +197,25 @@ export class SimWorld {
         const now = this.clock.now();
         const dt = now - this.lastT;
         this.lastT = now;
+        // The battery goes first, at the power it had over the interval (the cars' draw then).
+        if (this.battery && dt > 0) this.battery.step(this.batteryPowerW(), dt);
         // Also with no time passed: a lower limit is followed at once.
         for (const e of this.evses.values()) e.stepCar(Math.max(0, dt));
+    }
+
+    /** The home battery's power now (W, positive = charging); 0 without one. */
+    batteryPowerW(): number {
+        if (!this.battery) return 0;
+        const pv = this.pvNow();
+        const load = add3(this.householdNow(), this.carsCurrent());
+        const excessMa = pv[0] + pv[1] + pv[2] - load[0] - load[1] - load[2];
+        return this.battery.powerFor((excessMa * 230) / 1000);
+    }
+
+    /** The home battery's currents per phase (mA, charging positive): its inverter is balanced. */
+    batteryNow(): Phases3 {
+        const each = Math.round((this.batteryPowerW() / 230 / 3) * 1000);
+        return [each, each, each];
     }
 
     /**
@@ -152,10 +247,11 @@ export class SimWorld {
         return add3(householdAt(this.household, this.clock.now()), this.extraLoad);
     }
 
-    /** What the grid connection carries per phase right now (mA): household + cars − PV. */
+    /** What the grid connection carries per phase right now (mA): household + cars − PV, and
+     *  the home battery's charging (or minus its discharge). */
     gridNow(): Phases3 {
         const pv = this.pvNow();
-        const load = add3(this.householdNow(), this.carsCurrent());
+        const load = add3(add3(this.householdNow(), this.carsCurrent()), this.batteryNow());
         return [load[0] - pv[0], load[1] - pv[1], load[2] - pv[2]];
     }
 
@@ -271,7 +367,8 @@ export class SimEvse implements EvseDriver {
 
 export interface SimMeterOptions {
     id: string;
-    /** 3 grid (household + cars − PV), 1 household consumption, 2 PV production. */
+    /** 3 grid (household + cars − PV ± battery), 1 household consumption, 2 PV production,
+     *  5/6 the home battery (with its state of charge). */
     role: MeterRole;
 }
 
@@ -303,6 +400,9 @@ export class SimMeter implements MeterDriver {
                 return w.pvNow();
             case MeterRole.gridDemand:
                 return w.gridNow();
+            case MeterRole.storageHome:
+            case MeterRole.storageAll:
+                return w.batteryNow();
             default:
                 return ZERO3;
         }
@@ -326,7 +426,14 @@ export class SimMeter implements MeterDriver {
             importWh: Math.round(this.importWh),
             exportWh: Math.round(this.exportWh),
             voltages: [voltage, voltage, voltage],
+            ...(this.isStorage && this.world.battery
+                ? { soc: Math.round(this.world.battery.soc * 10) / 10 }
+                : {}),
         });
+    }
+
+    private get isStorage(): boolean {
+        return this.role === MeterRole.storageHome || this.role === MeterRole.storageAll;
     }
 
     close(): Promise<void> {

@@ -52,8 +52,13 @@ export interface RuleEnvironment {
     voltage: number;
     /** PV production (W). */
     solarPowerW: number;
-    /** PV surplus (W): what would be fed in if no car charged. */
+    /** PV surplus (W): what would be fed in if no car charged (lib/rules/surplus.ts). */
     surplusPowerW: number;
+    /**
+     * Home-battery discharge going on that the car must not use (W). While there is some, the
+     * undercut does not hold a car at its minimum: that minimum would come from the battery.
+     */
+    batteryDrainW?: number;
     resolve?: Resolver;
     priceLevel?: number;
 }
@@ -181,7 +186,7 @@ export function evaluateRules(
     let undercutSince: number | null = null;
     if (value < env.minCurrent && state.last >= env.minCurrent && udurMs > 0) {
         undercutSince = state.undercutSince ?? now;
-        if (now - undercutSince < udurMs) value = env.minCurrent;
+        if (now - undercutSince < udurMs && !((env.batteryDrainW ?? 0) > 0)) value = env.minCurrent;
     } else if (value < env.minCurrent && state.undercutSince !== null) {
         undercutSince = state.undercutSince; // expired: stays expired until the result recovers
     }

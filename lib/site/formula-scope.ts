@@ -5,8 +5,9 @@
 //   E<n>.<field>  a wallbox: state, power_w, current (largest phase), current_l1..current_l3 (mA),
 //                 import_wh, com_err, min_current, max_current
 //   M<n>.<field>  a meter:   power_w, current, current_l1..current_l3 (mA), import_wh, export_wh,
-//                 com_err
-//   GM.<field>    the site:  grid_demand (W, import positive), surplus (W)
+//                 soc (%, storage meters that report it), com_err
+//   GM.<field>    the site:  grid_demand (W, import positive), surplus (W), storage_home and
+//                 storage_all (W of the role-5 / role-6 meters, charging positive)
 //   CM.<name>     a CM variable (set_cm_vars); CM._max_total_current (mA), CM._num_charging,
 //                 CM._surplus (W), CM._price (per kWh) and CM._price_level (1 very cheap …
 //                 5 very expensive) while a price is known
@@ -74,6 +75,8 @@ export interface ScopeSource {
     device(id: string): DeviceView | undefined;
     gridDemandW: number;
     surplusW: number;
+    storageHomeW?: number;
+    storageAllW?: number;
     maxTotalCurrent: number;
     numCharging: number;
     /** The price now (prices pushed by a flow, or `_set_price` / `_set_price_level`). */
@@ -89,6 +92,10 @@ export function siteResolver(source: ScopeSource): Resolver {
             case 'GM.surplus':
             case 'CM._surplus':
                 return source.surplusW;
+            case 'GM.storage_home':
+                return source.storageHomeW ?? 0;
+            case 'GM.storage_all':
+                return source.storageAllW ?? 0;
             case 'CM._max_total_current':
                 return source.maxTotalCurrent;
             case 'CM._num_charging':
@@ -131,6 +138,7 @@ function deviceField(d: DeviceView, field: string): number | undefined {
     const meter = r as MeterReading;
     if (field === 'import_wh') return meter.importWh;
     if (field === 'export_wh') return meter.exportWh;
+    if (field === 'soc') return meter.soc;
     return undefined;
 }
 

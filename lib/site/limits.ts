@@ -6,19 +6,19 @@
 // → budgets are charged with what was used → formula and rule caps → authorisation caps →
 // overrides and plans → one map, the lowest cap of each wallbox winning.
 import type { CycleLimits, LimitsStage } from '../core/engine';
-import type { EvseReading, PhaseLimits } from '../core/types';
+import type { EvseReading, MeterReading, PhaseLimits } from '../core/types';
 import type { Formula, Resolver } from '../rules/formula';
 import {
     combineRuleResults,
     evaluateRules,
     localTime,
     NEW_RULE_STATE,
-    pvSurplusW,
     type ChargingRule,
     type RuleEnvironment,
     type RuleState,
 } from '../rules/rules';
 import { planEnergy } from '../prices/planner';
+import { siteSurplus, type StorageSample } from '../rules/surplus';
 import type { Authorisation } from '../users/authorisation';
 import { BudgetLedger } from '../users/budget';
 import {
@@ -57,6 +57,8 @@ export class SiteLimits implements LimitsStage {
     /** max_total_current and formula-valued wallbox maxima of the last cycle (mA). */
     private maxTotalNow: number;
     private readonly evseMaxNow = new Map<string, number>();
+    /** What the home batteries have shown they can take (W), for battery first. */
+    private storageChargeW = 0;
 
     constructor(
         private readonly site: Site,
@@ -313,9 +315,28 @@ export class SiteLimits implements LimitsStage {
         const gridW = sum(3);
         const evseW = devices.reduce((t, d) => (isEvse(d) ? t + power(d) : t), 0);
         const solarPowerW = sum(2);
-        const surplusPowerW = grid
-            ? pvSurplusW({ gridW, evseW })
-            : pvSurplusW({ productionW: solarPowerW, consumptionW: sum(1) });
+        const storage: StorageSample[] = [];
+        for (const m of meters) {
+            if (m.role !== 5 && m.role !== 6) continue;
+            const r = site.manager.deviceState(m.dev_id).sample.reading as MeterReading | undefined;
+            if (!r) continue;
+            storage.push({
+                role: m.role,
+                powerW: r.powerW,
+                ...(r.soc !== undefined ? { soc: r.soc } : {}),
+            });
+        }
+        const surplus = siteSurplus({
+            ...(grid ? { gridW } : {}),
+            evseW,
+            productionW: solarPowerW,
+            consumptionW: sum(1),
+            storage,
+            policy: { prioritySoc: p.battery_priority_soc, bufferSoc: p.battery_buffer_soc },
+            chargePeakW: this.storageChargeW,
+        });
+        this.storageChargeW = surplus.chargePeakW;
+        const surplusPowerW = surplus.surplusW;
         const setpoints = site.manager.lastCycle?.result.setpoints;
         let numCharging = 0;
         for (const sp of setpoints?.values() ?? []) if (sp.current > 0) numCharging++;
@@ -324,6 +345,8 @@ export class SiteLimits implements LimitsStage {
             device: (id) => this.deviceView(id),
             gridDemandW: gridW,
             surplusW: surplusPowerW,
+            storageHomeW: surplus.storageHomeW,
+            storageAllW: surplus.storageAllW,
             maxTotalCurrent: this.maxTotalNow,
             numCharging,
             // Read when asked: `_set_price` may be a variable calculated in this cycle.
@@ -371,6 +394,7 @@ export class SiteLimits implements LimitsStage {
                 voltage: p.voltage,
                 solarPowerW,
                 surplusPowerW,
+                batteryDrainW: surplus.drainW,
                 resolve,
                 ...(priceLevel === undefined ? {} : { priceLevel }),
             };

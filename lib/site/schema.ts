@@ -90,6 +90,10 @@ export const ParamsSchema = z
             })
             .transform((defs) => defs as DeviceDefinition[])
             .default([]),
+        /** Home battery: below this SoC (%) it charges before the car gets surplus; 0 = off. */
+        battery_priority_soc: int(0, 100).default(0),
+        /** A "storage all" battery's discharge is surplus only from this SoC (%); 0 = always. */
+        battery_buffer_soc: int(0, 100).default(0),
     })
     .strict();
 export type Params = z.output<typeof ParamsSchema>;

@@ -293,6 +293,24 @@ describe('devices (Modbus drivers)', function () {
         const r = await meter.read();
         assert.equal(r.powerW, 1000);
         assert.deepEqual(r.currents, [1400, 1400, 1400]);
+        assert.equal(r.soc, undefined, 'no soc register, no soc');
+        // A storage meter's state of charge (%) from a register of its own; the simulator has
+        // none, so the power register stands in for it: 1000 × 0.05 = 50 %.
+        const storage = createModbusDriver(
+            {
+                dev_type: 'meter_modbus',
+                dev_id: 'M7',
+                address: `127.0.0.1:${sim.ports.meter2}`,
+                id: 3,
+                registers: {
+                    powerW: { address: 8062, type: 'int32' },
+                    soc: { address: 8062, type: 'int32', scale: 0.05 },
+                },
+            },
+            { pool },
+        ) as MeterDriver;
+        assert.equal((await storage.read()).soc, 50);
+        await storage.close();
         assert.throws(
             () =>
                 createModbusDriver(
