@@ -781,12 +781,13 @@ async function dialogText(page: Page): Promise<DialogText> {
         });
         const deviceLabels: DialogText['deviceLabels'] = [];
         tray.querySelectorAll('.evcm-dev-row').forEach((row) => {
-            row.querySelectorAll('.evcm-dev-type option').forEach((o) =>
-                deviceLabels.push({
-                    key: `types.${(o as HTMLOptionElement).value}`,
-                    shown: o.textContent ?? '',
-                }),
-            );
+            row.querySelectorAll('.evcm-dev-type option').forEach((o) => {
+                const type = (o as HTMLOptionElement).value;
+                const shown = o.textContent ?? '';
+                // A device definition's product name is shown as it is, with its type.
+                if (shown.endsWith(` (${type})`) && shown.length > type.length + 3) return;
+                deviceLabels.push({ key: `types.${type}`, shown });
+            });
             row.querySelectorAll('.evcm-dev-field').forEach((f) => {
                 const input = f.querySelector('[data-field]')!;
                 const field = input.getAttribute('data-field')!;
