@@ -398,8 +398,9 @@ abstract class DefinedDevice extends ModbusDevice {
     private sunspecModelValue: number | undefined;
     /** Words last confirmed per written register, cleared when the connection is new. */
     protected readonly confirmed = new Map<number, string>();
-    /** Init writes are due (once per connection). */
-    protected initDue = true;
+    /** Connections made so far, and the one the init writes were last made on (−1: none). */
+    private connections = 0;
+    private initOn = -1;
     private readonly offBusState: () => void;
 
     constructor(options: DefinedDeviceOptions) {
@@ -417,7 +418,7 @@ abstract class DefinedDevice extends ModbusDevice {
 
     protected connectionIsNew(): void {
         this.confirmed.clear();
-        this.initDue = true;
+        this.connections++;
     }
 
     /** What the device says it is (read at start); undefined before that or where it has none. */
@@ -604,16 +605,12 @@ abstract class DefinedDevice extends ModbusDevice {
     /** Init writes, once per connection. */
     protected async runInit(): Promise<void> {
         const init = this.definition.control?.init;
-        if (!this.initDue) return;
-        this.initDue = false;
-        try {
-            for (const [i, w] of (init ?? []).entries()) {
-                await this.send(this.encodeWrite(`init[${i}]`, w, w.value));
-            }
-        } catch (e) {
-            this.initDue = true;
-            throw e;
+        // The first writes open the connection: the one they were made on is known after them.
+        if (!init?.length || this.initOn === this.connections) return;
+        for (const [i, w] of init.entries()) {
+            await this.send(this.encodeWrite(`init[${i}]`, w, w.value));
         }
+        this.initOn = this.connections;
     }
 
     override close(): Promise<void> {
