@@ -141,6 +141,36 @@ export function hasCommand(name: string): boolean {
     return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** Resolves once socat's log says `ready` (it logs to stderr with -d -d); rejects if it exits. */
+async function socatReady(proc: ChildProcess, ready: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+        let text = '';
+        const timer = setTimeout(() => reject(new Error(`socat did not start: ${text}`)), 5000);
+        proc.stderr!.on('data', (chunk: Buffer) => {
+            text += chunk.toString();
+            if (text.includes(ready)) {
+                clearTimeout(timer);
+                resolve();
+            }
+        });
+        proc.once('exit', (code) => {
+            clearTimeout(timer);
+            reject(new Error(`socat exited with ${code}: ${text}`));
+        });
+    });
+    proc.stderr!.resume();
+}
+
+/** Stops exactly this socat by its PID and removes its directory. */
+async function stopSocat(proc: ChildProcess | undefined, dir: string): Promise<void> {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+        proc.kill('SIGTERM');
+        await exited;
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
 /** Two linked pseudo-terminals from socat; stop() kills exactly that socat by its PID. */
 export class PtyPair {
     private proc: ChildProcess | undefined;
@@ -160,33 +190,13 @@ export class PtyPair {
             },
         );
         this.proc = proc;
-        await new Promise<void>((resolve, reject) => {
-            let text = '';
-            const timer = setTimeout(() => reject(new Error(`socat did not start: ${text}`)), 5000);
-            proc.stderr!.on('data', (chunk: Buffer) => {
-                text += chunk.toString();
-                if (text.includes('starting data transfer loop')) {
-                    clearTimeout(timer);
-                    resolve();
-                }
-            });
-            proc.once('exit', (code) => {
-                clearTimeout(timer);
-                reject(new Error(`socat exited with ${code}: ${text}`));
-            });
-        });
-        proc.stderr!.resume();
+        await socatReady(proc, 'starting data transfer loop');
     }
 
     async stop(): Promise<void> {
         const proc = this.proc;
         this.proc = undefined;
-        if (proc && proc.exitCode === null && proc.signalCode === null) {
-            const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-            proc.kill('SIGTERM');
-            await exited;
-        }
-        if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+        await stopSocat(proc, this.dir);
     }
 }
 
@@ -217,32 +227,12 @@ export class PtyTcpBridge {
             { stdio: ['ignore', 'ignore', 'pipe'] },
         );
         this.proc = proc;
-        await new Promise<void>((resolve, reject) => {
-            let text = '';
-            const timer = setTimeout(() => reject(new Error(`socat did not start: ${text}`)), 5000);
-            proc.stderr!.on('data', (chunk: Buffer) => {
-                text += chunk.toString();
-                if (text.includes('listening on')) {
-                    clearTimeout(timer);
-                    resolve();
-                }
-            });
-            proc.once('exit', (code) => {
-                clearTimeout(timer);
-                reject(new Error(`socat exited with ${code}: ${text}`));
-            });
-        });
-        proc.stderr!.resume();
+        await socatReady(proc, 'listening on');
     }
 
     async stop(): Promise<void> {
         const proc = this.proc;
         this.proc = undefined;
-        if (proc && proc.exitCode === null && proc.signalCode === null) {
-            const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-            proc.kill('SIGTERM');
-            await exited;
-        }
-        if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+        await stopSocat(proc, this.dir);
     }
 }
