@@ -38,7 +38,7 @@ export class DefinitionError extends Error {
     readonly code = 'DEFINITION';
 }
 
-/** `control.current.scale: Too small…` for each issue (the first three). */
+/** `control.current.scale: Too small…` for each issue (the first three); any zod error reads so. */
 export function definitionIssues(error: z.ZodError, prefix = ''): string {
     return error.issues
         .slice(0, 3)

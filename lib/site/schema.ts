@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { DeviceDefinition } from '../devices/definition';
 import { isModbusDevType, userDefinitionProblems } from '../devices/registry';
+import { definitionIssues } from '../devices/defined-device';
 import { hashPassword, isPasswordHash } from '../ocpp/credentials';
 import { ChargingRuleSchema } from '../rules/rules';
 import { numberOrFormula } from './formula-scope';
@@ -347,17 +348,4 @@ export function isGroup(d: DeviceEntry): d is GroupEntry {
 }
 
 /** One readable line from a zod error: "devices[2].max_charging_cur: …". */
-export function describeIssues(error: z.ZodError, prefix = ''): string {
-    return error.issues
-        .slice(0, 3)
-        .map((i) => {
-            const path = [
-                prefix,
-                ...i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)),
-            ]
-                .join('')
-                .replace(/^\./, '');
-            return path ? `${path}: ${i.message}` : i.message;
-        })
-        .join('; ');
-}
+export const describeIssues = definitionIssues;
