@@ -804,7 +804,7 @@ export class ChargingManager {
     /**
      * A lowering answered (or was given up). When none is left in flight, the increases that
      * waited go out — unless a lowering failed: then the wallbox may still draw its old current,
-     * and the next decision, which counts it at that, decides the increases again.
+     * and the next decision decides the increases again from what that wallbox then reports.
      */
     private reductionSettled(link: DeviceLink, confirmed: boolean): void {
         if (!link.reducing) return;
