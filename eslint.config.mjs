@@ -22,7 +22,7 @@ export default tseslint.config(
         rules: {
             '@typescript-eslint/no-floating-promises': 'error',
             '@typescript-eslint/no-misused-promises': 'error',
-            '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+            '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
             eqeqeq: ['error', 'always'],
             'no-console': ['error', { allow: ['warn', 'error'] }],
         },

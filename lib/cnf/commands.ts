@@ -22,7 +22,17 @@ import { OVERRIDE, type CnfContext } from './context';
 import { badRequest, CnfError, notFound, unknownDevice } from './errors';
 import { adminChange, conflictOf, selfChange, type User } from './users';
 import { objectBody, parseDecimal, single, type Params } from './query';
-import { planWrite, readAll, readValue, readWords, resolveTarget, writeWords } from './registers';
+import {
+    planWrite,
+    RawText,
+    readAll,
+    readValue,
+    readWords,
+    resolveTarget,
+    writeWords,
+} from './registers';
+import { applyFilter } from '../sessions/book';
+import { sessionsCsv } from '../sessions/csv';
 import {
     devTypeLabels,
     devInfo,
@@ -678,6 +688,45 @@ const getDiagLog: CommandDef<z.output<typeof diagReadQuery>> = {
     },
 };
 
+/** A time in a query: seconds since the epoch (as the vendor's API counts) or an ISO 8601 date. */
+const timeParam = z.string().transform((text, c) => {
+    const t = /^\d+(\.\d+)?$/.test(text) ? Number(text) * 1000 : Date.parse(text);
+    if (!Number.isFinite(t)) {
+        c.addIssue({ code: 'custom', message: 'must be seconds since 1970 or an ISO 8601 date' });
+        return z.NEVER;
+    }
+    return t;
+});
+const sessionsQuery = query({
+    from: timeParam.optional(),
+    to: timeParam.optional(),
+    user: z.string().min(1).max(100).optional(),
+    dev_id: devId.optional(),
+    max: wholeNumber(1, 100_000).optional(),
+    format: z.enum(['json', 'csv']).optional(),
+});
+/**
+ * Recorded charging sessions (ours; the vendor's transaction log is a CSV download of its web
+ * UI): filtered by time (sessions overlapping from..to), user (id, name or card) and wallbox;
+ * JSON with the running sessions too, or CSV of the finished ones for a spreadsheet.
+ */
+const getSessions: CommandDef<z.output<typeof sessionsQuery>> = {
+    auth: 'admin',
+    query: sessionsQuery,
+    async handler({ ctx, q }) {
+        const filter = { from: q.from, to: q.to, user: q.user, dev_id: q.dev_id, limit: q.max };
+        const records = await ctx.sessions.query(filter);
+        if (q.format === 'csv') {
+            return new RawText(sessionsCsv(records), 'text/csv; charset=utf-8', 'sessions.csv');
+        }
+        const running = applyFilter(ctx.site.sessions.runningAll(), {
+            ...filter,
+            limit: undefined,
+        });
+        return { sessions: records, running };
+    },
+};
+
 const cmVarsQuery = query({
     name: z.string().max(64).optional(),
     val: z.string().max(1000).optional(),
@@ -887,6 +936,7 @@ export const COMMANDS: Readonly<Record<string, CommandDef<never>>> = {
     reset_device: resetDevice,
     set_diag_logging: setDiagLogging,
     get_diag_log: getDiagLog,
+    get_sessions: getSessions,
     set_cm_vars: setCmVars,
     get_cm_vars: getCmVars,
     get_devices: getDevices,

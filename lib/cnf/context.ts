@@ -9,6 +9,7 @@ import type { Site } from '../site/site';
 import type { EnteredToken } from '../users/authorisation';
 import type { BudgetLedger, SessionBudget } from '../users/budget';
 import type { UserDirectory } from '../users/directory';
+import { SessionBook, type SessionStorage } from '../sessions/book';
 import { CnfAuth, type ScryptCost, type ThrottleOptions } from './auth';
 import { DiagLog } from './diag-log';
 
@@ -54,6 +55,9 @@ export interface CnfContextOptions {
     diagFile?: string;
     /** Where the manager's log lines go (diagnostic log on and off). */
     log?: (text: string) => void;
+    /** Where session records are kept (the log under the user directory); none = memory only. */
+    sessionStorage?: SessionStorage;
+    onSessionError?: (err: Error) => void;
 }
 
 export class CnfContext {
@@ -67,6 +71,9 @@ export class CnfContext {
     license = { accepted: false, usageStats: false };
     /** The diagnostic log (set_diag_logging): every cycle's inputs and decisions while on. */
     readonly diag: DiagLog;
+    /** Charging session records: opened by the manager before the first cycle, closed after the
+     *  last. */
+    readonly sessions: SessionBook;
     private touched = 0;
     /** Counts the changes a listener took to keep (see onChange): each waits for committed(). */
     changes = 0;
@@ -91,6 +98,9 @@ export class CnfContext {
             ...(options.log ? { log: options.log } : {}),
         });
         this.offCycle = site.manager.events.on('cycle', (report) => this.diag.record(report));
+        this.sessions = new SessionBook(site.sessions, options.sessionStorage ?? null, {
+            ...(options.onSessionError ? { onError: options.onSessionError } : {}),
+        });
     }
 
     /** Bumped on every change made through this context, and when a cycle ends overrides or

@@ -6,7 +6,7 @@
 import { COMMANDS, type AuthLevel, type CommandDef } from './commands';
 import type { CnfContext } from './context';
 import { badRequest, CnfError, notFound, toCnfError } from './errors';
-import { RawJson } from './registers';
+import { RawJson, RawText } from './registers';
 import { parseBody, parseQuery, single, type RawQuery } from './query';
 import { describeIssues } from '../site/schema';
 
@@ -121,6 +121,15 @@ export async function handleCnf(request: CnfRequest, ctx: CnfContext): Promise<C
         if (ctx.changes !== changes) await ctx.committed();
         if (value instanceof RawJson)
             return { status: 200, headers: { ...JSON_HEADERS }, body: value.text };
+        if (value instanceof RawText) {
+            const headers: Record<string, string> = {
+                'Content-Type': value.contentType,
+                'Cache-Control': 'no-store',
+            };
+            if (value.filename)
+                headers['Content-Disposition'] = `attachment; filename="${value.filename}"`;
+            return { status: 200, headers, body: value.text };
+        }
         return respond(200, value);
     } catch (err) {
         return errorResponse(err);

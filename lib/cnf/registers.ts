@@ -253,6 +253,15 @@ export class RawJson {
     constructor(readonly text: string) {}
 }
 
+/** An answer that is not JSON (a CSV download): its text, type and the file name it suggests. */
+export class RawText {
+    constructor(
+        readonly text: string,
+        readonly contentType: string,
+        readonly filename?: string,
+    ) {}
+}
+
 export async function readAll(ctx: CnfContext, t: Target): Promise<RawJson> {
     if (!t.layout) throw badRequest('read=all needs a Power Brain device');
     const map = layoutMap(t.layout === 'evse' ? 'evse' : 'meter').filter(

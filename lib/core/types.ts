@@ -167,6 +167,18 @@ export interface EvseReading {
     takenAt?: number;
 }
 
+/** A wallbox's own transactions (OCPP): the running one, and the one that ended last. */
+export interface WallboxTransactions {
+    running?: { id: string; idTag?: string; meterStartWh?: number; startedAt: number };
+    ended?: {
+        id: string;
+        stoppedAt: number;
+        meterStopWh?: number;
+        energyWh?: number;
+        reason?: string;
+    };
+}
+
 /** What the engine knows about one device at snapshot time. */
 export interface DeviceSample<R> {
     /** Newest good reading, if any. */
@@ -375,6 +387,11 @@ export interface EvseDriver extends DriverBase {
      */
     startSession?(token: string): Promise<boolean>;
     stopSession?(): Promise<boolean>;
+    /**
+     * Wallboxes that run sessions of their own: the transaction running now and the one that
+     * ended last, as the wallbox reported them. Session records follow them.
+     */
+    transactions?(): WallboxTransactions;
     /**
      * Wallboxes that switch between one and three phases: switches (the engine calls it only
      * while the car is stopped and the stop is confirmed). Rejects when the wallbox refuses.

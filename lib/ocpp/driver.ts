@@ -4,7 +4,13 @@
 // that the charge point itself falls back to it when the manager is gone.
 // Reductions before increases: the engine writes every wallbox separately and each profile
 // is acknowledged before apply() resolves, so its ordering of writes holds here as for Modbus.
-import type { DeviceFailSafe, EvseCommand, EvseDriver, EvseReading } from '../core/types';
+import type {
+    DeviceFailSafe,
+    EvseCommand,
+    EvseDriver,
+    EvseReading,
+    WallboxTransactions,
+} from '../core/types';
 import type { OcppCentralSystem } from './central-system';
 import {
     CONTROL_PROFILE_ID,
@@ -12,7 +18,13 @@ import {
     FAIL_SAFE_PROFILE_ID,
     FAIL_SAFE_STACK_LEVEL,
     type ChargePoint,
+    type Transaction,
 } from './charge-point';
+
+/** The object without its undefined fields (exactOptionalPropertyTypes). */
+function defined<T extends object>(o: { [K in keyof T]: T[K] | undefined }): T {
+    return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
 
 export interface OcppEvseDriverOptions {
     /** dev_id (`E<n>`). */
@@ -158,6 +170,31 @@ export class OcppEvseDriver implements EvseDriver {
 
     stopSession(): Promise<boolean> {
         return this.remoteStop();
+    }
+
+    transactions(): WallboxTransactions {
+        const tx = this.session.connector(this.opts.connector)?.transaction;
+        let ended: Transaction | undefined;
+        const finished = this.session.finished;
+        for (let i = finished.length - 1; i >= 0 && !ended; i--)
+            if (finished[i]!.connector === this.opts.connector) ended = finished[i];
+        const out: WallboxTransactions = {};
+        if (tx)
+            out.running = defined({
+                id: tx.id,
+                idTag: tx.idTag,
+                meterStartWh: tx.meterStartWh,
+                startedAt: tx.startedAt,
+            });
+        if (ended?.stoppedAt !== undefined)
+            out.ended = defined({
+                id: ended.id,
+                stoppedAt: ended.stoppedAt,
+                meterStopWh: ended.meterStopWh,
+                energyWh: ended.energyWh,
+                reason: ended.reason,
+            });
+        return out;
     }
 
     private installFailSafe(): void {

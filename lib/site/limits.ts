@@ -106,6 +106,7 @@ export class SiteLimits implements LimitsStage {
             if (this.overrides.delete(id)) this.overridesEnded++;
         }
         auth.takeReaderCards(now);
+        this.site.trackSessions(now);
         const budgetSpent = this.recordBudgets(now);
 
         const own = this.formulaAndRuleCaps(now);
@@ -235,22 +236,15 @@ export class SiteLimits implements LimitsStage {
      */
     private recordBudgets(now: number): string[] {
         const spent: string[] = [];
-        for (const d of this.site.devices) {
-            if (!isEvse(d)) continue;
-            const session = this.authorisation.sessionBudgetAt(d.dev_id);
-            if (!session) {
-                this.budgets.forget(d.dev_id);
-                continue;
-            }
-            const r = this.site.manager.deviceState(d.dev_id).sample.reading as
-                EvseReading | undefined;
-            const charging = (r?.state === 3 || r?.state === 4) && (r.powerW ?? 1) > 0;
-            this.budgets.record(d.dev_id, session, now, {
-                energyWh: r?.totalEnergyWh,
-                powerW: r?.powerW,
-                charging,
-            });
-            if (this.budgets.exhausted(session, now)) spent.push(d.dev_id);
+        const evses = this.site.evses;
+        for (let i = 0; i < evses.length; i++) {
+            const id = evses[i]!.dev_id;
+            const session = this.authorisation.sessionBudgetAt(id);
+            if (!session) continue;
+            // The same count as the wallbox's session record: one figure for billing and budget.
+            const step = this.site.sessions.step(id);
+            if (step) this.budgets.charge(session, now, step.wh, step.chargingS);
+            if (this.budgets.exhausted(session, now)) spent.push(id);
         }
         return spent;
     }

@@ -21,6 +21,7 @@ import { SimEvse, SimMeter, SimWorld } from '../devices/sim';
 import { BusPool } from '../modbus/pool';
 import type { OcppCentralSystem } from '../ocpp/central-system';
 import { OcppEvseDriver } from '../ocpp/driver';
+import { SessionTracker, type WallboxSample } from '../sessions/tracker';
 import { PriceSource, type CurrentPrice } from '../prices/price-list';
 import { CmVariables } from '../rules/variables';
 import { Authorisation, type WallboxView } from '../users/authorisation';
@@ -215,6 +216,8 @@ export class Site {
     readonly authorisation: Authorisation;
     /** The cycle's limits stage: rules, formulas, authorisation, budgets, overrides, plans. */
     readonly limits: SiteLimits;
+    /** Charging sessions: the running ones, and an event for each that ends. */
+    readonly sessions = new SessionTracker();
     private paramsValue: Params;
     private devicesValue: DeviceEntry[];
     private readonly pool: BusPool;
@@ -403,6 +406,34 @@ export class Site {
         const driver = this.manager.driver(devId);
         if (driver?.kind !== 'evse' || !driver.startSession) return Promise.resolve(false);
         return driver.startSession(token).catch(() => false);
+    }
+
+    /**
+     * Brings the session records up to date with this cycle's readings (the limits stage calls
+     * it before budgets are charged, which use the same count).
+     */
+    trackSessions(now: number): void {
+        const evses = this.evses;
+        const samples: WallboxSample[] = new Array(evses.length);
+        for (let i = 0; i < evses.length; i++) {
+            const e = evses[i]!;
+            const state = this.manager.deviceState(e.dev_id);
+            const entered = this.authorisation.rfids.get(e.dev_id);
+            const user = this.authorisation.userAt(e.dev_id);
+            const driver = this.manager.driver(e.dev_id);
+            const tx = driver?.kind === 'evse' ? driver.transactions?.() : undefined;
+            samples[i] = {
+                dev_id: e.dev_id,
+                name: e.name,
+                reading: state.sample.reading as EvseReading | undefined,
+                takenAt: state.sample.takenAt,
+                user: user ? { id: user.id, name: user.name } : undefined,
+                card: entered?.rfid,
+                transaction: tx?.running,
+                endedTransaction: tx?.ended,
+            };
+        }
+        this.sessions.update(now, samples);
     }
 
     /** Ends a wallbox's own charging session (override C, a used-up budget). Never rejects. */

@@ -109,59 +109,27 @@ export function sessionBudget(
     return null;
 }
 
-/** What a wallbox reports in one cycle, for budget accounting. */
-export interface MeterSample {
-    /** Its energy counter (Wh), if it has one. */
-    energyWh?: number | undefined;
-    powerW?: number | undefined;
-    /** The car is charging (IEC 61851 state C or D with current flowing). */
-    charging: boolean;
-}
-
-/** A counter step larger than this in one cycle is a counter reset or swap, not energy. */
-const MAX_PLAUSIBLE_STEP_WH = 50_000;
-
 /**
- * Usage per budget key, fed once per cycle with what each wallbox charged. Energy comes from the
- * wallbox's counter when it has one (power × time otherwise); time is time spent charging.
+ * Usage per budget key. Each cycle adds what the wallbox's session record counted (energy from
+ * its counter, time spent charging), so a budget and the session records agree.
  */
 export class BudgetLedger {
     private readonly usage = new Map<string, BudgetUsage>();
-    private readonly last = new Map<string, { at: number; energyWh?: number | undefined }>();
 
     constructor(private readonly offsetMinutes?: number) {}
 
-    /** Adds what wallbox `devId` charged since its previous sample to `session`'s usage. */
-    record(devId: string, session: SessionBudget, now: number, sample: MeterSample): void {
-        const prev = this.last.get(devId);
-        this.last.set(devId, { at: now, energyWh: sample.energyWh });
-        if (!prev || now <= prev.at) return;
-        const dtS = (now - prev.at) / 1000;
-        let deltaWh = 0;
-        if (sample.charging) {
-            const step =
-                sample.energyWh !== undefined && prev.energyWh !== undefined
-                    ? sample.energyWh - prev.energyWh
-                    : undefined;
-            deltaWh =
-                step !== undefined && step >= 0 && step <= MAX_PLAUSIBLE_STEP_WH
-                    ? step
-                    : (Math.max(0, sample.powerW ?? 0) * dtS) / 3600;
-        }
+    /** Adds energy (Wh) and charging time (s) a session used to its budget's usage. */
+    charge(session: SessionBudget, now: number, wh: number, chargingS: number): void {
+        if (wh <= 0 && chargingS <= 0) return;
         const usage = consume(
             session.budget,
             this.usage.get(session.key),
             now,
-            deltaWh,
-            sample.charging ? dtS : 0,
+            wh,
+            chargingS,
             this.offsetMinutes,
         );
         this.usage.set(session.key, usage);
-    }
-
-    /** A wallbox without a budgeted session: its next session starts counting afresh. */
-    forget(devId: string): void {
-        this.last.delete(devId);
     }
 
     exhausted(session: SessionBudget, now: number): boolean {

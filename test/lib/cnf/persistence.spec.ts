@@ -461,9 +461,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
             budget: { unit: 'kwh', amount: 1, reset: 'once' },
         } as const;
         const now = Date.now();
-        const charging = { charging: true, powerW: 11_000 };
-        m.ctx.budgets.record('E1', session, now, { ...charging, energyWh: 0 });
-        m.ctx.budgets.record('E1', session, now + 60_000, { ...charging, energyWh: 1200 });
+        m.ctx.budgets.charge(session, now + 60_000, 1200, 60);
         assert.ok(m.ctx.budgets.exhausted(session, now + 60_000));
         m.persistence.saveCounters(); // what the periodic save and close do
         m = await restart(m);
@@ -573,16 +571,7 @@ describe('persistence of the /cnf context (lib/cnf/persistence)', function () {
         await m.json('cmd=set_ajax_evse&dev_id=E1&state=1&total_energy=5000');
         m.persistence.counters.update(); // what every control cycle does
         const session = { key: 'user:1001', budget: { unit: 'kwh', amount: 10, reset: 'once' } };
-        m.ctx.budgets.record('E1', session as never, Date.now(), {
-            charging: true,
-            powerW: 11_000,
-            energyWh: 0,
-        });
-        m.ctx.budgets.record('E1', session as never, Date.now() + 60_000, {
-            charging: true,
-            powerW: 11_000,
-            energyWh: 700,
-        });
+        m.ctx.budgets.charge(session as never, Date.now() + 60_000, 700, 60);
         await new Promise((resolve) => setTimeout(resolve, 50)); // beyond the debounce time
         const before = existsSync(file)
             ? (JSON.parse(readFileSync(file, 'utf8')) as StoreDocument)
