@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { OcppCentralSystem } from '../../../lib/ocpp/central-system';
 import { OcppEvseDriver } from '../../../lib/ocpp/driver';
+import type { SessionRecord } from '../../../lib/sessions/record';
 import { Site } from '../../../lib/site/site';
 import { MemoryUsers } from '../../../lib/users/directory';
 import { TestChargePoint } from '../../support/ocpp-client';
@@ -117,14 +118,30 @@ describe('site with an evse_ocpp wallbox', () => {
         assert.equal((good.idTagInfo as { status: string }).status, 'Accepted');
         assert.equal(site.authorisation.rfids.get('E1')?.rfid, 'CARD1');
         assert.equal(site.authorisation.rfids.get('E1')?.user, '1001');
+        const records: SessionRecord[] = [];
+        site.sessions.events.on('ended', (r) => records.push(r));
+        await c.status(1, 'Charging');
+        await c.meter(1, [16, 16, 16], 11_000, 900);
+        await site.manager.runCycle();
+        assert.equal(site.sessions.running('E1')?.transaction_id, String(good.transactionId));
         await c.call('StopTransaction', {
             transactionId: good.transactionId,
             meterStop: 2500,
+            reason: 'Local',
             timestamp: new Date().toISOString(),
         });
         const done = cs.find('WB-2')!.finished.at(-1)!;
         assert.equal(done.energyWh, 2000);
         assert.equal(done.idTag, 'CARD1');
+        // The transaction is the session record: its id, card, user, the charge point's figures.
+        await site.manager.runCycle();
+        assert.equal(records.length, 1);
+        const r = records[0]!;
+        assert.equal(r.transaction_id, String(good.transactionId));
+        assert.deepEqual([r.card, r.user_id, r.user], ['CARD1', '1001', 'Ann']);
+        assert.deepEqual([r.meter_start_wh, r.meter_stop_wh, r.energy_wh], [500, 2500, 2000]);
+        assert.deepEqual([r.reason, r.ocpp_reason], ['transaction', 'Local']);
+        assert.equal(r.peak_ma, 16_000);
     });
 
     it('with two connectors a card counts as entered only where the transaction starts', async () => {
