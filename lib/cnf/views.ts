@@ -209,6 +209,10 @@ export function evseInfo(ctx: CnfContext, d: DeviceEntry, v: ViewInputs): Record
     };
     if (e?.attach) out.attach = e.attach;
     if (e) {
+        // The running session's energy and charging time (names a Home Assistant fork reads).
+        const session = ctx.site.sessions.running(d.dev_id);
+        out.ta_en = Math.round(session?.energy_wh ?? 0);
+        out.charging_dur = Math.round(session?.charging_s ?? 0);
         // Settings of the vendor's device object, so that a copy can be sent back unchanged.
         out.battery_save_threshold = e.battery_save_threshold ?? 0;
         out.enable_snooze = e.enable_snooze ?? true;
@@ -469,6 +473,8 @@ export const READ_ONLY_DEVICE_KEYS: ReadonlySet<string> = new Set([
     'ucnt',
     'overrides',
     'ov_cur',
+    'ta_en',
+    'charging_dur',
     'evse',
     'ocpp',
     'is_va',

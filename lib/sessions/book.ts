@@ -51,7 +51,7 @@ export function sessionFileFor(userDir: string, managerId: string): string {
 }
 
 export class SessionBook {
-    readonly events = new Events<SessionBookEvents>();
+    readonly events: Events<SessionBookEvents>;
     /** Without storage: the newest records, in memory. */
     private readonly memory: SessionRecord[] = [];
     private writes: Promise<unknown> = Promise.resolve();
@@ -59,13 +59,23 @@ export class SessionBook {
     private checkpointedRevision = -1;
     private readonly off: () => void;
     private closed = false;
+    private opened = false;
 
     constructor(
         readonly tracker: SessionTracker,
         private readonly storage: SessionStorage | null,
         private readonly opts: SessionBookOptions = {},
     ) {
-        this.off = tracker.events.on('ended', (record) => this.record(record));
+        this.events = new Events<SessionBookEvents>((event, error) =>
+            opts.onError?.(new Error(`a subscriber of ${event} failed: ${error.message}`)),
+        );
+        const offEnded = tracker.events.on('ended', (record) => this.record(record));
+        // A new session is in the checkpoint at once: a crash right after the plug-in keeps it.
+        const offStarted = tracker.events.on('started', () => void this.checkpoint());
+        this.off = () => {
+            offEnded();
+            offStarted();
+        };
     }
 
     /**
@@ -94,6 +104,7 @@ export class SessionBook {
                 this.fail(err);
             }
         }
+        this.opened = true;
         if (!this.closed) {
             const ms = this.opts.checkpointMs ?? 30_000;
             this.timer = setInterval(() => void this.checkpoint(), ms);
@@ -105,7 +116,8 @@ export class SessionBook {
     /** Writes the running sessions now, if anything runs or changed since the last time. */
     checkpoint(): Promise<void> {
         const storage = this.storage;
-        if (!storage) return Promise.resolve();
+        // Before open() the file still holds the last run's sessions, not yet restored.
+        if (!storage || !this.opened) return Promise.resolve();
         const running = this.tracker.runningAll();
         const revision = this.tracker.revision;
         if (!running.length && revision === this.checkpointedRevision) return Promise.resolve();

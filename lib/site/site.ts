@@ -216,8 +216,12 @@ export class Site {
     readonly authorisation: Authorisation;
     /** The cycle's limits stage: rules, formulas, authorisation, budgets, overrides, plans. */
     readonly limits: SiteLimits;
-    /** Charging sessions: the running ones, and an event for each that ends. */
-    readonly sessions = new SessionTracker();
+    /** Charging sessions: the running ones, and an event for each that ends. A subscriber
+     *  that throws is reported as the manager's own subscribers are. */
+    readonly sessions = new SessionTracker((event, error) =>
+        this.manager.events.emit('listenerError', { event: `sessions.${event}`, error }),
+    );
+    private readonly sessionSamples: WallboxSample[] = [];
     private paramsValue: Params;
     private devicesValue: DeviceEntry[];
     private readonly pool: BusPool;
@@ -414,24 +418,29 @@ export class Site {
      */
     trackSessions(now: number): void {
         const evses = this.evses;
-        const samples: WallboxSample[] = new Array(evses.length);
+        // One sample object per wallbox, filled afresh each cycle: nothing new to collect.
+        const samples = this.sessionSamples;
+        samples.length = evses.length;
         for (let i = 0; i < evses.length; i++) {
             const e = evses[i]!;
             const state = this.manager.deviceState(e.dev_id);
-            const entered = this.authorisation.rfids.get(e.dev_id);
             const user = this.authorisation.userAt(e.dev_id);
             const driver = this.manager.driver(e.dev_id);
             const tx = driver?.kind === 'evse' ? driver.transactions?.() : undefined;
-            samples[i] = {
-                dev_id: e.dev_id,
-                name: e.name,
-                reading: state.sample.reading as EvseReading | undefined,
-                takenAt: state.sample.takenAt,
-                user: user ? { id: user.id, name: user.name } : undefined,
-                card: entered?.rfid,
-                transaction: tx?.running,
-                endedTransaction: tx?.ended,
-            };
+            const w = (samples[i] ??= {
+                dev_id: '',
+                name: '',
+                reading: undefined,
+                takenAt: undefined,
+            });
+            w.dev_id = e.dev_id;
+            w.name = e.name;
+            w.reading = state.sample.reading as EvseReading | undefined;
+            w.takenAt = state.sample.takenAt;
+            w.user = user ? { id: user.id, name: user.name } : undefined;
+            w.card = this.authorisation.rfids.get(e.dev_id)?.rfid;
+            w.transaction = tx?.running;
+            w.endedTransaction = tx?.ended;
         }
         this.sessions.update(now, samples);
     }

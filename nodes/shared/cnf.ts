@@ -8,7 +8,7 @@ import type { ManagerNode } from './types';
 export function cnfContextOf(
     manager: ManagerNode,
     site: Site,
-    more: Pick<CnfContextOptions, 'diagFile' | 'log'> = {},
+    more: Pick<CnfContextOptions, 'diagFile' | 'log' | 'sessionStorage' | 'onSessionError'> = {},
 ): CnfContext {
     return cnfContextFor(site, {
         adminPassword: manager.adminPassword,
