@@ -69,6 +69,19 @@ interface Open {
     currentSeconds: number;
     /** Restored from a checkpoint and not yet seen again: decided at its first reading. */
     restored: boolean;
+    /** The update that last saw the wallbox, and what it added (this cycle's step). */
+    seen: number;
+    stepWh: number;
+    stepS: number;
+}
+
+/** Per wallbox, what outlives its sessions. */
+interface After {
+    /** Its own transaction ended while the car stays: no new session until unplug. */
+    closedUntilUnplug: boolean;
+    /** The transaction of its last recorded session. */
+    recordedTx: string | undefined;
+    seen: number;
 }
 
 /** A car is connected (IEC 61851 B, C or D): a session starts. Only A (1) ends one; an error
@@ -78,11 +91,11 @@ const plugged = (state: number): boolean => state >= 2 && state <= 4;
 export class SessionTracker {
     readonly events: Events<TrackerEvents>;
     private readonly open = new Map<string, Open>();
-    private readonly steps = new Map<string, SessionStep>();
-    /** Wallboxes whose own transaction ended while the car stays: no new session until unplug. */
-    private readonly closedUntilUnplug = new Set<string>();
-    /** The transaction of each wallbox's last recorded session. */
-    private readonly recordedTx = new Map<string, string>();
+    private readonly after = new Map<string, After>();
+    /** Steps of the sessions that ended in the last update. */
+    private readonly endedSteps = new Map<string, SessionStep>();
+    /** Counts updates (what `seen` refers to). */
+    private cycle = 0;
     /** Bumped on every start and end (a checkpoint is due). */
     revision = 0;
 
@@ -103,7 +116,9 @@ export class SessionTracker {
 
     /** What the last update added to the wallbox's session (nothing without one). */
     step(devId: string): SessionStep | undefined {
-        return this.steps.get(devId);
+        const o = this.open.get(devId);
+        if (o?.seen === this.cycle) return { wh: o.stepWh, chargingS: o.stepS };
+        return this.endedSteps.get(devId);
     }
 
     /**
@@ -119,30 +134,39 @@ export class SessionTracker {
                 lastTakenAt: undefined,
                 currentSeconds: s.mean_ma * s.charging_s,
                 restored: true,
+                seen: 0,
+                stepWh: 0,
+                stepS: 0,
             });
         }
     }
 
     /** One control cycle: every wallbox of the table, in any order. */
     update(now: number, samples: readonly WallboxSample[]): void {
-        this.steps.clear();
-        const seen = new Set<string>();
-        for (const w of samples) {
-            seen.add(w.dev_id);
-            this.updateOne(now, w);
+        const cycle = ++this.cycle;
+        if (this.endedSteps.size) this.endedSteps.clear();
+        for (let i = 0; i < samples.length; i++) {
+            const w = samples[i]!;
+            const after = this.after.get(w.dev_id);
+            if (after) after.seen = cycle;
+            this.updateOne(now, w, after);
         }
         // A wallbox that left the table ends its session where it got to.
         for (const [id, o] of this.open) {
-            if (seen.has(id)) continue;
+            if (o.seen === cycle) continue;
             this.end(id, o, o.restored ? 'interrupted' : 'removed', o.s.updated);
         }
-        for (const id of this.closedUntilUnplug)
-            if (!seen.has(id)) this.closedUntilUnplug.delete(id);
+        for (const [id, a] of this.after) if (a.seen !== cycle) this.after.delete(id);
     }
 
-    private updateOne(now: number, w: WallboxSample): void {
+    private updateOne(now: number, w: WallboxSample, after: After | undefined): void {
         const r = w.reading;
         let o = this.open.get(w.dev_id);
+        if (o) {
+            o.seen = this.cycle;
+            o.stepWh = 0;
+            o.stepS = 0;
+        }
         if (!r) return; // never answered: nothing known, a restored session waits for it
         const tx = w.transaction;
         if (o?.restored) {
@@ -163,19 +187,19 @@ export class SessionTracker {
                 this.count(now, w, o);
                 const reason = r.state === 1 ? 'unplugged' : 'transaction';
                 this.end(w.dev_id, o, reason, ended?.stoppedAt ?? now, ended);
-                if (plugged(r.state) && !tx) this.closedUntilUnplug.add(w.dev_id);
+                after = this.after.get(w.dev_id);
+                if (after && plugged(r.state) && !tx) after.closedUntilUnplug = true;
                 o = undefined;
             }
         }
-        if (r.state === 1) this.closedUntilUnplug.delete(w.dev_id);
+        if (r.state === 1 && after) after.closedUntilUnplug = false;
         if (!o) {
             // A transaction whose session was already recorded (unplugged before the charge
             // point reported its end) does not start another.
-            const newTx = tx !== undefined && tx.id !== this.recordedTx.get(w.dev_id);
-            const startable =
-                newTx || (plugged(r.state) && !tx && !this.closedUntilUnplug.has(w.dev_id));
+            const newTx = tx !== undefined && tx.id !== after?.recordedTx;
+            const startable = newTx || (plugged(r.state) && !tx && !after?.closedUntilUnplug);
             if (!startable) return;
-            this.closedUntilUnplug.delete(w.dev_id);
+            if (after) after.closedUntilUnplug = false;
             o = this.start(now, w);
         }
         // A transaction that began after the plug-in session (cards presented after plugging in)
@@ -224,6 +248,9 @@ export class SessionTracker {
             lastTakenAt: undefined,
             currentSeconds: 0,
             restored: false,
+            seen: this.cycle,
+            stepWh: 0,
+            stepS: 0,
         };
         // The energy between the transaction's meter start and now belongs to it.
         if (tx?.meterStartWh !== undefined && counter !== undefined && counter >= tx.meterStartWh)
@@ -237,8 +264,6 @@ export class SessionTracker {
     /** Adds what the wallbox charged since the previous step. */
     private count(now: number, w: WallboxSample, o: Open): void {
         const r = w.reading!;
-        const step = this.steps.get(w.dev_id) ?? { wh: 0, chargingS: 0 };
-        this.steps.set(w.dev_id, step);
         const fresh = w.takenAt !== undefined && w.takenAt !== o.lastTakenAt;
         const counter = r.totalEnergyWh;
         let wh = 0;
@@ -274,8 +299,8 @@ export class SessionTracker {
         o.s.energy_wh += wh;
         o.s.charging_s += chargingS;
         o.s.updated = now;
-        step.wh += wh;
-        step.chargingS += chargingS;
+        o.stepWh += wh;
+        o.stepS += chargingS;
     }
 
     private end(
@@ -287,7 +312,14 @@ export class SessionTracker {
     ): void {
         this.open.delete(devId);
         this.revision++;
-        if (o.s.transaction_id !== undefined) this.recordedTx.set(devId, o.s.transaction_id);
+        // What the cycle counted before the end still goes to the budget.
+        if (o.seen === this.cycle) this.endedSteps.set(devId, { wh: o.stepWh, chargingS: o.stepS });
+        let after = this.after.get(devId);
+        if (!after) {
+            after = { closedUntilUnplug: false, recordedTx: undefined, seen: this.cycle };
+            this.after.set(devId, after);
+        }
+        after.recordedTx = o.s.transaction_id;
         const { updated: _updated, ...s } = o.s;
         const record: SessionRecord = {
             ...s,
