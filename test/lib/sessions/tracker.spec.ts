@@ -66,6 +66,23 @@ describe('session tracker', () => {
         assert.equal(w.tracker.running('E1'), undefined);
     });
 
+    it("each cycle's steps add up to the record, the unplug cycle's last Wh included", () => {
+        const w = wallbox();
+        let stepped = 0;
+        const feed = (r: EvseReading) => {
+            w.feed(r);
+            stepped += w.tracker.step('E1')?.wh ?? 0;
+        };
+        feed({ state: 2, totalEnergyWh: 100 });
+        feed(charging([16_000, 16_000, 16_000], 130));
+        feed(charging([16_000, 16_000, 16_000], 175));
+        feed({ state: 1, totalEnergyWh: 190 }); // the counter moved once more before the unplug
+        assert.equal(w.ended[0]!.energy_wh, 90);
+        assert.equal(stepped, 90);
+        w.feed({ state: 1, totalEnergyWh: 190 });
+        assert.equal(w.tracker.step('E1'), undefined, 'no session, no step');
+    });
+
     it('without a counter: power × time over fresh readings only', () => {
         const w = wallbox();
         w.feed({ state: 2 });
