@@ -16,7 +16,7 @@ function tempPrefix(file: string): string {
 }
 
 /** Flushes a directory entry table; not possible on every platform (Windows), so best effort. */
-async function syncDirectory(fs: AtomicFileSystem, dir: string): Promise<void> {
+export async function syncDirectory(fs: AtomicFileSystem, dir: string): Promise<void> {
     let handle;
     try {
         handle = await fs.open(dir, 'r');
