@@ -15,6 +15,8 @@ import { builtInDefinitions, parseUserDefinitions } from '../lib/devices/registr
 import { parseManagerConfig, userTableText } from '../lib/site/editor';
 import { Site } from '../lib/site/site';
 import { ManagerStore } from '../lib/store/store';
+import { sessionFileFor } from '../lib/sessions/book';
+import { SessionLog } from '../lib/sessions/session-log';
 import { cnfContextOf } from './shared/cnf';
 import { getOcpp, type ManagerNode, type ManagerNodeDef } from './shared/types';
 
@@ -57,9 +59,20 @@ export = function (RED: NodeAPI) {
         }
         const site = this.site;
         const userDir = (RED.settings as { userDir?: string }).userDir;
+        // Session records go to an append-only log next to the store (memory only without one).
+        const sessionError = (err: Error) =>
+            this.error(RED._('evcm-manager.errors.session-log', { error: err.message }));
         const ctx = cnfContextOf(this, site, {
-            ...(userDir ? { diagFile: diagFileFor(userDir, this.id) } : {}),
+            ...(userDir
+                ? {
+                      diagFile: diagFileFor(userDir, this.id),
+                      sessionStorage: new SessionLog(sessionFileFor(userDir, this.id), {
+                          onError: sessionError,
+                      }),
+                  }
+                : {}),
             log: (text) => this.log(text),
+            onSessionError: sessionError,
         });
         const offError = site.manager.events.on('deviceError', ({ id, error }) => {
             this.warn(RED._('evcm-manager.errors.device', { id, error: error.message }));
@@ -155,7 +168,17 @@ export = function (RED: NodeAPI) {
                 ctx.setCommitter(() => Promise.reject(notSaved(err)));
             }
         };
+        // Sessions that ran when Node-RED last stopped go on (or end) from the first cycle.
+        const openSessions = async () => {
+            const found = await ctx.sessions.open();
+            if (found.restored)
+                this.log(RED._('evcm-manager.status.sessions-restored', { count: found.restored }));
+            if (found.dropped)
+                this.warn(RED._('evcm-manager.errors.session-lines', { count: found.dropped }));
+        };
         this.ready = open()
+            .catch((err: unknown) => this.error(err))
+            .then(openSessions)
             .catch((err: unknown) => this.error(err))
             .finally(() => {
                 if (!closed) site.start();
@@ -173,6 +196,8 @@ export = function (RED: NodeAPI) {
             void this.ready
                 .then(() => site.stop())
                 .catch((err: unknown) => this.error(err))
+                // the running sessions as the last cycle left them
+                .then(() => ctx.sessions.close())
                 // counters are saved after the site stopped counting
                 .then(() => persistence?.close())
                 .finally(() => {

@@ -32,7 +32,7 @@ import {
     writeWords,
 } from './registers';
 import { applyFilter } from '../sessions/book';
-import { sessionsCsv } from '../sessions/csv';
+import { toCsv } from '../sessions/session-log';
 import {
     devTypeLabels,
     devInfo,
@@ -704,6 +704,8 @@ const sessionsQuery = query({
     dev_id: devId.optional(),
     max: wholeNumber(1, 100_000).optional(),
     format: z.enum(['json', 'csv']).optional(),
+    /** CSV with a byte order mark, which Excel needs to show non-ASCII names. */
+    bom: flag.optional(),
 });
 /**
  * Recorded charging sessions (ours; the vendor's transaction log is a CSV download of its web
@@ -717,7 +719,11 @@ const getSessions: CommandDef<z.output<typeof sessionsQuery>> = {
         const filter = { from: q.from, to: q.to, user: q.user, dev_id: q.dev_id, limit: q.max };
         const records = await ctx.sessions.query(filter);
         if (q.format === 'csv') {
-            return new RawText(sessionsCsv(records), 'text/csv; charset=utf-8', 'sessions.csv');
+            return new RawText(
+                toCsv(records, { bom: q.bom }),
+                'text/csv; charset=utf-8',
+                'sessions.csv',
+            );
         }
         const running = applyFilter(ctx.site.sessions.runningAll(), {
             ...filter,

@@ -20,12 +20,14 @@ export interface SessionFilter {
     limit?: number | undefined;
 }
 
-/** Where records and checkpoints are kept (the append-only log in the user directory). */
+/** Where records and checkpoints are kept: the append-only SessionLog in the user directory. */
 export interface SessionStorage {
+    /** The running sessions of the last checkpoint (without those logged as finished). */
     open(): Promise<{ running: RunningSession[]; dropped: number }>;
     append(record: SessionRecord): Promise<void>;
-    checkpoint(running: RunningSession[]): Promise<void>;
-    query(filter: SessionFilter): Promise<SessionRecord[]>;
+    checkpoint(running: readonly RunningSession[]): Promise<void>;
+    query(filter: SessionFilter): Promise<{ records: SessionRecord[]; skipped: number }>;
+    close(): Promise<void>;
 }
 
 export interface SessionBookEvents {
@@ -89,16 +91,8 @@ export class SessionBook {
         if (this.storage) {
             try {
                 const found = await this.storage.open();
-                // A crash between a record and the checkpoint after it leaves that session in
-                // both: it is finished.
-                let running = found.running;
-                if (running.length) {
-                    const from = Math.min(...running.map((s) => s.start));
-                    const done = new Set((await this.storage.query({ from })).map((r) => r.id));
-                    running = running.filter((s) => !done.has(s.id));
-                }
-                this.tracker.restore(running);
-                restored = running.length;
+                this.tracker.restore(found.running);
+                restored = found.running.length;
                 dropped = found.dropped;
             } catch (err) {
                 this.fail(err);
@@ -128,7 +122,7 @@ export class SessionBook {
     /** Recorded sessions matching the filter, oldest first. */
     async query(filter: SessionFilter = {}): Promise<SessionRecord[]> {
         await this.writes;
-        if (this.storage) return this.storage.query(filter);
+        if (this.storage) return (await this.storage.query(filter)).records;
         return applyFilter(this.memory, filter);
     }
 
@@ -140,6 +134,7 @@ export class SessionBook {
         this.off();
         await this.checkpoint();
         await this.writes;
+        await this.storage?.close().catch((err: unknown) => this.fail(err));
     }
 
     private record(record: SessionRecord): void {

@@ -135,7 +135,7 @@ describe('/cnf get_sessions', function () {
         assert.match(csv.headers['Content-Type']!, /^text\/csv/);
         const lines = csv.body.trimEnd().split('\r\n');
         assert.equal(lines.length, 3);
-        assert.ok(lines[0]!.startsWith('id,dev_id,wallbox,user_id,user,card,start,end'));
+        assert.ok(lines[0]!.startsWith('id,dev_id,name,user_id,user,card,start,end'));
         const row = lines.find((l) => l.includes(',E1,'))!;
         // Quoted because of its comma and quotes; the leading = cannot become a formula.
         assert.ok(row.includes(`"Garage, left"`), row);
