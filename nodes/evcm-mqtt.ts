@@ -25,10 +25,14 @@ export = function (RED: NodeAPI) {
                 text: RED._(`${TYPE}.status.bad-input`, { error: message.slice(0, 40) }),
             });
         let problem = false;
+        // A call that was queued when the flow stopped publishes nothing.
+        let closed = false;
         const api = new MqttApi(
             cnfContextOf(manager, site),
             config.data,
-            (msg) => this.send({ ...msg }),
+            (msg) => {
+                if (!closed) this.send({ ...msg });
+            },
             manager.ready ?? Promise.resolve(),
             `mqtt:${this.id}`,
         );
@@ -56,6 +60,7 @@ export = function (RED: NodeAPI) {
         const stop = api.startPublishing((err) => this.error(err.message));
         const offFailures = showCycleFailures(RED, this, TYPE, site, showOk);
         this.on('close', (_removed: boolean, done: () => void) => {
+            closed = true;
             stop();
             offFailures();
             done();

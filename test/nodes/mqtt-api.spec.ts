@@ -9,7 +9,15 @@ import type { MqttApiNode } from '../../nodes/shared/types';
 import type { SessionRecord } from '../../lib/sessions/record';
 import { ADMIN_PASSWORD } from '../support/cnf';
 import { startBroker, type TestBroker } from '../support/mqtt-broker';
-import { allNodes, errors, manager, sleep, type Flow, type HelperNode } from '../support/node-red';
+import {
+    allNodes,
+    errors,
+    manager,
+    sleep,
+    statuses,
+    type Flow,
+    type HelperNode,
+} from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
 
@@ -252,5 +260,20 @@ describe('evcm-mqtt against a real broker', function () {
         await helper.unload();
         await start({}, { m1: { adminPassword: ADMIN_PASSWORD } });
         assert.equal((await call('cmd=set_params', body)).text, '"ok"');
+    });
+
+    it('a bad configuration is one node error and a red ring; the node then takes nothing', async () => {
+        await helper.load(allNodes(), [
+            manager('m1', devices),
+            { id: 'api', type: 'evcm-mqtt', manager: 'm1', prefix: 'cfos_mqtt/#' },
+            { id: 'none', type: 'evcm-mqtt', manager: '' },
+        ] as unknown as Flow);
+        assert.deepEqual(errors(apiNode()), ['evcm-mqtt.errors.bad-config']);
+        assert.equal(statuses(apiNode()).at(-1)?.fill, 'red');
+        const none = helper.getNode('none') as unknown as HelperNode;
+        assert.deepEqual(errors(none), ['evcm-mqtt.errors.missing-config']);
+        apiNode().receive({ topic: 'cfos_mqtt/api/cmd=get_params' });
+        await sleep(50);
+        assert.equal(errors(apiNode()).length, 1);
     });
 });
