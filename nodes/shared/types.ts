@@ -2,6 +2,7 @@
 // `export =`).
 import type { Node, NodeDef } from 'node-red';
 import type { Events } from '../../lib/core/events';
+import type { MqttApi } from '../../lib/mqtt/api';
 import type { OcppFlowPayload } from '../../lib/nodes-support/ocpp';
 import type { OcppCentralSystem } from '../../lib/ocpp/central-system';
 import type { Site } from '../../lib/site/site';
@@ -52,4 +53,9 @@ export function getOcpp(
     if (typeof id !== 'string' || !id) return null;
     const node = RED.nodes.getNode(id) as Partial<OcppNode> | null;
     return node?.evcmOcpp ? (node as OcppNode) : null;
+}
+
+/** An evcm-mqtt node: its API, for whoever feeds it session records (MqttApi.publishSession). */
+export interface MqttApiNode extends Node {
+    mqttApi: MqttApi;
 }

@@ -50,6 +50,7 @@ const BAD: Record<string, [string, string]> = {
     'evcm-override': ['flags', 'X'],
     'evcm-rfid': ['dev_id', 'M1'],
     'evcm-cnf': ['port', '70000'],
+    'evcm-mqtt': ['prefix', 'cfos_mqtt/#'],
 };
 /** A catalog key shown instead of its text, with or without the module's namespace. */
 const RAW_KEY = /evcm-[a-z-]+\.[a-z]|@evcm\/node-red-charging-manager/;

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import helper from 'node-red-node-test-helper';
 import { freePortBlock } from '../../lib/sim/powerbrain-sim';
+import { startBroker, type TestBroker } from '../support/mqtt-broker';
 import { allNodes, errors, sleep, type Flow, type HelperNode } from '../support/node-red';
 
 helper.init(require.resolve('node-red'));
@@ -16,10 +17,16 @@ const ours = Object.keys(
         }
     )['node-red'].nodes,
 );
-const CORE = ['inject', 'debug', 'function', 'change', 'comment', 'switch', 'catch', 'status'];
-const coreNodes = ['common/20-inject', 'function/10-function', 'function/15-change'].map(
-    (f) => require(require.resolve(`@node-red/nodes/core/${f}.js`)) as never,
-);
+const CORE = [
+    ...['inject', 'debug', 'function', 'change', 'comment', 'switch', 'catch', 'status'],
+    ...['mqtt in', 'mqtt out', 'mqtt-broker'],
+];
+const coreNodes = [
+    'common/20-inject',
+    'function/10-function',
+    'function/15-change',
+    'network/10-mqtt',
+].map((f) => require(require.resolve(`@node-red/nodes/core/${f}.js`)) as never);
 
 type NodeDef = { id: string; type: string; port?: string; devices?: string; [k: string]: unknown };
 
@@ -34,7 +41,13 @@ export function exampleFlow(file: string, port: number): NodeDef[] {
 
 describe('examples', function () {
     this.timeout(30_000);
-    afterEach(() => helper.unload());
+    // An example with an MQTT broker node talks to a real broker (on a free port in the test).
+    let broker: TestBroker | undefined;
+    afterEach(async () => {
+        await helper.unload();
+        await broker?.close();
+        broker = undefined;
+    });
     const files = readdirSync(examplesDir).filter((f) => f.endsWith('.json'));
 
     it('there are examples for Import → Examples', () => {
@@ -45,6 +58,11 @@ describe('examples', function () {
         it(`${file}: parses, uses only core and our nodes, deploys without errors`, async () => {
             const flow = exampleFlow(file, await freePortBlock(3));
             assert.ok(Array.isArray(flow));
+            for (const n of flow.filter((f) => f.type === 'mqtt-broker')) {
+                assert.equal(n.port, '1883', `${n.id}: the broker's usual port`);
+                broker ??= await startBroker();
+                n.port = String(broker.port);
+            }
             for (const n of flow) {
                 assert.ok(
                     ours.includes(n.type) || CORE.includes(n.type),
@@ -61,16 +79,25 @@ describe('examples', function () {
             await helper.load(modules, [tab, ...runnable] as unknown as Flow);
             for (const n of runnable)
                 assert.ok(helper.getNode(n.id), `${n.id} (${n.type}) started`);
-            let received = 0;
+            const received: { topic?: unknown }[] = [];
             for (const n of runnable.filter((r) => r.type === 'helper')) {
-                (helper.getNode(n.id) as unknown as HelperNode).on('input', () => received++);
+                (helper.getNode(n.id) as unknown as HelperNode).on(
+                    'input',
+                    (m: { topic?: unknown }) => received.push(m),
+                );
             }
             await sleep(2500);
             for (const n of runnable) {
                 const node = helper.getNode(n.id) as unknown as HelperNode;
                 assert.deepEqual(errors(node), [], `${n.id} (${n.type})`);
             }
-            assert.ok(received > 0, 'the example produced messages');
+            assert.ok(received.length > 0, 'the example produced messages');
+            // Through the broker and back: a client's API call was answered.
+            if (broker)
+                assert.ok(
+                    received.some((m) => /\/api_res$/.test(String(m.topic))),
+                    file,
+                );
         });
     }
 });

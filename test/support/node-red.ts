@@ -21,6 +21,7 @@ export function allNodes(): Parameters<typeof helper.load>[0] {
         require('../../nodes/evcm-ocpp-in'),
         require('../../nodes/evcm-price'),
         require('../../nodes/evcm-sessions'),
+        require('../../nodes/evcm-mqtt'),
     ] as Parameters<typeof helper.load>[0];
 }
 
