@@ -221,7 +221,8 @@ export class SessionLog {
             await this.prune().catch((err: unknown) => this.report('LOG_ROTATE', err));
             let running = await this.readCheckpoint();
             if (running.length) {
-                const logged = await this.recentIds().catch((err: unknown) => {
+                const ids = running.map((s) => s.id);
+                const logged = await this.loggedAmong(ids).catch((err: unknown) => {
                     this.report('LOG_CHECKPOINT', err);
                     return new Set<string>();
                 });
@@ -483,18 +484,25 @@ export class SessionLog {
         return { complete, torn: rest ? 1 : 0 };
     }
 
-    /** Ids of the sessions in the current file and the newest rotated one. */
-    private async recentIds(): Promise<Set<string>> {
-        const ids = new Set<string>();
-        const newest = (await this.rotatedNumbers())[0];
-        const files = newest === undefined ? [this.file] : [this.rotatedFile(newest), this.file];
-        for (const file of files) {
+    /**
+     * Which of `ids` are in the log as finished sessions. Searches every file, newest first, until
+     * all are found: a checkpoint is not rewritten until the manager runs again, so after restarts
+     * that died early its sessions may be several rotations deep. A cheap text search picks the
+     * lines to parse.
+     */
+    private async loggedAmong(ids: readonly string[]): Promise<Set<string>> {
+        const found = new Set<string>();
+        const numbers = await this.rotatedNumbers();
+        for (const file of [this.file, ...numbers.map((n) => this.rotatedFile(n))]) {
+            if (found.size === ids.length) break;
             for (const line of (await this.readLines(file)).complete) {
-                const record = parseRecord(line);
-                if (record) ids.add(record.id);
+                for (const id of ids) {
+                    if (found.has(id) || !line.includes(`"id":${JSON.stringify(id)}`)) continue;
+                    if (parseRecord(line)?.id === id) found.add(id);
+                }
             }
         }
-        return ids;
+        return found;
     }
 
     private async readCheckpoint(): Promise<RunningSession[]> {

@@ -490,11 +490,13 @@ describe('session log', () => {
             const log = await openLog({ maxBytes: THREE_PER_FILE, keep: 5 });
             await log.checkpoint([runningSession(1), runningSession(2)]);
             await log.checkpoint([runningSession(2), runningSession(3), runningSession(4)]);
-            // a crash after 3 ended, before the checkpoint that drops it
+            // a crash after 3 ended, before the checkpoint that drops it; then restarts that
+            // died before their first checkpoint, while other sessions ended
             for (const n of [1, 2]) await log.append(sessionRecord(n * 10));
             await log.append(sessionRecord(3));
+            for (const n of range(4, 9)) await log.append(sessionRecord(n * 10));
             await log.close();
-            assert.ok((await rotatedNumbers()).length > 0, '3 is in the newest rotated file');
+            assert.deepEqual(await rotatedNumbers(), [1, 2, 3], '3 is two rotations deep');
 
             const reopened = makeLog();
             assert.deepEqual(await reopened.open(), {
