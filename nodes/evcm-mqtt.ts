@@ -3,7 +3,7 @@ import { MqttApi, MqttApiConfigSchema, MqttInputError } from '../lib/mqtt/api';
 import { cnfContextOf } from './shared/cnf';
 import { asError, badConfig, siteFor, type FlowNodeDef } from './shared/flow-node';
 import { showCycleFailures } from './shared/status';
-import { getManager, type MqttApiNode } from './shared/types';
+import { getManager } from './shared/types';
 
 const TYPE = 'evcm-mqtt';
 
@@ -27,8 +27,9 @@ export = function (RED: NodeAPI) {
         let problem = false;
         // A call that was queued when the flow stopped publishes nothing.
         let closed = false;
+        const ctx = cnfContextOf(manager, site);
         const api = new MqttApi(
-            cnfContextOf(manager, site),
+            ctx,
             config.data,
             (msg) => {
                 if (!closed) this.send({ ...msg });
@@ -36,9 +37,10 @@ export = function (RED: NodeAPI) {
             manager.ready ?? Promise.resolve(),
             `mqtt:${this.id}`,
         );
-        // Session records go to <prefix>/ta_log through api.publishSession(record): the site's
-        // session-end event is to be connected here.
-        (this as MqttApiNode).mqttApi = api;
+        // Each finished session, once it is in the log, goes to <prefix>/ta_log.
+        const offSessions = ctx.sessions.events.on('recorded', ({ record }) => {
+            if (!closed) api.publishSession(record);
+        });
         showOk();
 
         this.on('input', (msg, _send, done) => {
@@ -62,6 +64,7 @@ export = function (RED: NodeAPI) {
         this.on('close', (_removed: boolean, done: () => void) => {
             closed = true;
             stop();
+            offSessions();
             offFailures();
             done();
         });

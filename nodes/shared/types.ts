@@ -2,7 +2,6 @@
 // `export =`).
 import type { Node, NodeDef } from 'node-red';
 import type { Events } from '../../lib/core/events';
-import type { MqttApi } from '../../lib/mqtt/api';
 import type { OcppFlowPayload } from '../../lib/nodes-support/ocpp';
 import type { OcppCentralSystem } from '../../lib/ocpp/central-system';
 import type { Site } from '../../lib/site/site';
@@ -55,7 +54,3 @@ export function getOcpp(
     return node?.evcmOcpp ? (node as OcppNode) : null;
 }
 
-/** An evcm-mqtt node: its API, for whoever feeds it session records (MqttApi.publishSession). */
-export interface MqttApiNode extends Node {
-    mqttApi: MqttApi;
-}

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { connectAsync, type MqttClient } from 'mqtt';
 import helper from 'node-red-node-test-helper';
 import supertest from 'supertest';
-import type { MqttApiNode } from '../../nodes/shared/types';
 import type { SessionRecord } from '../../lib/sessions/record';
 import { ADMIN_PASSWORD } from '../support/cnf';
 import { startBroker, type TestBroker } from '../support/mqtt-broker';
@@ -218,26 +217,32 @@ describe('evcm-mqtt against a real broker', function () {
         assert.deepEqual(errors(apiNode()), [], 'its own get/… came back and was ignored');
     });
 
-    it('publishes a finished session on ta_log', async () => {
+    it('publishes each finished session on ta_log, as it was recorded', async () => {
         await start();
-        const record: SessionRecord = {
-            id: '1700000000000-E1',
-            dev_id: 'E1',
-            name: 'Garage',
-            start: 1_700_000_000_000,
-            end: 1_700_000_900_000,
-            energy_wh: 2500,
-            energy_source: 'power',
-            charging_s: 880,
-            peak_ma: 16000,
-            mean_ma: 14200,
-            reason: 'unplugged',
-        };
         const got = inbox.next('cfos_mqtt/ta_log');
-        (helper.getNode('api') as unknown as MqttApiNode).mqttApi.publishSession(record);
-        assert.deepEqual(JSON.parse((await got).text), record);
-        await sleep(200);
-        assert.deepEqual(errors(apiNode()), []);
+        // A wallbox fed over MQTT: plugged in, charging 300 Wh on its counter, unplugged.
+        for (const [state, wh] of [
+            [2, 1000],
+            [3, 1100],
+            [3, 1300],
+            [1, 1300],
+        ]) {
+            await client!.publishAsync(
+                'cfos_mqtt/set/E3',
+                JSON.stringify({ state, total_energy: wh, current: [0, 0, 0] }),
+                { qos: 1 },
+            );
+            await sleep(450); // two cycles of 200 ms see it
+        }
+        const record = JSON.parse((await got).text) as SessionRecord;
+        assert.deepEqual(
+            [record.dev_id, record.energy_wh, record.reason],
+            ['E3', 300, 'unplugged'],
+        );
+        const http = (await supertest(app!).get('/cnf?cmd=get_sessions&dev_id=E3').expect(200))
+            .body as { sessions: SessionRecord[] };
+        assert.deepEqual(http.sessions, [record]);
+        assert.deepEqual(errors(apiNode()), [], 'its own ta_log came back and was ignored');
     });
 
     it('read only: an admin command is refused exactly as /cnf refuses it without the password', async () => {
