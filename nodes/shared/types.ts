@@ -53,4 +53,3 @@ export function getOcpp(
     const node = RED.nodes.getNode(id) as Partial<OcppNode> | null;
     return node?.evcmOcpp ? (node as OcppNode) : null;
 }
-
