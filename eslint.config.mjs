@@ -22,7 +22,10 @@ export default tseslint.config(
         rules: {
             '@typescript-eslint/no-floating-promises': 'error',
             '@typescript-eslint/no-misused-promises': 'error',
-            '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+            '@typescript-eslint/no-unused-vars': [
+                'error',
+                { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+            ],
             eqeqeq: ['error', 'always'],
             'no-console': ['error', { allow: ['warn', 'error'] }],
         },

@@ -166,7 +166,13 @@ describe('session records survive SIGKILL (real Node-RED)', function () {
         boxes.E2.counterWh += 500;
 
         red = await startNodeRed(undefined, { userDir });
-        assert.match(red.log(), /2 charging session\(s\) that ran at the last stop/);
+        const restarted = red;
+        await until(
+            'the restored sessions logged',
+            async () =>
+                /2 charging session\(s\) that ran at the last stop/.test(restarted.log()) ||
+                undefined,
+        );
         startPushing(red.url);
         const after = await until('E3 interrupted', async () => {
             const a = await cnf<Answer>(red!.url, 'cmd=get_sessions');
