@@ -20,6 +20,7 @@ export function allNodes(): Parameters<typeof helper.load>[0] {
         require('../../nodes/evcm-ocpp'),
         require('../../nodes/evcm-ocpp-in'),
         require('../../nodes/evcm-price'),
+        require('../../nodes/evcm-dashboard'),
     ] as Parameters<typeof helper.load>[0];
 }
 
