@@ -119,7 +119,8 @@ export = function (RED: NodeAPI) {
                 OUT.tiles,
                 {
                     topic: 'tiles',
-                    payload: { time: view.time, failSafe: view.failSafe, ...paged },
+                    // No time stamp: a page whose wallboxes did not change is not sent again.
+                    payload: { failSafe: view.failSafe, ...paged },
                 } as NodeMessage,
                 force,
             );

@@ -3,7 +3,7 @@
 // list of wallboxes for a selector. Display units: A (one decimal) and W. Pure: it only reads.
 import { z } from 'zod';
 import type { CycleReport } from '../core/engine';
-import { phaseCount, rotatePhases, ZERO3 } from '../core/phases';
+import { add3, phaseCount, rotatePhases, sub3, ZERO3 } from '../core/phases';
 import {
     MeterRole,
     type EvseReading,
@@ -119,7 +119,6 @@ export interface DashboardView {
 
 const amps = (mA: number): number => Math.round(mA / 100) / 10;
 const sum3 = (p: Phases3): number => p[0] + p[1] + p[2];
-const add = (a: Phases3, b: Phases3): Phases3 => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
 
 /** Building-phase currents of a meter reading; power only: taken as balanced. */
 function meterPhases(r: MeterReading, m: MeterConfig, voltage: number): Phases3 {
@@ -142,7 +141,7 @@ function meterSum(
         const r = report.snapshot.meters.get(m.id)?.reading;
         if (!r) continue;
         found = true;
-        phases = add(phases, meterPhases(r, m, voltage));
+        phases = add3(phases, meterPhases(r, m, voltage));
         powerW += r.powerW;
     }
     return found ? { phases, powerW } : null;
@@ -166,13 +165,19 @@ export function phasePoints(site: Site, report: CycleReport): PhasePoint[] {
     let measured: Phases3;
     if (grid) measured = grid.phases;
     else {
-        // Without a grid meter: consumption less production, as the allocator counts them; with
-        // no meters at all, what the manager counts (other loads and the wallboxes' setpoints).
+        // Without a grid meter: consumption less production plus what the wallboxes draw, as the
+        // allocator measures the site; with no meters at all, what the manager counts (other
+        // loads and the wallboxes' setpoints).
         const cons = meterSum(report, config.meters, MeterRole.consumption, voltage);
         const prod = meterSum(report, config.meters, MeterRole.production, voltage);
-        measured = cons
-            ? add(cons.phases, prod ? (prod.phases.map((v) => -v) as never) : ZERO3)
-            : add(report.result.site.nonEvseLoad, report.result.site.evseLoad);
+        if (cons) {
+            measured = sub3(cons.phases, prod?.phases ?? ZERO3);
+            for (const e of config.evses) {
+                const drawn = evseReading(report, e.id)?.currents;
+                if (e.enabled && drawn)
+                    measured = add3(measured, rotatePhases(drawn, e.phaseRotation));
+            }
+        } else measured = add3(report.result.site.nonEvseLoad, report.result.site.evseLoad);
     }
     const maxTotal = report.snapshot.maxTotalCurrent ?? config.params.maxTotalCurrent;
     const limit = Math.floor((maxTotal * config.params.maxTotalCurPrc) / 100);

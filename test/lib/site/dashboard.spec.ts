@@ -86,6 +86,49 @@ describe('site: the dashboard view', function () {
         await t.site.stop();
     });
 
+    it('without a grid meter: consumption less production plus the cars, per phase', async () => {
+        const clock = new ManualClock(Date.UTC(2026, 5, 21, 12, 0, 0));
+        const house = { sim_base_current: 4000, sim_step_current: 0, sim_pv_peak_w: 2760 };
+        const site = new Site({
+            clock,
+            params: {
+                max_total_current: 32_000,
+                reserve_current: 0,
+                max_increase_per_cycle: 100_000,
+            },
+            devices: [
+                {
+                    dev_type: 'evse_sim',
+                    dev_id: 'E1',
+                    max_charging_cur: 10_000,
+                    phase_rotation: 120,
+                    sim_car_phases: 1,
+                },
+                { dev_type: 'meter_sim', dev_id: 'M1', role: 1, ...house },
+                { dev_type: 'meter_sim', dev_id: 'M2', role: 2, ...house },
+            ],
+        });
+        for (let i = 0; i < 3; i++) {
+            clock.advance(1000);
+            await site.manager.runCycle();
+        }
+        const report = site.manager.lastCycle!;
+        const cons = report.snapshot.meters.get('M1')!.reading!.currents!;
+        const pv = report.snapshot.meters.get('M2')!.reading!.currents!;
+        const car = report.snapshot.evses.get('E1')!.reading!.currents!;
+        assert.ok(car[0] > 0 && car[1] === 0, 'a one-phase car on its wallbox L1');
+        // Rotated 120°: the wallbox's L1 is the building's L2.
+        const expected = [cons[0] - pv[0], cons[1] - pv[1] + car[0], cons[2] - pv[2]];
+        const view = dashboardView(site, report, none);
+        assert.deepEqual(
+            view.phases.map((p) => p.measured),
+            expected.map((mA) => Math.round(mA / 100) / 10),
+        );
+        assert.equal(view.power.grid_w, null);
+        assert.equal(view.power.household_w, report.snapshot.meters.get('M1')!.reading!.powerW);
+        await site.stop();
+    });
+
     it('splits the power into PV, household and cars from the meters', async () => {
         const t = simSite();
         await t.cycle();
