@@ -51,6 +51,7 @@ const BAD: Record<string, [string, string]> = {
     'evcm-rfid': ['dev_id', 'M1'],
     'evcm-cnf': ['port', '70000'],
     'evcm-mqtt': ['prefix', 'cfos_mqtt/#'],
+    'evcm-dashboard': ['page_size', '0'],
 };
 /** A catalog key shown instead of its text, with or without the module's namespace. */
 const RAW_KEY = /evcm-[a-z-]+\.[a-z]|@evcm\/node-red-charging-manager/;
@@ -305,7 +306,7 @@ describe('editor in a browser', function () {
             );
             await page.waitForSelector('#node-config-input-devices-list .evcm-dev-row');
             const rows = page.locator('#node-config-input-devices-list .evcm-dev-row');
-            assert.equal(await rows.count(), 5);
+            assert.equal(await rows.count(), 6);
             const first = rows.first();
             await first.locator('.evcm-dev-id').fill('X1');
             await page.waitForSelector('.evcm-dev-row .evcm-dev-id.input-error');
@@ -326,7 +327,7 @@ describe('editor in a browser', function () {
             await page.waitForSelector('[data-field="address"].input-error');
             // Switching the type shows that type's fields only.
             await added.locator('.evcm-dev-type').selectOption('meter_sim');
-            assert.equal(await added.locator('.evcm-dev-id').inputValue(), 'M2');
+            assert.equal(await added.locator('.evcm-dev-id').inputValue(), 'M3');
             assert.equal(await added.locator('[data-field="address"]').count(), 0);
             assert.equal(await added.locator('[data-field="sim_pv_peak_w"]').count(), 1);
             await page.locator('#node-config-input-cycle_ms').fill('50');
@@ -350,7 +351,7 @@ describe('editor in a browser', function () {
             const devices = await page.evaluate(
                 () => JSON.parse(RED.nodes.node('evcm-demo-manager').devices as string) as Json[],
             );
-            assert.equal(devices.length, 5);
+            assert.equal(devices.length, 6);
             assert.equal(devices[0]!.name, 'Garage L');
             assert.equal(devices[0]!.max_charging_cur, 20000);
             assert.deepEqual(

@@ -44,9 +44,11 @@ describe('the npm start demo in Node-RED', function () {
         const { flow } = await demoFlow();
         const managerDef = flow.find((n) => n.type === 'evcm-manager')!;
         const devices = JSON.parse(managerDef.devices as string) as Record<string, unknown>[];
-        const meter = devices.find((d) => d.dev_type === 'meter_sim')!;
-        meter.sim_step_current = 0; // a flat 5 A household …
-        meter.sim_pv_peak_w = 0; // … and no PV, whatever the time of day
+        // Every simulated meter (grid and PV) describes the same household: all of them flat.
+        for (const meter of devices.filter((d) => d.dev_type === 'meter_sim')) {
+            meter.sim_step_current = 0; // a flat 5 A household …
+            meter.sim_pv_peak_w = 0; // … and no PV, whatever the time of day
+        }
         managerDef.devices = JSON.stringify(devices);
         const runnable = flow
             .filter((n) => n.type !== 'comment')
@@ -203,9 +205,10 @@ describe('the npm start demo in Node-RED', function () {
         // 25 A the street wallbox takes its turn among the paused ones).
         const managerDef = flow.find((n) => n.type === 'evcm-manager')!;
         const devices = JSON.parse(managerDef.devices as string) as Record<string, unknown>[];
-        const meter = devices.find((d) => d.dev_type === 'meter_sim')!;
-        meter.sim_step_current = 0;
-        meter.sim_pv_peak_w = 0;
+        for (const meter of devices.filter((d) => d.dev_type === 'meter_sim')) {
+            meter.sim_step_current = 0;
+            meter.sim_pv_peak_w = 0;
+        }
         managerDef.devices = JSON.stringify(devices);
         managerDef.max_total_current = '32000';
         const runnable = flow

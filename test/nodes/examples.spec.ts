@@ -21,6 +21,16 @@ const CORE = [
     ...['inject', 'debug', 'function', 'change', 'comment', 'switch', 'catch', 'status'],
     ...['mqtt in', 'mqtt out', 'mqtt-broker'],
 ];
+/** FlowFuse Dashboard 2 (a devDependency; the dashboard example needs it in the user's palette). */
+const DASHBOARD = Object.keys(
+    (
+        JSON.parse(
+            readFileSync(require.resolve('@flowfuse/node-red-dashboard/package.json'), 'utf8'),
+        ) as { 'node-red': { nodes: Record<string, string> } }
+    )['node-red'].nodes,
+);
+/** Its configuration nodes (base, page, group, theme): no messages pass through them. */
+const DASHBOARD_CONFIG = ['ui-base', 'ui-page', 'ui-link', 'ui-group', 'ui-theme'];
 const coreNodes = [
     'common/20-inject',
     'function/10-function',
@@ -65,14 +75,22 @@ describe('examples', function () {
             }
             for (const n of flow) {
                 assert.ok(
-                    ours.includes(n.type) || CORE.includes(n.type),
-                    `${n.id}: ${n.type} is neither a core node nor ours`,
+                    ours.includes(n.type) || CORE.includes(n.type) || DASHBOARD.includes(n.type),
+                    `${n.id}: ${n.type} is neither a core node, a Dashboard 2 widget nor ours`,
                 );
+                // Dashboard widgets only show and ask: the logic stays in our nodes.
+                if (DASHBOARD.includes(n.type)) assert.ok(!flow.some((f) => f.type === 'function'));
                 assert.ok(!n.z, `${n.id} must not belong to a tab`);
             }
+            // The helper has no Dashboard 2: its widgets become helper nodes that receive what
+            // our nodes send them (the browser test runs the real dashboard).
             const runnable = flow
-                .filter((n) => n.type !== 'comment')
-                .map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper' } : n))
+                .filter((n) => n.type !== 'comment' && !DASHBOARD_CONFIG.includes(n.type))
+                .map((n) =>
+                    n.type === 'debug' || DASHBOARD.includes(n.type)
+                        ? { id: n.id, type: 'helper' }
+                        : n,
+                )
                 .map((n) => (n.type === 'evcm-manager' ? n : { ...n, z: 'tab' }));
             const tab = { id: 'tab', type: 'tab', label: file };
             const modules = [...(allNodes() as never[]), ...coreNodes];

@@ -11,8 +11,17 @@ export const DEMO_PORTS = [14701, 14711, 14721] as const;
 
 export type DemoNode = { id: string; type: string; z?: string; [k: string]: unknown };
 
-/** demo/flows.json with every demo port replaced by a free one (simulators and device table). */
-export async function demoFlow(): Promise<{ flow: DemoNode[]; ports: number[] }> {
+/** Node types of FlowFuse Dashboard 2 (the demo's dashboard tab): only a real Node-RED has them. */
+export const isDashboardWidget = (n: { type: string }): boolean => n.type.startsWith('ui-');
+
+/**
+ * demo/flows.json with every demo port replaced by a free one (simulators and device table).
+ * Without `dashboard`, the Dashboard 2 widgets are left out (the test helper cannot load them);
+ * the evcm-dashboard node stays.
+ */
+export async function demoFlow(
+    options: { dashboard?: boolean } = {},
+): Promise<{ flow: DemoNode[]; ports: number[] }> {
     const ports: number[] = [];
     for (let i = 0; i < DEMO_PORTS.length; i++) {
         let base = await freePortBlock();
@@ -25,5 +34,6 @@ export async function demoFlow(): Promise<{ flow: DemoNode[]; ports: number[] }>
     const moved = text.replace(pattern, (p) =>
         String(ports[DEMO_PORTS.indexOf(Number(p) as never)]),
     );
-    return { flow: JSON.parse(moved) as DemoNode[], ports };
+    const flow = JSON.parse(moved) as DemoNode[];
+    return { flow: options.dashboard ? flow : flow.filter((n) => !isDashboardWidget(n)), ports };
 }

@@ -22,6 +22,7 @@ export function allNodes(): Parameters<typeof helper.load>[0] {
         require('../../nodes/evcm-price'),
         require('../../nodes/evcm-sessions'),
         require('../../nodes/evcm-mqtt'),
+        require('../../nodes/evcm-dashboard'),
     ] as Parameters<typeof helper.load>[0];
 }
 
