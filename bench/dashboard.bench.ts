@@ -33,14 +33,13 @@ export async function run(report: Report): Promise<void> {
             clock.advance(1000);
             await site.manager.runCycle();
         }
-        const none = () => undefined;
         const times: number[] = [];
         let bytes = 0;
         let all = 0;
         for (let i = 0; i < RUNS; i++) {
             const t0 = performance.now();
             const report = site.manager.lastCycle!;
-            const view = dashboardView(site, report, none);
+            const view = dashboardView(site, report);
             const chart = JSON.stringify(chartPoints(view.phases, report.at));
             const power = JSON.stringify(view.power);
             const page = JSON.stringify(tilePage(view.tiles, 1 + (i % 25), PAGE));

@@ -1,6 +1,5 @@
 import type { Node, NodeAPI, NodeMessage } from 'node-red';
 import { z } from 'zod';
-import type { RunningSession } from '../lib/sessions/record';
 import {
     chartPoints,
     controlCommand,
@@ -49,12 +48,6 @@ export = function (RED: NodeAPI) {
         const site = siteFor(RED, this, TYPE, def.manager);
         if (!site) return;
         const { interval, page_size: pageSize } = config.data;
-        // Session records are kept by the site where it has them; until then, none are known.
-        const running = (id: string): RunningSession | undefined =>
-            (
-                site as { sessions?: { running(id: string): RunningSession | undefined } }
-            ).sessions?.running(id);
-
         let page = 1;
         let selected: string | undefined;
         let lastAt = -1;
@@ -106,7 +99,7 @@ export = function (RED: NodeAPI) {
         const update = (force = false) => {
             const report = site.manager.lastCycle;
             if (!report) return;
-            const view = dashboardView(site, report, running);
+            const view = dashboardView(site, report);
             if (report.at !== lastAt) {
                 lastAt = report.at;
                 out(OUT.chart, { topic: 'phases', payload: chartPoints(view.phases, report.at) });

@@ -11,13 +11,9 @@ import {
     type MeterReading,
     type Phases3,
 } from '../core/types';
-import type { RunningSession } from '../sessions/record';
 import { OVERRIDE, type Override } from './controls';
 import { isEvse, type EvseEntry } from './schema';
 import type { Site } from './site';
-
-/** The running session of a wallbox, if one is recorded. */
-export type RunningLookup = (devId: string) => RunningSession | undefined;
 
 /** One point of a chart series (ui-chart: series key `series`, x key `x`, y key `y`). */
 export interface ChartPoint {
@@ -242,12 +238,7 @@ function pauseReason(
     return 'waiting';
 }
 
-export function wallboxTile(
-    site: Site,
-    report: CycleReport,
-    e: EvseEntry,
-    running: RunningLookup,
-): WallboxTile {
+export function wallboxTile(site: Site, report: CycleReport, e: EvseEntry): WallboxTile {
     const r = evseReading(report, e.dev_id);
     const sp = report.result.setpoints.get(e.dev_id);
     const mem = report.result.memory.evses.get(e.dev_id);
@@ -263,7 +254,7 @@ export function wallboxTile(
     else if (reason) state = 'paused';
     else if (r.state === 3 || r.state === 4) state = 'charging';
     else state = 'plugged';
-    const session = running(e.dev_id);
+    const session = site.sessions.running(e.dev_id);
     const user = session?.user ?? site.authorisation.userAt(e.dev_id)?.name ?? null;
     const mask = e.used_phases || mem?.learnedPhases || 0;
     return {
@@ -285,17 +276,13 @@ export function wallboxTile(
 }
 
 /** Everything the dashboard shows, from the last cycle. */
-export function dashboardView(
-    site: Site,
-    report: CycleReport,
-    running: RunningLookup,
-): DashboardView {
+export function dashboardView(site: Site, report: CycleReport): DashboardView {
     return {
         time: report.at,
         failSafe: report.result.site.failSafe,
         phases: phasePoints(site, report),
         power: powerSplit(site, report),
-        tiles: site.devices.filter(isEvse).map((e) => wallboxTile(site, report, e, running)),
+        tiles: site.devices.filter(isEvse).map((e) => wallboxTile(site, report, e)),
     };
 }
 

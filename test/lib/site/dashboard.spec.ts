@@ -3,7 +3,6 @@
 // paused, who charges, the session's energy), pages of tiles, and the controls' commands.
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../../lib/core/clock';
-import type { RunningSession } from '../../../lib/sessions/record';
 import { OVERRIDE } from '../../../lib/site/controls';
 import {
     chartPoints,
@@ -20,7 +19,6 @@ import { MemoryUsers } from '../../../lib/users/directory';
 
 const USER = '2167520770';
 const CARD = '4711';
-const none = () => undefined;
 
 function simSite(extra: Record<string, unknown>[] = [], pvPeakW = 6900) {
     const clock = new ManualClock(Date.UTC(2026, 5, 21, 12, 0, 0)); // noon: the PV produces
@@ -64,7 +62,7 @@ describe('site: the dashboard view', function () {
         const t = simSite();
         await t.cycle();
         const report = await t.cycle();
-        const view = dashboardView(t.site, report, none);
+        const view = dashboardView(t.site, report);
         const grid = report.snapshot.meters.get('M1')!.reading!.currents!;
         assert.deepEqual(
             view.phases.map((p) => p.measured),
@@ -81,7 +79,7 @@ describe('site: the dashboard view', function () {
 
         // A cut of max_total_cur_prc is the limit in force.
         t.site.setParams({ max_total_cur_prc: 50 });
-        const half = dashboardView(t.site, await t.cycle(), none);
+        const half = dashboardView(t.site, await t.cycle());
         assert.ok(half.phases.every((p) => p.limit === 16));
         await t.site.stop();
     });
@@ -119,7 +117,7 @@ describe('site: the dashboard view', function () {
         assert.ok(car[0] > 0 && car[1] === 0, 'a one-phase car on its wallbox L1');
         // Rotated 120°: the wallbox's L1 is the building's L2.
         const expected = [cons[0] - pv[0], cons[1] - pv[1] + car[0], cons[2] - pv[2]];
-        const view = dashboardView(site, report, none);
+        const view = dashboardView(site, report);
         assert.deepEqual(
             view.phases.map((p) => p.measured),
             expected.map((mA) => Math.round(mA / 100) / 10),
@@ -133,7 +131,7 @@ describe('site: the dashboard view', function () {
         const t = simSite();
         await t.cycle();
         const report = await t.cycle();
-        const { power } = dashboardView(t.site, report, none);
+        const { power } = dashboardView(t.site, report);
         const w = (id: string) => report.snapshot.meters.get(id)!.reading!.powerW;
         assert.equal(power.grid_w, w('M1'));
         assert.equal(power.pv_w, w('M2'));
@@ -150,7 +148,7 @@ describe('site: the dashboard view', function () {
         const t = simSite();
         await t.cycle();
         const report = await t.cycle();
-        const { tiles } = dashboardView(t.site, report, none);
+        const { tiles } = dashboardView(t.site, report);
         const e1 = tileOf(tiles, 'E1');
         const sp = report.result.setpoints.get('E1')!;
         assert.equal(e1.state, 'charging');
@@ -163,7 +161,9 @@ describe('site: the dashboard view', function () {
         assert.equal(e1.phases, 3);
         assert.equal(e1.paused, false);
         assert.equal(e1.user, null);
-        assert.equal(e1.session_wh, null, 'no session recorded');
+        // The car is plugged in: its session counts from the counter's first reading.
+        const session = t.site.sessions.running('E1')!;
+        assert.equal(e1.session_wh, Math.round(session.energy_wh));
 
         const e2 = tileOf(tiles, 'E2');
         assert.equal(e2.state, 'paused');
@@ -178,20 +178,20 @@ describe('site: the dashboard view', function () {
             at: t.clock.now(),
         });
         await t.cycle();
-        const after = dashboardView(t.site, await t.cycle(), none).tiles;
+        const after = dashboardView(t.site, await t.cycle()).tiles;
         assert.equal(tileOf(after, 'E2').user, 'Anna');
         assert.equal(tileOf(after, 'E2').state, 'charging');
         assert.equal(tileOf(after, 'E2').phases, 1);
 
         // Switched off by an override: paused, and it says so.
         t.site.limits.overrides.set('E1', { flags: OVERRIDE.chargingDisabled, current: null });
-        const off = tileOf(dashboardView(t.site, await t.cycle(), none).tiles, 'E1');
+        const off = tileOf(dashboardView(t.site, await t.cycle()).tiles, 'E1');
         assert.equal(off.state, 'paused');
         assert.equal(off.pause_reason, 'switched_off');
         assert.equal(off.charging_on, false);
         assert.deepEqual(controlState(t.site, 'E1'), { charging: false, limit: 0 });
         t.site.limits.overrides.set('E1', { flags: 0, current: 8000 });
-        const limited = tileOf(dashboardView(t.site, await t.cycle(), none).tiles, 'E1');
+        const limited = tileOf(dashboardView(t.site, await t.cycle()).tiles, 'E1');
         assert.equal(limited.limit, 8);
         assert.equal(limited.allowed, 8);
         assert.deepEqual(controlState(t.site, 'E1'), { charging: true, limit: 8 });
@@ -222,7 +222,7 @@ describe('site: the dashboard view', function () {
         t.site.setParams({ max_total_current: 12_000, reserve_current: 0 });
         await t.cycle();
         await t.cycle();
-        const { tiles } = dashboardView(t.site, await t.cycle(), none);
+        const { tiles } = dashboardView(t.site, await t.cycle());
         const states = tiles.map((x) => `${x.dev_id}:${x.state}:${x.pause_reason ?? ''}`);
         // 12 A less the 4 A household: one car at its 6 A minimum, the other waits.
         assert.equal(tiles.filter((x) => x.pause_reason === 'no_room').length, 1, states.join());
@@ -232,28 +232,20 @@ describe('site: the dashboard view', function () {
         await t.site.stop();
     });
 
-    it("takes the running session's user and energy where one is recorded", async () => {
+    it("shows the running session's user and the energy its counter counted", async () => {
         const t = simSite();
+        const counter = () =>
+            (t.site.manager.deviceState('E2').sample.reading as { totalEnergyWh: number })
+                .totalEnergyWh;
+        t.site.authorisation.present('E2', CARD, t.clock.now());
         await t.cycle();
-        const report = await t.cycle();
-        const session: RunningSession = {
-            id: `${report.at}-E1`,
-            dev_id: 'E1',
-            name: 'Garage',
-            user_id: USER,
-            user: 'Anna',
-            start: report.at - 60_000,
-            energy_wh: 1234.4,
-            energy_source: 'counter',
-            charging_s: 60,
-            peak_ma: 16_000,
-            mean_ma: 15_000,
-            updated: report.at,
-        };
-        const running = (id: string) => (id === 'E1' ? session : undefined);
-        const e1 = tileOf(dashboardView(t.site, report, running).tiles, 'E1');
-        assert.equal(e1.user, 'Anna');
-        assert.equal(e1.session_wh, 1234);
+        const atStart = counter();
+        let report = await t.cycle();
+        for (let i = 0; i < 30; i++) report = await t.cycle(60_000);
+        const e2 = tileOf(dashboardView(t.site, report).tiles, 'E2');
+        assert.equal(e2.user, 'Anna');
+        assert.ok(counter() - atStart > 100, 'the car charged');
+        assert.equal(e2.session_wh, Math.round(counter() - atStart));
         await t.site.stop();
     });
 
