@@ -65,29 +65,14 @@ const red = spawn(
 // The demo's OCPP wallbox (E4, "Street"): a simulated OCPP 1.6J charge point in this process that
 // connects to Node-RED's own port as a real one would (it retries until Node-RED listens), with a
 // car plugged in; once booted, a card starts its transaction (E4 has no users assigned).
-const { OcppChargePointSim } = createRequire(import.meta.url)(
+const { startDemoChargePoint } = createRequire(import.meta.url)(
     join(root, 'dist', 'lib', 'sim', 'ocpp-sim.js'),
 );
 const ocppUrl = `ws://127.0.0.1:${port}/ocpp`;
-const chargePoint = new OcppChargePointSim({
-    url: ocppUrl,
-    identity: 'CP-DEMO',
-    protocol: 'ocpp1.6',
-    vendor: 'evcm',
-    model: 'OCPP demo wallbox',
-    plugged: true,
-    car: { batteryWh: 50_000, soc: 0.4, maxCurrent: 16_000, phases: 1 },
-});
-void chargePoint.start();
-const startCharging = setInterval(() => {
-    const s = chargePoint.state;
-    if (!s.booted || s.transactionId !== undefined) return;
-    void chargePoint.presentCard('DEMO').catch(() => undefined);
-}, 2000);
+const chargePoint = startDemoChargePoint(ocppUrl);
 console.log(`> simulated OCPP charge point CP-DEMO connects to ${ocppUrl}/CP-DEMO`);
 
 const stopAll = async (code) => {
-    clearInterval(startCharging);
     await chargePoint.close();
     process.exit(code);
 };

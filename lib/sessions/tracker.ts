@@ -106,12 +106,12 @@ export class SessionTracker {
     /** The running session at a wallbox, as far as it has got. */
     running(devId: string): RunningSession | undefined {
         const o = this.open.get(devId);
-        return o ? { ...o.s, mean_ma: meanOf(o) } : undefined;
+        return o ? snapshotOf(o) : undefined;
     }
 
     /** Every running session (for the checkpoint). */
     runningAll(): RunningSession[] {
-        return [...this.open.values()].map((o) => ({ ...o.s, mean_ma: meanOf(o) }));
+        return [...this.open.values()].map(snapshotOf);
     }
 
     /** What the last update added to the wallbox's session (nothing without one). */
@@ -338,6 +338,16 @@ export class SessionTracker {
         if (ended?.reason) record.ocpp_reason = ended.reason;
         this.events.emit('ended', record);
     }
+}
+
+/** A running session as others see it: rounded as its record will be. */
+function snapshotOf(o: Open): RunningSession {
+    return {
+        ...o.s,
+        energy_wh: round3(o.s.energy_wh),
+        charging_s: Math.round(o.s.charging_s),
+        mean_ma: meanOf(o),
+    };
 }
 
 function meanOf(o: Open): number {

@@ -1130,3 +1130,36 @@ export class OcppChargePointSim {
         return 'Accepted';
     }
 }
+
+/**
+ * The demo's street wallbox (E4) as `npm start` runs it: an OCPP 1.6J charge point with a
+ * single-phase car plugged in that connects to `<url>/CP-DEMO` (retrying until Node-RED listens)
+ * and, whenever it has booted without a transaction, presents a card (E4 has no users assigned).
+ */
+export function startDemoChargePoint(
+    url: string,
+    cardEveryMs = 2000,
+): { sim: OcppChargePointSim; close(): Promise<void> } {
+    const sim = new OcppChargePointSim({
+        url,
+        identity: 'CP-DEMO',
+        protocol: 'ocpp1.6',
+        vendor: 'evcm',
+        model: 'OCPP demo wallbox',
+        plugged: true,
+        car: { batteryWh: 50_000, soc: 0.4, maxCurrent: 16_000, phases: 1 },
+    });
+    void sim.start();
+    const card = setInterval(() => {
+        const s = sim.state;
+        if (!s.booted || s.transactionId !== undefined) return;
+        void sim.presentCard('DEMO').catch(() => undefined);
+    }, cardEveryMs);
+    return {
+        sim,
+        close: async () => {
+            clearInterval(card);
+            await sim.close();
+        },
+    };
+}

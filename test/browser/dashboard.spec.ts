@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { OcppChargePointSim } from '../../lib/sim/ocpp-sim';
+import { startDemoChargePoint } from '../../lib/sim/ocpp-sim';
 import { demoFlow } from '../support/demo';
 import { repoRoot, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 
@@ -111,34 +111,18 @@ describe('dashboard in a browser', function () {
     describe('the demo', () => {
         let red: NodeRedProcess | undefined;
         let page: Page;
-        let chargePoint: OcppChargePointSim | undefined;
-        let presentCard: NodeJS.Timeout | undefined;
+        let chargePoint: ReturnType<typeof startDemoChargePoint> | undefined;
 
         before(async () => {
             red = await startNodeRed((await demoFlow({ dashboard: true })).flow);
             // As npm start runs it: the street wallbox is an OCPP charge point with a card.
-            chargePoint = new OcppChargePointSim({
-                url: `${red.url.replace(/^http/, 'ws')}ocpp`,
-                identity: 'CP-DEMO',
-                protocol: 'ocpp1.6',
-                vendor: 'evcm',
-                model: 'OCPP demo wallbox',
-                plugged: true,
-                car: { batteryWh: 50_000, soc: 0.4, maxCurrent: 16_000, phases: 1 },
-            });
-            void chargePoint.start();
-            presentCard = setInterval(() => {
-                const s = chargePoint!.state;
-                if (!s.booted || s.transactionId !== undefined) return;
-                void chargePoint!.presentCard('DEMO').catch(() => undefined);
-            }, 1000);
+            chargePoint = startDemoChargePoint(`${red.url.replace(/^http/, 'ws')}ocpp`, 1000);
             const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
             page = await context.newPage();
             await page.goto(`${red.url}dashboard`);
             await page.waitForSelector('.evcm-tile', { timeout: 30_000 });
         });
         after(async () => {
-            clearInterval(presentCard);
             await chargePoint?.close();
             await page?.context().close();
             await red?.stop();

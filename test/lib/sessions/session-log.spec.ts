@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import * as fsp from 'node:fs/promises';
 import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +12,7 @@ import {
     type SessionLogFileSystem,
     type SessionLogOptions,
 } from '../../../lib/sessions/session-log';
+import { killAllWriters, runAndKill } from '../../support/kill-writer';
 import { runningSession, sessionRecord, seqOf, T0 } from '../../support/sessions';
 
 const WRITER = join(__dirname, '..', '..', 'support', 'session-log-writer.js');
@@ -23,7 +22,6 @@ const THREE_PER_FILE = Math.floor(2.5 * LINE_BYTES);
 
 const range = (from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => from + i);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** RFC 4180 reader, written independently of toCsv: rows of fields. */
 function parseCsv(text: string): string[][] {
@@ -607,49 +605,17 @@ describe('session log', () => {
         const ROUNDS = process.env.EVCM_TEST_LONG ? 60 : 15;
         const MAX_BYTES = 2048;
         const KEEP = 6;
-        const children = new Set<ChildProcess>();
-
-        after(async () => {
-            for (const child of children) child.kill('SIGKILL');
-            await Promise.all([...children].map((child) => once(child, 'close')));
-        });
+        after(killAllWriters);
 
         /** Runs the writer from `first` on and kills it; returns the acknowledged sequence numbers. */
-        async function runAndKill(first: number): Promise<number[]> {
-            const child = spawn(
-                process.execPath,
-                [WRITER, file, String(first), String(MAX_BYTES), String(KEEP)],
-                { stdio: ['ignore', 'pipe', 'pipe'] },
-            );
-            children.add(child);
-            const closed = once(child, 'close');
-            let out = '';
-            let err = '';
-            child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-            child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-            try {
-                if (Math.random() < 0.2) {
-                    await sleep(Math.random() * 300); // anywhere from start-up on
-                } else {
-                    const started = Date.now();
-                    while (!out.includes('\n') && child.exitCode === null) {
-                        assert.ok(Date.now() - started < 10_000, `no ack: ${err}`);
-                        await sleep(2);
-                    }
-                    await sleep(Math.random() * 150);
-                }
-                const exitedEarly = child.exitCode !== null;
-                child.kill('SIGKILL');
-                await closed;
-                assert.equal(exitedEarly, false, `writer exited by itself: ${err}`);
-                assert.equal(err, '', 'the writer reported no problem');
-            } finally {
-                children.delete(child);
-            }
-            return out
-                .split('\n')
-                .filter((line) => /^ack \d+$/.test(line))
-                .map((line) => Number(line.slice(4)));
+        async function kill(first: number): Promise<number[]> {
+            const args = [file, String(first), String(MAX_BYTES), String(KEEP)];
+            const { acks, stderr } = await runAndKill(WRITER, args, {
+                startupMs: 300,
+                busyMs: 150,
+            });
+            assert.equal(stderr, '', 'the writer reported no problem');
+            return acks;
         }
 
         it(`every acknowledged record is there exactly once after ${ROUNDS} kills`, async () => {
@@ -658,7 +624,7 @@ describe('session log', () => {
             let tornLines = 0;
             let cutRotations = 0;
             for (let round = 0; round < ROUNDS; round++) {
-                for (const seq of await runAndKill(next)) acked.add(seq);
+                for (const seq of await kill(next)) acked.add(seq);
                 const size = await stat(file).then(
                     (s) => s.size,
                     () => 0,

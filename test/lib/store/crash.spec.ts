@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ManagerStore } from '../../../lib/store/store';
+import { killAllWriters, runAndKill } from '../../support/kill-writer';
 
 const WRITER = join(__dirname, '..', '..', 'support', 'store-writer.js');
 const KILLS = 200;
 /** Two writers (on two files) run side by side to keep the test short. */
 const LANES = 2;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const randomInt = (max: number) => Math.floor(Math.random() * max);
-
 describe('store crash safety', function () {
     this.timeout(120_000);
     let dir: string;
-    const children = new Set<ChildProcess>();
     /** Set when one lane fails, so that the other stops starting writers. */
     let stopped = false;
     /** Kills that left a half-written temporary file behind: proof that kills hit writes. */
@@ -29,49 +24,13 @@ describe('store crash safety', function () {
 
     after(async () => {
         stopped = true;
-        for (const child of children) child.kill('SIGKILL');
-        await Promise.all([...children].map((child) => once(child, 'close')));
+        await killAllWriters();
         await rm(dir, { recursive: true, force: true });
     });
 
     /** Starts the writer, kills it with SIGKILL at a random moment; returns the last acknowledged seq. */
-    async function runAndKill(file: string): Promise<number> {
-        const child = spawn(process.execPath, [WRITER, file], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        children.add(child);
-        const closed = once(child, 'close');
-        let out = '';
-        let err = '';
-        child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-        child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-        try {
-            if (Math.random() < 0.2) {
-                // anywhere from start-up (loading, cleaning up) on
-                await sleep(randomInt(150));
-            } else {
-                // while it is busy writing
-                const started = Date.now();
-                while (
-                    !out.includes('\n') &&
-                    child.exitCode === null &&
-                    Date.now() - started < 10_000
-                ) {
-                    await sleep(2);
-                }
-                await sleep(randomInt(25));
-            }
-            const exitedEarly = child.exitCode !== null;
-            child.kill('SIGKILL');
-            await closed;
-            assert.equal(exitedEarly, false, `writer exited by itself: ${err}`);
-        } finally {
-            children.delete(child);
-        }
-        const acks = out
-            .split('\n')
-            .filter((line) => /^ack \d+$/.test(line))
-            .map((line) => Number(line.slice(4)));
+    async function kill(file: string): Promise<number> {
+        const { acks } = await runAndKill(WRITER, [file], { startupMs: 150, busyMs: 25 });
         return acks.length ? Math.max(...acks) : 0;
     }
 
@@ -79,7 +38,7 @@ describe('store crash safety', function () {
         let acked = 0;
         let seq = 0;
         for (let i = 0; i < kills && !stopped; i++) {
-            acked = Math.max(acked, await runAndKill(file));
+            acked = Math.max(acked, await kill(file));
             const prefix = `${basename(file)}.tmp-`;
             if ((await readdir(dir)).some((f) => f.startsWith(prefix))) tornWrites++;
             const store = await ManagerStore.open(file);
