@@ -296,11 +296,7 @@ export class MqttApi {
         return () => clearInterval(timer);
     }
 
-    /**
-     * A finished charging session on <prefix>/ta_log (the vendor's transaction log).
-     * ── The one place session records enter the MQTT API: the site's session-end event connects
-     * here. ──
-     */
+    /** A recorded charging session on <prefix>/ta_log (the vendor's transaction log). */
     publishSession(record: SessionRecord): void {
         const parsed = SessionRecordSchema.safeParse(record);
         if (!parsed.success) throw new MqttInputError(`ta_log: ${describeIssues(parsed.error)}`);
