@@ -84,4 +84,46 @@ describe('evcm-sessions', function () {
         assert.match(problems[0]!, /payload\.from/);
         assert.match(problems[1]!, /colour/);
     });
+
+    it('a redeploy of the manager carries a running session on, recorded once', async () => {
+        const flow = (maxTotal: string) =>
+            [
+                manager(
+                    'rm',
+                    [
+                        { dev_type: 'evse_ajax', dev_id: 'E1', name: 'Carport', used_phases: 7 },
+                        { dev_type: 'meter_ajax', dev_id: 'M1', name: 'Grid', role: 3 },
+                    ],
+                    { cycle_ms: '200', max_total_current: maxTotal },
+                ),
+                { id: 'ei', type: 'evcm-evse-in', manager: 'rm', dev_id: 'E1' },
+                { id: 'ss', type: 'evcm-sessions', manager: 'rm', wires: [['out']] },
+                { id: 'out', type: 'helper' },
+            ] as unknown as Flow;
+        const push = async (state: number, wh: number) => {
+            node('ei').receive({ payload: { state, total_energy: wh, current: [0, 0, 0] } });
+            await sleep(450);
+        };
+        await helper.load(allNodes(), flow('32000'));
+        await push(2, 5000);
+        await push(3, 5400);
+        // The user changes the fuse and deploys: every node is made anew.
+        await helper.setFlows(flow('25000'), 'full');
+        const ended = nextMessage<{ payload: SessionRecord }>(node('out'), 8000);
+        await push(3, 5900);
+        await push(1, 6000);
+        const r = (await ended).payload;
+        assert.equal(r.energy_wh, 1000, 'the whole session, across the deploy');
+        assert.equal(r.reason, 'unplugged');
+        const lines = readFileSync(
+            join(userDir, 'evcm-charging-manager', 'rm.sessions.jsonl'),
+            'utf8',
+        )
+            .trim()
+            .split('\n');
+        assert.deepEqual(
+            lines.map((l) => (JSON.parse(l) as SessionRecord).id),
+            [r.id],
+        );
+    });
 });
