@@ -176,17 +176,18 @@ type Filterable = Pick<SessionRecord, 'start' | 'dev_id' | 'user_id' | 'user' | 
     end?: number;
 };
 
+/** Whether a record (or a running session) matches a filter's time window, user and wallbox. */
+export function matchesFilter(r: Filterable, f: SessionFilter): boolean {
+    return (
+        (f.from === undefined || r.end === undefined || r.end >= f.from) &&
+        (f.to === undefined || r.start <= f.to) &&
+        (f.dev_id === undefined || r.dev_id === f.dev_id) &&
+        (f.user === undefined || r.user_id === f.user || r.user === f.user || r.card === f.user)
+    );
+}
+
 /** The filter applied to records in memory (the log applies the same rules to its files). */
 export function applyFilter<T extends Filterable>(records: readonly T[], f: SessionFilter): T[] {
-    const out = records.filter(
-        (r) =>
-            (f.from === undefined || r.end === undefined || r.end >= f.from) &&
-            (f.to === undefined || r.start <= f.to) &&
-            (f.dev_id === undefined || r.dev_id === f.dev_id) &&
-            (f.user === undefined ||
-                r.user_id === f.user ||
-                r.user === f.user ||
-                r.card === f.user),
-    );
+    const out = records.filter((r) => matchesFilter(r, f));
     return f.limit !== undefined ? out.slice(-f.limit) : out;
 }

@@ -37,6 +37,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { z } from 'zod';
 import { removeStaleTempFiles, syncDirectory, writeFileAtomic } from '../store/atomic-file';
+import { matchesFilter } from './book';
 import { SessionRecordSchema, type RunningSession, type SessionRecord } from './record';
 
 export const DEFAULT_MAX_BYTES = 1024 * 1024;
@@ -307,12 +308,8 @@ export class SessionLog {
                 ),
             );
         }
-        const { from, to, user, dev_id, limit } = parsed.data;
-        const matches = (r: SessionRecord): boolean =>
-            (from === undefined || r.end >= from) &&
-            (to === undefined || r.start <= to) &&
-            (dev_id === undefined || r.dev_id === dev_id) &&
-            (user === undefined || r.user_id === user || r.user === user || r.card === user);
+        const wanted = parsed.data;
+        const { limit } = wanted;
         return this.enqueue(async () => {
             const numbers = await this.rotatedNumbers();
             const files = [...numbers.reverse().map((n) => this.rotatedFile(n)), this.file];
@@ -324,7 +321,7 @@ export class SessionLog {
                 for (const line of lines.complete) {
                     const record = parseRecord(line);
                     if (!record) skipped++;
-                    else if (matches(record)) records.push(record);
+                    else if (matchesFilter(record, wanted)) records.push(record);
                 }
             }
             // Records are logged as sessions end; a session finished late (at a restart after a
